@@ -1,0 +1,1 @@
+"""The benchmark grid runner, its resumable SQLite store, and reports."""

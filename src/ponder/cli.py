@@ -1,0 +1,105 @@
+"""The `ponder` command. Thin: parse arguments, build objects, run, render.
+
+User mistakes (bad flags, a missing model file, an unreachable server, a malformed strategy spec)
+end in one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from ponder import __version__
+from ponder.budget import Budget
+from ponder.models import ModelError, resolve, spec_help
+from ponder.think import StrategySpecError, parse_strategy
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ponder", description="Make language models think, and measure what it buys.")
+    p.add_argument("--version", action="version", version=f"ponder {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("solve", help="answer one question, streaming the model's reasoning")
+    s.add_argument("question", help="the question to answer")
+    s.add_argument("--model", help=f"model spec ($PONDER_MODEL or 'default'); {spec_help()}")
+    s.add_argument("--strategy", default="cot", help="NAME[:key=value,...], e.g. cot or vote:n=8")
+    s.add_argument("--budget", type=positive_int, help="cap on total tokens (prompt + completion)")
+    s.add_argument("--max-tokens", type=positive_int, help="cap on tokens per sample (default 512)")
+    s.add_argument("--temperature", type=non_negative_float, help="sampling temperature")
+    s.add_argument("--seed", type=int, help="seed for reproducible sampling")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    s.set_defaults(func=cmd_solve)
+
+    from ponder.bench.cli import add_bench_commands
+
+    add_bench_commands(sub)
+    return p
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from ponder.problems.base import Problem
+    from ponder.terminal import solve_and_render
+
+    if not args.question.strip():
+        raise UserError("the question is empty")
+    strategy = parse_strategy(
+        args.strategy, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed
+    )
+    model = resolve(args.model)
+    problem = Problem(id="cli", question=args.question.strip(), kind="math")
+    result = asyncio.run(
+        solve_and_render(problem, model, strategy, Budget(args.budget), json_mode=args.json)
+    )
+    if args.json:
+        out = result.to_dict()
+        out.update(question=problem.question, model=model.name, strategy=strategy.spec)
+        print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (UserError, ModelError, StrategySpecError) as e:
+        print(f"ponder: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nponder: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Model backends and ``resolve(spec)``, which turns a model spec string into a Model.
+
+Backends import their heavy dependencies lazily, so ``import ponder`` stays cheap and a user without
+``transformers`` can still run GGUF and HTTP models.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ponder.models.base import Completion, Model, ModelError, Request, Sample, TextCallback
+from ponder.models.scripted import ScriptedModel, ScriptedReply
+
+SPEC_FORMS = (
+    "default (the embedded SmolLM2-135M-Instruct)",
+    "gguf:PATH",
+    "hf:PATH_OR_ID",
+    "openai:MODEL@BASE_URL",
+)
+
+
+class SpecError(ModelError):
+    """A model spec string that does not name a backend."""
+
+
+def spec_help() -> str:
+    return "valid model specs: " + ", ".join(SPEC_FORMS)
+
+
+def resolve(spec: str | None = None, **options) -> Model:
+    """Build a Model from a spec. ``None`` means ``$PONDER_MODEL``, or ``default`` when unset.
+
+    Extra keyword options go to the backend's constructor (e.g. ``n_ctx`` for gguf).
+    """
+    spec = (spec or os.environ.get("PONDER_MODEL") or "default").strip()
+    kind, sep, rest = spec.partition(":")
+    if spec == "default":
+        from ponder.models.llamacpp import LlamaCppModel, embedded_model_path
+
+        return LlamaCppModel(embedded_model_path(), name="smollm2-135m-instruct", **options)
+    if sep and rest:
+        if kind == "gguf":
+            from ponder.models.llamacpp import LlamaCppModel
+
+            return LlamaCppModel(rest, **options)
+        if kind == "hf":
+            from ponder.models.hf import HFModel
+
+            return HFModel(rest, **options)
+        if kind == "openai":
+            from ponder.models.openai_http import OpenAIModel
+
+            model, _, base_url = rest.partition("@")
+            if model:
+                return OpenAIModel(model, base_url=base_url or None, **options)
+    raise SpecError(f"unknown model spec {spec!r}; {spec_help()}")
+
+
+__all__ = [
+    "Completion",
+    "Model",
+    "ModelError",
+    "Request",
+    "Sample",
+    "ScriptedModel",
+    "ScriptedReply",
+    "SpecError",
+    "TextCallback",
+    "resolve",
+    "spec_help",
+]

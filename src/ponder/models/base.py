@@ -1,0 +1,119 @@
+"""The Model protocol: one Request in, a Completion (n Samples plus exact Usage) out.
+
+Every backend (llama.cpp in-process, OpenAI-compatible HTTP, transformers, the scripted fake) speaks
+this protocol and nothing else; strategies, the bench runner and the server only ever see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ponder.budget import Usage
+
+Message = dict[str, str]
+# Called as on_text(sample_index, text_piece) while a sample is being decoded (real streaming).
+TextCallback = Callable[[int, str], None]
+
+
+class ModelError(Exception):
+    """A model could not be loaded or reached: the user's setup is wrong, not our code.
+
+    The CLI prints its message as one line and exits non-zero.
+    """
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request.
+
+    Exactly one of ``messages`` (chat; the backend applies the model's own chat template) or ``prompt``
+    (raw text, no template) is given. ``n`` samples are drawn for the same prompt.
+    """
+
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    n: int = 1
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("Request needs exactly one of `messages` or `prompt`")
+        if self.messages is not None:
+            # Accept any sequence of dicts but store an immutable tuple.
+            object.__setattr__(self, "messages", tuple(dict(m) for m in self.messages))
+        object.__setattr__(self, "stop", tuple(self.stop))
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    @classmethod
+    def chat(cls, question: str, system: str | None = None, **kwargs: Any) -> Request:
+        msgs: list[Message] = [{"role": "system", "content": system}] if system else []
+        msgs.append({"role": "user", "content": question})
+        return cls(messages=tuple(msgs), **kwargs)
+
+
+@dataclass
+class Sample:
+    """One sampled completion.
+
+    ``prompt_tokens`` is the length of the prompt this sample was conditioned on;
+    ``completion_tokens`` counts every token the model generated for it (tokens cut off by a stop
+    string included: they were computed). ``logprobs`` holds, when asked for, the log-probability of
+    each sampled token under the model's untempered distribution (one per completion token).
+    """
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (EOS or a stop string) | "length"
+    logprobs: list[float] | None = None
+
+
+@dataclass
+class Completion:
+    """The answer to one Request: its samples and what they cost.
+
+    ``usage.prompt_tokens`` counts prompt tokens the backend actually processed: once for a batch of n
+    that shares the prompt (llama.cpp, OpenAI's `n`), n times when n single requests were needed.
+    """
+
+    samples: list[Sample]
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def texts(self) -> list[str]:
+        return [s.text for s in self.samples]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Anything that can sample completions. Knows nothing of strategies."""
+
+    name: str
+
+    async def generate(self, request: Request, on_text: TextCallback | None = None) -> Completion:
+        """Draw ``request.n`` samples; call ``on_text(i, piece)`` as sample i's text arrives."""
+        ...
+
+    def count_prompt_tokens(self, request: Request) -> int:
+        """Prompt tokens this request will consume (exact where the backend has the tokenizer)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Identity for run records: backend, model name/path, file size/version where known."""
+        ...
+
+    async def aclose(self) -> None: ...

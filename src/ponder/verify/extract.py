@@ -1,0 +1,62 @@
+"""Pull a final answer out of free-form model text.
+
+Order of preference: the last ``\\boxed{...}`` (balanced braces), the last "Answer: ..." /
+"answer is ..." line, GSM8K's "#### N", and finally the last number in the text. Extraction is a
+plain function so that grading, voting and RL rewards all use the same one.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ANSWER_LINE = re.compile(
+    r"(?:final answer|answer)\s*(?:is|:|=)\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
+)
+_HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} or \\fbox{...}, braces balanced."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        return None
+    i = text.find("{", start)
+    if i < 0:
+        return None
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j].strip()
+    return None
+
+
+def last_number(text: str) -> str | None:
+    nums = _NUMBER.findall(text)
+    return nums[-1].replace(",", "") if nums else None
+
+
+def _clean(ans: str) -> str:
+    ans = ans.strip().rstrip(".").strip()
+    if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
+        ans = ans.strip("$").strip()
+    boxed = last_boxed(ans)
+    return boxed if boxed is not None else ans
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer stated in ``text``, or None when it states none."""
+    if not text:
+        return None
+    boxed = last_boxed(text)
+    if boxed:
+        return boxed
+    for pattern in (_ANSWER_LINE, _HASHES):
+        found = pattern.findall(text)
+        if found and _clean(found[-1]):
+            return _clean(found[-1])
+    return last_number(text)

@@ -1,0 +1,242 @@
+"""A tiny OpenAI-compatible HTTP server for tests (standard library only).
+
+Serves ``/v1/chat/completions`` (JSON and SSE streaming), ``/v1/completions`` and ``/v1/models`` on
+127.0.0.1 at a free port, from a list of scripted replies (consumed in order, wrapping around).
+A token is a whitespace-separated word (with the spaces before it, so tokens join back to the text).
+
+    with StubServer(["Hello world"], honour_n=False) as srv:
+        ...  # srv.base_url, srv.requests
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_TOKEN = re.compile(r"\s*\S+")
+
+
+def words(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def logprob_of(k: int) -> float:
+    """The stub's logprob for the k-th token of a reply (deterministic, so tests can check it)."""
+    return -0.25 * (k + 1)
+
+
+class StubServer:
+    def __init__(
+        self,
+        replies: Sequence[str] = ("Hello there world",),
+        *,
+        honour_n: bool = True,
+        fail_first: Sequence[int] = (),
+        api_key: str | None = None,
+        models: Sequence[str] = ("stub-model",),
+        stream_usage: bool = True,
+        delay: float = 0.0,
+        retry_after: str = "0",
+    ) -> None:
+        self.replies = list(replies)
+        self.honour_n = honour_n
+        self.fail_first = list(fail_first)
+        self.api_key = api_key
+        self.models = list(models)
+        self.stream_usage = stream_usage  # False: ignore stream_options, like some servers do
+        self.retry_after = retry_after  # Retry-After header sent with scripted 429s
+        self.delay = delay  # seconds each completion request takes, to observe concurrency
+        self.requests: list[dict[str, Any]] = []  # every POST: {"path", "body", "status"}
+        self.inflight = 0
+        self.max_inflight = 0  # most completion requests being served at once
+        self._lock = threading.Lock()
+        self._next_reply = 0
+        self._httpd: ThreadingHTTPServer | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> StubServer:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd.daemon_threads = True
+        # A short poll interval: shutdown() waits up to one interval.
+        threading.Thread(target=self._httpd.serve_forever, args=(0.01,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._httpd is not None
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # --- behaviour ---------------------------------------------------------------------------
+    def take_reply(self) -> str:
+        with self._lock:
+            text = self.replies[self._next_reply % len(self.replies)]
+            self._next_reply += 1
+            return text
+
+    def record(self, path: str, body: dict[str, Any]) -> int | None:
+        """Record a request; return the status it must fail with, if it is one of the first ones."""
+        with self._lock:
+            status = self.fail_first.pop(0) if self.fail_first else None
+            self.requests.append(
+                {"path": path, "body": body, "status": status or 200, "time": time.monotonic()}
+            )
+            return status
+
+
+def _prompt_words(body: dict[str, Any]) -> int:
+    if "messages" in body:
+        return sum(len(words(m.get("content", ""))) for m in body["messages"])
+    return len(words(body.get("prompt", "")))
+
+
+def _make_choice_tokens(body: dict[str, Any], reply: str) -> tuple[list[str], str]:
+    toks = words(reply)
+    finish = "stop"
+    limit = body.get("max_tokens")
+    if limit is not None and len(toks) > limit:
+        toks, finish = toks[:limit], "length"
+    return toks, finish
+
+
+def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+            self._json(status, {"error": {"message": message, "type": "error", "code": status}}, headers)
+
+        def _authorised(self) -> bool:
+            if stub.api_key is None or self.headers.get("Authorization") == f"Bearer {stub.api_key}":
+                return True
+            self._error(401, "Incorrect API key provided")
+            return False
+
+        def do_GET(self) -> None:
+            if not self._authorised():
+                return
+            if self.path.rstrip("/") == "/v1/models":
+                data = [{"id": m, "object": "model", "created": 0, "owned_by": "stub"} for m in stub.models]
+                self._json(200, {"object": "list", "data": data})
+            else:
+                self._error(404, f"no route {self.path}")
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            chat = self.path == "/v1/chat/completions"
+            if not chat and self.path != "/v1/completions":
+                self._error(404, f"no route {self.path}")
+                return
+            fail = stub.record(self.path, body)
+            if not self._authorised():
+                return
+            if fail is not None:
+                self._error(fail, f"scripted failure {fail}", {"Retry-After": stub.retry_after} if fail == 429 else None)
+                return
+            if body.get("model") not in stub.models:
+                self._error(404, f"The model `{body.get('model')}` does not exist.")
+                return
+            n = int(body.get("n") or 1) if stub.honour_n else 1
+            choices = [_make_choice_tokens(body, stub.take_reply()) for _ in range(n)]
+            logprobs = bool(body.get("logprobs"))
+            usage = {
+                "prompt_tokens": _prompt_words(body),
+                "completion_tokens": sum(len(t) for t, _ in choices),
+            }
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            with stub._lock:
+                stub.inflight += 1
+                stub.max_inflight = max(stub.max_inflight, stub.inflight)
+            try:
+                time.sleep(stub.delay)
+                if body.get("stream"):
+                    self._stream(body, chat, choices, logprobs, usage)
+                else:
+                    self._json(200, _full_response(body, chat, choices, logprobs, usage))
+            finally:
+                with stub._lock:
+                    stub.inflight -= 1
+
+        def _stream(self, body, chat, choices, logprobs, usage) -> None:  # type: ignore[no-untyped-def]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
+            include_usage = stub.stream_usage and (body.get("stream_options") or {}).get("include_usage")
+            base = _envelope(body, chat, chunk=True)
+            if include_usage:
+                base["usage"] = None
+
+            def send(obj: dict[str, Any]) -> None:
+                self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+                self.wfile.flush()
+
+            # Interleave the choices token by token, as a batching server does.
+            for k in range(max(len(t) for t, _ in choices)):
+                for i, (toks, _) in enumerate(choices):
+                    if k < len(toks):
+                        send({**base, "choices": [_piece(i, toks[k], k, chat, logprobs)]})
+            for i, (_, finish) in enumerate(choices):
+                end = {"index": i, "finish_reason": finish, "logprobs": None}
+                end.update({"delta": {}} if chat else {"text": ""})
+                send({**base, "choices": [end]})
+            if include_usage:
+                send({**base, "choices": [], "usage": usage})
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+    return Handler
+
+
+def _envelope(body: dict[str, Any], chat: bool, chunk: bool = False) -> dict[str, Any]:
+    obj = ("chat.completion.chunk" if chunk else "chat.completion") if chat else "text_completion"
+    return {"id": "stub-1", "object": obj, "created": int(time.time()), "model": body.get("model")}
+
+
+def _logprobs(toks: list[str], offset: int, chat: bool) -> dict[str, Any]:
+    values = [logprob_of(offset + k) for k in range(len(toks))]
+    if chat:
+        content = [{"token": t, "logprob": v, "bytes": None, "top_logprobs": []} for t, v in zip(toks, values)]
+        return {"content": content}
+    return {"tokens": toks, "token_logprobs": values, "top_logprobs": None, "text_offset": [0] * len(toks)}
+
+
+def _piece(i: int, tok: str, k: int, chat: bool, logprobs: bool) -> dict[str, Any]:
+    piece: dict[str, Any] = {"index": i, "finish_reason": None}
+    piece["logprobs"] = _logprobs([tok], k, chat) if logprobs else None
+    piece.update({"delta": {"role": "assistant", "content": tok}} if chat else {"text": tok})
+    return piece
+
+
+def _full_response(body, chat, choices, logprobs, usage) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    out = []
+    for i, (toks, finish) in enumerate(choices):
+        c: dict[str, Any] = {"index": i, "finish_reason": finish}
+        c["logprobs"] = _logprobs(toks, 0, chat) if logprobs else None
+        text = "".join(toks)
+        c.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+        out.append(c)
+    return {**_envelope(body, chat), "choices": out, "usage": usage}

@@ -1,0 +1,171 @@
+"""The transformers backend against a REAL (tiny, random) Llama model built in a temp directory.
+
+The tokenizer is character level (one token per character), so token counts can be checked by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import string
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the hf backend needs torch (pip install 'ponder[hf]')")
+transformers = pytest.importorskip("transformers", reason="the hf backend needs transformers")
+tokenizers = pytest.importorskip("tokenizers", reason="the hf backend needs tokenizers")
+
+from ponder.models import ModelError, Request, resolve  # noqa: E402
+from ponder.models.hf import HFModel  # noqa: E402
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant: {% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny-llama")
+    chars = sorted(set(string.printable) - set("\r\x0b\x0c"))
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + chars)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    # Every character is one token; decoding concatenates them back.
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(d)
+
+    config = LlamaConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    # Never sample <pad>/<s>/<unk>: they decode to nothing, which would break the char <-> token
+    # bookkeeping below (the backend honours the model's generation_config, as it should).
+    model.generation_config.suppress_tokens = [0, 1, 3]
+    model.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def hf(model_dir):
+    # A 32-wide model gains nothing from intra-op threads, and on a busy 2-core box their OpenMP
+    # barriers made each matmul cost a scheduler slice (tests 10x slower).
+    torch.set_num_threads(1)
+    return resolve(f"hf:{model_dir}", device="cpu")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_resolve_and_batched_samples(hf, model_dir):
+    assert isinstance(hf, HFModel)
+    assert hf.name == model_dir.name
+    info = hf.describe()
+    assert info["backend"] == "hf" and info["device"] == "cpu" and info["parameters"] > 0
+    c = run(hf.generate(Request.chat("hi", n=4, max_tokens=8, temperature=1.0, seed=1)))
+    assert len(c.samples) == 4 and c.usage.calls == 1
+    # Greedy n > 1 works too (transformers refuses num_return_sequences > 1 without sampling).
+    greedy = run(hf.generate(Request.chat("hi", n=3, max_tokens=8, temperature=0.0)))
+    assert len(greedy.samples) == 3 and len(set(greedy.texts)) == 1
+
+
+def test_seeded_reproducibility(hf):
+    req = Request(prompt="Once upon a time", n=2, max_tokens=30, temperature=1.0, seed=7)
+    a, b = run(hf.generate(req)), run(hf.generate(req))
+    assert a.texts == b.texts
+    other = run(hf.generate(dataclasses.replace(req, seed=8)))
+    assert other.texts != a.texts
+
+
+def test_token_counts_match_tokenizer(hf):
+    tok = hf.tokenizer
+    req = Request.chat("What is 2+2?", system="Be brief.", n=4, max_tokens=20, temperature=1.0)
+    req = dataclasses.replace(req, seed=3, logprobs=True)
+    text = tok.apply_chat_template(list(req.messages), tokenize=False, add_generation_prompt=True)
+    expected_prompt = len(tok(text, add_special_tokens=False)["input_ids"])
+    # transformers runs n copies of the prompt, so a batch of 4 is charged 4 prompts
+    assert hf.count_prompt_tokens(req) == 4 * expected_prompt
+    c = run(hf.generate(req))
+    assert c.usage.prompt_tokens == 4 * expected_prompt
+    assert c.usage.completion_tokens == sum(s.completion_tokens for s in c.samples)
+    assert any(s.finish_reason == "length" for s in c.samples)
+    for s in c.samples:
+        assert s.prompt_tokens == expected_prompt
+        if s.finish_reason == "length":
+            assert s.completion_tokens == 20
+        else:  # EOS: not counted, not in the text
+            assert s.completion_tokens < 20
+        assert s.completion_tokens == len(tok(s.text, add_special_tokens=False)["input_ids"])
+        assert len(s.logprobs) == s.completion_tokens
+        assert all(lp <= 0 for lp in s.logprobs)
+
+
+def test_logprobs_match_a_forward_pass(hf):
+    tok, model = hf.tokenizer, hf.model
+    req = Request(prompt="The answer is", max_tokens=12, temperature=0.0, logprobs=True)
+    s = run(hf.generate(req)).samples[0]
+    prompt_ids = tok(req.prompt)["input_ids"]
+    completion_ids = tok(s.text, add_special_tokens=False)["input_ids"]
+    assert len(completion_ids) == s.completion_tokens == len(s.logprobs)
+    ids = torch.tensor([prompt_ids + completion_ids])  # (1, P + C)
+    with torch.no_grad():
+        logits = model(ids).logits[0].float()  # (P + C, V)
+    P = len(prompt_ids)
+    # Token P + j was predicted from position P + j - 1.
+    expected = torch.log_softmax(logits[P - 1 : -1], dim=-1).gather(1, ids[0, P:, None])[:, 0]
+    assert torch.allclose(torch.tensor(s.logprobs), expected, atol=1e-4)
+
+
+def test_missing_or_bad_directory_is_one_line_model_error(tmp_path):
+    with pytest.raises(ModelError) as e:
+        resolve(f"hf:{tmp_path / 'nope'}")
+    assert "cannot load Hugging Face model" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ModelError) as e:
+        HFModel(str(tmp_path))  # exists, but holds no model
+    assert "cannot load Hugging Face model" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_stop_strings_cut_the_text(hf):
+    base = Request(prompt="abc", max_tokens=40, temperature=1.0, seed=11)
+    full = run(hf.generate(base)).samples[0]
+    assert len(full.text) >= 12, "seeded sample too short for this test"
+    stop = full.text[8:10]
+    at = full.text.index(stop)
+    s = run(hf.generate(dataclasses.replace(base, stop=(stop,)))).samples[0]
+    assert s.text == full.text[:at] and s.finish_reason == "stop"
+    assert s.completion_tokens == at + len(stop)  # one token per char; the completing token counts
+
+
+def test_streaming_pieces_add_up(hf):
+    req = Request(prompt="xyz", n=2, max_tokens=25, temperature=1.0, seed=5)
+    first = run(hf.generate(req)).texts[0]
+    # A two-char stop string: its first char must be held back while streaming, then dropped.
+    req = dataclasses.replace(req, stop=(first[6:8], "e"))
+    pieces: dict[int, list[str]] = {0: [], 1: []}
+    c = run(hf.generate(req, on_text=lambda i, p: pieces[i].append(p)))
+    assert c.samples[0].text == first[: first.index(first[6:8])].split("e")[0]
+    for i, s in enumerate(c.samples):
+        assert "".join(pieces[i]) == s.text and len(pieces[i]) > 1
+        assert all(stop not in s.text for stop in req.stop)
+
+
+def test_no_chat_template_falls_back_to_plain_rendering(hf):
+    saved, hf.tokenizer.chat_template = hf.tokenizer.chat_template, None
+    try:
+        req = Request.chat("hi", system="sys")
+        expected = len(hf.tokenizer("System: sys\nUser: hi\nAssistant:")["input_ids"])
+        assert hf.count_prompt_tokens(req) == expected
+    finally:
+        hf.tokenizer.chat_template = saved
