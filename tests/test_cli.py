@@ -9,7 +9,7 @@ import pytest
 
 def ponder(*args, env=None, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "ponder.cli", *args],
+        [sys.executable, "-m", "ponder", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -105,3 +105,17 @@ def test_missing_and_corrupt_files_are_model_errors(tmp_path):
     bad.write_bytes(b"not a gguf file at all")
     with pytest.raises(ModelError, match="cannot load"):
         LlamaCppModel(str(bad))
+
+
+def test_prompt_prefix_reuse_gives_the_same_answers_as_a_fresh_model(model):
+    other = Request.chat("Name three animals.", max_tokens=24, temperature=0.0)
+    run(model.generate(QUESTION))  # leaves QUESTION's prompt cells cached; `other` shares a prefix
+    reused = run(model.generate(other)).samples[0]
+    again = run(model.generate(other)).samples[0]  # now the whole prompt but its last token is cached
+    fresh_model = LlamaCppModel(embedded_model_path())
+    try:
+        fresh = run(fresh_model.generate(other)).samples[0]
+    finally:
+        fresh_model.close()
+    assert reused.text == again.text == fresh.text
+    assert reused.prompt_tokens == fresh.prompt_tokens  # usage charges the whole prompt either way

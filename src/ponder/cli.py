@@ -13,12 +13,11 @@ import sys
 
 from ponder import __version__
 from ponder.budget import Budget
+from ponder.errors import UserError
+from ponder.bench.store import RunMismatchError
 from ponder.models import ModelError, resolve, spec_help
+from ponder.problems.errors import ProblemSetError
 from ponder.think import StrategySpecError, parse_strategy
-
-
-class UserError(Exception):
-    """Something the user can fix; printed as one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (UserError, ModelError, StrategySpecError) as e:
+    except (UserError, ModelError, StrategySpecError, ProblemSetError, RunMismatchError) as e:
         print(f"ponder: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -51,6 +51,15 @@ def embedded_model_path() -> str:
     raise ModelError(f"no .gguf file found in the installed {EMBEDDED_PACKAGE} package")
 
 
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    k = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        k += 1
+    return k
+
+
 class LlamaCppModel:
     def __init__(
         self,
@@ -86,13 +95,14 @@ class LlamaCppModel:
         self._ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
         if not self._ctx:
             raise ModelError(f"llama.cpp could not create a context of {n_ctx} tokens for {path}")
-        self.n_ctx, self.n_seq_max, self.n_batch = n_ctx, n_seq_max, n_batch
+        self.n_ctx, self.n_seq_max, self.n_batch, self.n_threads = n_ctx, n_seq_max, n_batch, threads
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._batch = llama_cpp.llama_batch_init(max(n_batch, n_seq_max), 0, 1)
         self._lock = threading.Lock()  # one llama.cpp context: one decode at a time
         self._formatter = self._chat_formatter()
         self._sha256: str | None = None
+        self._cached: list[int] = []  # prompt tokens whose cells sequence 0 holds
 
     # ----- prompts and tokens -----
 
@@ -205,13 +215,20 @@ class LlamaCppModel:
     def _decode_group(self, request, ids, first, n, max_tokens, emit, cancelled) -> list[Sample]:
         lc = self._lc
         mem = lc.llama_get_memory(self._ctx)
-        lc.llama_memory_clear(mem, True)
-        # 1. the prompt, once, on sequence 0 (in chunks of n_batch); logits only for its last token
-        for s in range(0, len(ids), self.n_batch):
+        # 1. the prompt on sequence 0, reusing the cells of the previous call's prompt where the two
+        # agree (as llama-cpp-python's own prefix cache does); at least the last prompt token is
+        # decoded again, for its logits. Usage still charges the whole prompt, as servers do.
+        reuse = min(_common_prefix(self._cached, ids), len(ids) - 1)
+        if not lc.llama_memory_seq_rm(mem, -1, reuse, -1):
+            lc.llama_memory_clear(mem, False)  # this model's cache cannot be cut: start afresh
+            reuse = 0
+        self._cached = []
+        for s in range(reuse, len(ids), self.n_batch):
             chunk = ids[s : s + self.n_batch]
             last = s + len(chunk) == len(ids)
             self._decode([(t, s + k, 0, last and k == len(chunk) - 1) for k, t in enumerate(chunk)])
-        row = {i: (len(ids) - 1) % self.n_batch for i in range(n)}  # the prompt's last output row
+        self._cached = list(ids)
+        row = {i: (len(ids) - 1 - reuse) % self.n_batch for i in range(n)}  # the prompt's last row
         # 2. the prompt's cells shared with every other sequence
         for i in range(1, n):
             lc.llama_memory_seq_cp(mem, 0, i, -1, -1)
@@ -248,7 +265,12 @@ class LlamaCppModel:
         finally:
             for smp in samplers:
                 lc.llama_sampler_free(smp)
-            lc.llama_memory_clear(mem, True)
+            # keep only the prompt, on sequence 0, for the next call's prefix reuse
+            for i in range(1, n):
+                lc.llama_memory_seq_rm(mem, i, -1, -1)
+            if not lc.llama_memory_seq_rm(mem, 0, len(ids), -1):
+                lc.llama_memory_clear(mem, False)
+                self._cached = []
         out = []
         for i in range(n):
             tail = scanners[i].feed(decoders[i].decode(b"", final=True)) + scanners[i].flush()

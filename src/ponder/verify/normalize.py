@@ -12,11 +12,13 @@ from fractions import Fraction
 _LATEX_NOISE = re.compile(r"\\[,!;: ]|\\left|\\right|\\displaystyle")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 _FRAC = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}")
+_THOUSANDS = re.compile(r"(?<![\d,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 
 
 def as_number(ans: str) -> float | None:
     """The answer as a number when it is plainly one ("1,234", "-3.50", "7/8", "\\frac{7}{8}")."""
-    s = _FRAC.sub(r"\1/\2", ans.strip().strip("$").replace(",", "").replace(" ", ""))
+    s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), ans.strip().strip("$"))
+    s = _FRAC.sub(r"\1/\2", s.replace(" ", ""))
     s = s.rstrip("%").lstrip("\\$")  # a percent sign or a dollar sign carries no number
     try:
         return float(Fraction(s))

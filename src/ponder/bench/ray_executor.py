@@ -1,0 +1,58 @@
+"""Run bench cells on Ray workers (``ponder[ray]``): each worker builds its own model client from the
+spec, runs cells with the same ``run_cell`` as the local executor, and returns rows to the driver,
+which stores them as they arrive. Without an address, a local Ray instance is started and stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from ponder.bench.runner import Cell, run_cell
+from ponder.bench.store import ResultRow
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed or could not start; the message says what to do."""
+
+
+class _Worker:
+    def __init__(self, model_spec: str) -> None:
+        from ponder.models import resolve
+
+        self.model = resolve(model_spec)
+
+    def run(self, run: str, cell: Cell) -> ResultRow:
+        return asyncio.run(run_cell(run, cell, self.model))
+
+
+def run_ray(
+    run: str,
+    cells: Iterable[Cell],
+    model_spec: str,
+    on_row: Callable[[ResultRow], None],
+    workers: int = 2,
+    address: str | None = None,
+) -> None:
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise RayUnavailable("--executor ray needs Ray: pip install 'ponder[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as e:  # Ray raises many types here; the user needs the one line
+            raise RayUnavailable(f"could not start or reach Ray: {str(e).splitlines()[0]}") from None
+    worker_cls = ray.remote(num_cpus=1)(_Worker)
+    actors = [worker_cls.remote(model_spec) for _ in range(workers)]
+    try:
+        pool = ActorPool(actors)
+        for row in pool.map_unordered(lambda actor, cell: actor.run.remote(run, cell), list(cells)):
+            on_row(row)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,165 @@
+"""Generated problem sets: ``arith`` (long addition / multiplication) and ``countdown``.
+
+Both are seeded with ``random.Random(seed)``: the same seed and options give the same problems,
+in the same order, with the same ids. ``limit`` is how many to generate (default 100).
+
+``countdown`` follows the TV game loosely: a few small (1-10) and large (25, 50, 75, 100) numbers
+and a target. Every puzzle is solvable by construction: we combine the numbers at random with
++ - * /, keeping each intermediate value a positive integer, and the final value is the target;
+the expression built is stored as the reference answer. Unlike the game, the target is not
+drawn first, and the reference uses every number (a solver may use fewer).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ponder.problems.base import Problem
+from ponder.problems.errors import ProblemSetError
+
+DEFAULT_COUNT = 100
+_SMALL = list(range(1, 11))
+_LARGE = [25, 50, 75, 100]
+
+
+def _int_option(name: str, value: Any, low: int, high: int) -> int:
+    """Options arrive as ints from Python and as strings from the command line."""
+    n = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        n = int(value)
+    if n is None or not low <= n <= high:
+        raise ProblemSetError(
+            f"option {name} takes a whole number from {low} to {high}; got {value!r}"
+        )
+    return n
+
+
+def make_arith(
+    rng: random.Random, index: int, digits: int = 3, op: str = "add"
+) -> tuple[str, str, dict]:
+    """One sum or product of two ``digits``-digit numbers: (question, answer, meta)."""
+    low, high = 10 ** (digits - 1), 10**digits - 1
+    a, b = rng.randint(low, high), rng.randint(low, high)
+    if op == "mix":
+        op = rng.choice(["add", "mul"])
+    symbol, value = ("+", a + b) if op == "add" else ("*", a * b)
+    return f"Compute {a} {symbol} {b}.", str(value), {"a": a, "b": b, "op": op}
+
+
+def make_countdown(rng: random.Random, index: int, count: int = 4) -> tuple[str, str, dict]:
+    """A countdown puzzle with ``count`` numbers and a target in 10..999 when one turns up within a
+    few tries (large products are redrawn): (question, reference expression, meta)."""
+    for _ in range(50):
+        n_large = rng.randint(1, min(2, count - 1))
+        numbers = rng.sample(_LARGE, n_large) + [rng.choice(_SMALL) for _ in range(count - n_large)]
+        target, expr = _combine(rng, numbers)
+        if 10 <= target <= 999:
+            break
+    shown = sorted(numbers)
+    question = (
+        f"Using the numbers {', '.join(map(str, shown))} (each at most once) and + - * /, "
+        f"write an expression equal to {target}."
+    )
+    return question, expr, {"numbers": shown, "target": target}
+
+
+def _combine(rng: random.Random, numbers: list[int]) -> tuple[int, str]:
+    """Fold ``numbers`` into one expression, two items at a time, every step a positive integer."""
+    items = [(n, str(n)) for n in numbers]
+    while len(items) > 1:
+        a, ea = items.pop(rng.randrange(len(items)))
+        b, eb = items.pop(rng.randrange(len(items)))
+        if a < b:
+            (a, ea), (b, eb) = (b, eb), (a, ea)
+        choices = [("+", a + b), ("*", a * b)]
+        if a > b:
+            choices.append(("-", a - b))
+        if b > 1 and a % b == 0:
+            choices.append(("/", a // b))
+        symbol, value = rng.choice(choices)
+        items.append((value, f"{_wrap(ea)} {symbol} {_wrap(eb)}"))
+    return items[0]
+
+
+def _wrap(expr: str) -> str:
+    return expr if expr.isdigit() else f"({expr})"
+
+
+@dataclass(frozen=True)
+class Generator:
+    name: str
+    summary: str
+    kind: str
+    make: Callable[..., tuple[str, str, dict]]  # (rng, index, **options) -> (q, answer, meta)
+    check_options: Callable[[dict[str, Any]], dict[str, Any]]
+
+    def load(
+        self,
+        data: str | None = None,
+        limit: int | None = None,
+        seed: int = 0,
+        level: str | int | None = None,
+        subject: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> list[Problem]:
+        if data is not None:
+            raise ProblemSetError(f"{self.name} is generated; it reads no data file, drop --data")
+        for flag, value in (("level", level), ("subject", subject)):
+            if value is not None:
+                raise ProblemSetError(f"{self.name} has no {flag} field; drop --{flag}")
+        opts = self.check_options(dict(options or {}))
+        rng = random.Random(seed)
+        problems = []
+        for i in range(DEFAULT_COUNT if limit is None else limit):
+            question, answer, made = self.make(rng, i, **opts)
+            meta = {"task": self.name, "index": i, "seed": seed, **opts, **made}
+            # The seed is in the id: runs with different seeds are different problems.
+            problems.append(Problem(f"{self.name}-s{seed}-{i}", question, answer, self.kind, meta))
+        return problems
+
+
+def _known_options(name: str, options: dict, known: set[str]) -> None:
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ProblemSetError(
+            f"{name} has no option {', '.join(unknown)}; its options are {', '.join(sorted(known))}"
+        )
+
+
+def _arith_options(options: dict[str, Any]) -> dict[str, Any]:
+    _known_options("arith", options, {"digits", "op"})
+    op = str(options.get("op", "add")).lower()
+    if op not in ("add", "mul", "mix"):
+        raise ProblemSetError(f"option op of arith takes add, mul or mix; got {options['op']!r}")
+    return {"digits": _int_option("digits", options.get("digits", 3), 1, 30), "op": op}
+
+
+def _countdown_options(options: dict[str, Any]) -> dict[str, Any]:
+    _known_options("countdown", options, {"count"})
+    return {"count": _int_option("count", options.get("count", 4), 3, 5)}
+
+
+GENERATORS: dict[str, Generator] = {
+    g.name: g
+    for g in (
+        Generator(
+            "arith",
+            "generated sums/products (options: digits=3, op=add|mul|mix)",
+            "exact",
+            make_arith,
+            _arith_options,
+        ),
+        Generator(
+            "countdown",
+            "generated countdown puzzles, solvable by construction (option: count=3..5)",
+            "countdown",
+            make_countdown,
+            _countdown_options,
+        ),
+    )
+}
