@@ -23,7 +23,11 @@ DEFAULT_DB = "runs/ponder.sqlite"
 
 def add_bench_commands(sub) -> None:
     b = sub.add_parser("bench", help="run strategies x budgets over a problem set, resumably")
-    b.add_argument("--task", required=True, help="gsm8k, math500, aime24, aime25, amc23, arith, countdown")
+    b.add_argument(
+        "--task", required=True,
+        help="gsm8k, math500, aime24, aime25, amc23, or a generator with options: "
+        "arith[:digits=4,op=add|mul|mix], countdown[:count=4]",
+    )
     b.add_argument("--data", help="local JSONL (.jsonl or .jsonl.gz) instead of the Hugging Face Hub")
     b.add_argument("--limit", type=_positive_int, help="first N problems (generators: how many)")
     b.add_argument("--seed", default="0", help="seed, or comma-separated seeds (one cell per seed)")
@@ -35,7 +39,11 @@ def add_bench_commands(sub) -> None:
         help="comma-separated NAME[:key=value,...] specs, e.g. cot,vote:n=4 (repeatable)",
     )
     b.add_argument("--budget", help="comma-separated caps on total tokens per problem")
-    b.add_argument("--concurrency", type=_positive_int, default=4, help="problems in flight (local)")
+    b.add_argument(
+        "--concurrency", type=_positive_int,
+        help="problems in flight (default: 8 for HTTP servers, 1 for in-process models, whose "
+        "calls run one at a time anyway and would only queue, inflating measured latency)",
+    )
     b.add_argument("--run", help="run name (default: TASK-MODEL); the same name resumes")
     b.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     b.add_argument("--executor", choices=("local", "ray"), default="local")
@@ -88,6 +96,18 @@ def parse_seeds(text: str) -> list[int]:
         raise ValueError(f"--seed: {text!r} is not an integer or a comma-separated list") from None
 
 
+def parse_task(text: str) -> tuple[str, dict]:
+    """"arith:digits=5,op=mul" -> ("arith", {"digits": 5, "op": "mul"})."""
+    name, _, params = text.strip().partition(":")
+    options: dict = {}
+    for piece in filter(None, (p.strip() for p in params.split(","))):
+        key, eq, value = piece.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"--task: bad option {piece!r} in {text!r}; write NAME:key=value,...")
+        options[key.strip()] = int(value) if re.fullmatch(r"-?\d+", value.strip()) else value.strip()
+    return name, options
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower()
 
@@ -106,8 +126,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     specs = [parse_strategy(s).spec for s in split_strategies(args.strategy)]
+    task, task_options = parse_task(args.task)
     problems = load_problems(
-        args.task, data=args.data, limit=args.limit, seed=seeds[0], level=args.level, subject=args.subject
+        task, data=args.data, limit=args.limit, seed=seeds[0], level=args.level,
+        subject=args.subject, **task_options,
     )
     if not problems:
         raise UserError(f"no problems selected from {args.task} (check --level/--subject)")
@@ -119,8 +141,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "level": args.level, "subject": args.subject, "seeds": seeds,
         "strategies": specs, "budgets": budgets, "executor": args.executor,
     }
+    identity = model.describe()
+    concurrency = args.concurrency or (8 if identity.get("backend") == "openai" else 1)
     store = Store(args.db)
-    store.open_run(run, config, __version__, model.describe())
+    store.open_run(run, config, __version__, identity)
 
     done = store.done(run)
     cells = [c for c in grid(problems, specs, budgets, seeds) if c.key not in done]
@@ -147,7 +171,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 except RayUnavailable as e:
                     raise UserError(str(e)) from None
             else:
-                asyncio.run(run_local(run, cells, model, on_row, args.concurrency))
+                asyncio.run(run_local(run, cells, model, on_row, concurrency))
     except KeyboardInterrupt:
         err.print(
             f"\ninterrupted: {progress.done} cells saved this time; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 _ANSWER_LINE = re.compile(
-    r"(?:final answer|answer)\s*(?:is|:|=)\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
+    r"(?:final answer|answer)\s*(?:is\s*:?|:|=)\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
 )
 _HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
@@ -41,11 +41,16 @@ def last_number(text: str) -> str | None:
 
 
 def _clean(ans: str) -> str:
-    ans = ans.strip().rstrip(".").strip()
+    ans = ans.strip().rstrip(".").strip().strip("*").strip()  # markdown bold around answers
     if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
         ans = ans.strip("$").strip()
     boxed = last_boxed(ans)
-    return boxed if boxed is not None else ans
+    if boxed is not None:
+        return boxed
+    # "Answer: 6 bolts are needed in total" -> "6": a sentence is not an answer, its number is
+    if len(ans.split()) > 3 and "\\" not in ans and (num := _NUMBER.search(ans)):
+        return num.group(0).replace(",", "")
+    return ans
 
 
 def extract_answer(text: str) -> str | None:
