@@ -3,6 +3,9 @@
 Serves ``/v1/chat/completions`` (JSON and SSE streaming), ``/v1/completions`` and ``/v1/models`` on
 127.0.0.1 at a free port, from a list of scripted replies (consumed in order, wrapping around).
 A token is a whitespace-separated word (with the spaces before it, so tokens join back to the text).
+Logprobs are deterministic (``logprob_of``; the j-th of the top logprobs at a position is
+``logprob_of(k) - j``). A streaming client that hangs up is noticed at the next write that fails: the
+request's record then says ``aborted`` and how many tokens were actually written (``streamed_tokens``).
 
     with StubServer(["Hello world"], honour_n=False) as srv:
         ...  # srv.base_url, srv.requests
@@ -42,6 +45,7 @@ class StubServer:
         stream_usage: bool = True,
         delay: float = 0.0,
         retry_after: str = "0",
+        token_delay: float = 0.0,
     ) -> None:
         self.replies = list(replies)
         self.honour_n = honour_n
@@ -51,7 +55,10 @@ class StubServer:
         self.stream_usage = stream_usage  # False: ignore stream_options, like some servers do
         self.retry_after = retry_after  # Retry-After header sent with scripted 429s
         self.delay = delay  # seconds each completion request takes, to observe concurrency
-        self.requests: list[dict[str, Any]] = []  # every POST: {"path", "body", "status"}
+        self.token_delay = token_delay  # seconds before each streamed token, to stop a stream mid-way
+        # every POST: {"path", "body", "status", "time"}; streamed ones also "streamed_tokens" and
+        # "aborted" (the client closed the connection before the end)
+        self.requests: list[dict[str, Any]] = []
         self.inflight = 0
         self.max_inflight = 0  # most completion requests being served at once
         self._lock = threading.Lock()
@@ -87,14 +94,14 @@ class StubServer:
             self._next_reply += 1
             return text
 
-    def record(self, path: str, body: dict[str, Any]) -> int | None:
-        """Record a request; return the status it must fail with, if it is one of the first ones."""
+    def record(self, path: str, body: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
+        """Record a request; return the status it must fail with, if it is one of the first ones,
+        and its record."""
         with self._lock:
             status = self.fail_first.pop(0) if self.fail_first else None
-            self.requests.append(
-                {"path": path, "body": body, "status": status or 200, "time": time.monotonic()}
-            )
-            return status
+            entry = {"path": path, "body": body, "status": status or 200, "time": time.monotonic()}
+            self.requests.append(entry)
+            return status, entry
 
 
 def _prompt_words(body: dict[str, Any]) -> int:
@@ -151,7 +158,7 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             if not chat and self.path != "/v1/completions":
                 self._error(404, f"no route {self.path}")
                 return
-            fail = stub.record(self.path, body)
+            fail, entry = stub.record(self.path, body)
             if not self._authorised():
                 return
             if fail is not None:
@@ -163,6 +170,8 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             n = int(body.get("n") or 1) if stub.honour_n else 1
             choices = [_make_choice_tokens(body, stub.take_reply()) for _ in range(n)]
             logprobs = bool(body.get("logprobs"))
+            # chat: logprobs=True, top_logprobs=k; completions: logprobs=k (an int)
+            top_k = int(body.get("top_logprobs") or 0) if chat else int(body.get("logprobs") or 0)
             usage = {
                 "prompt_tokens": _prompt_words(body),
                 "completion_tokens": sum(len(t) for t, _ in choices),
@@ -174,14 +183,19 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             try:
                 time.sleep(stub.delay)
                 if body.get("stream"):
-                    self._stream(body, chat, choices, logprobs, usage)
+                    entry["streamed_tokens"], entry["aborted"] = 0, False
+                    try:
+                        self._stream(body, chat, choices, logprobs, top_k, usage, entry)
+                    except (BrokenPipeError, ConnectionResetError):
+                        entry["aborted"] = True  # the client hung up: stop generating, as vLLM does
+                        self.close_connection = True
                 else:
-                    self._json(200, _full_response(body, chat, choices, logprobs, usage))
+                    self._json(200, _full_response(body, chat, choices, logprobs, top_k, usage))
             finally:
                 with stub._lock:
                     stub.inflight -= 1
 
-        def _stream(self, body, chat, choices, logprobs, usage) -> None:  # type: ignore[no-untyped-def]
+        def _stream(self, body, chat, choices, logprobs, top_k, usage, entry) -> None:  # type: ignore[no-untyped-def]
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
@@ -198,7 +212,9 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             for k in range(max(len(t) for t, _ in choices)):
                 for i, (toks, _) in enumerate(choices):
                     if k < len(toks):
-                        send({**base, "choices": [_piece(i, toks[k], k, chat, logprobs)]})
+                        time.sleep(stub.token_delay)
+                        send({**base, "choices": [_piece(i, toks[k], k, chat, logprobs, top_k)]})
+                        entry["streamed_tokens"] += 1
             for i, (_, finish) in enumerate(choices):
                 end = {"index": i, "finish_reason": finish, "logprobs": None}
                 end.update({"delta": {}} if chat else {"text": ""})
@@ -216,26 +232,37 @@ def _envelope(body: dict[str, Any], chat: bool, chunk: bool = False) -> dict[str
     return {"id": "stub-1", "object": obj, "created": int(time.time()), "model": body.get("model")}
 
 
-def _logprobs(toks: list[str], offset: int, chat: bool) -> dict[str, Any]:
+def _logprobs(toks: list[str], offset: int, chat: bool, top_k: int) -> dict[str, Any]:
     values = [logprob_of(offset + k) for k in range(len(toks))]
+    # The top k alternatives, highest first: the sampled token itself, then made-up ones below it.
+    tops = [[(t if j == 0 else f"alt{j}", v - j) for j in range(top_k)] for t, v in zip(toks, values)]
     if chat:
-        content = [{"token": t, "logprob": v, "bytes": None, "top_logprobs": []} for t, v in zip(toks, values)]
+        content = [
+            {
+                "token": t,
+                "logprob": v,
+                "bytes": None,
+                "top_logprobs": [{"token": a, "logprob": x, "bytes": None} for a, x in top],
+            }
+            for t, v, top in zip(toks, values, tops)
+        ]
         return {"content": content}
-    return {"tokens": toks, "token_logprobs": values, "top_logprobs": None, "text_offset": [0] * len(toks)}
+    top_logprobs = [dict(top) for top in tops] if top_k else None
+    return {"tokens": toks, "token_logprobs": values, "top_logprobs": top_logprobs, "text_offset": [0] * len(toks)}
 
 
-def _piece(i: int, tok: str, k: int, chat: bool, logprobs: bool) -> dict[str, Any]:
+def _piece(i: int, tok: str, k: int, chat: bool, logprobs: bool, top_k: int) -> dict[str, Any]:
     piece: dict[str, Any] = {"index": i, "finish_reason": None}
-    piece["logprobs"] = _logprobs([tok], k, chat) if logprobs else None
+    piece["logprobs"] = _logprobs([tok], k, chat, top_k) if logprobs else None
     piece.update({"delta": {"role": "assistant", "content": tok}} if chat else {"text": tok})
     return piece
 
 
-def _full_response(body, chat, choices, logprobs, usage) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _full_response(body, chat, choices, logprobs, top_k, usage) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     out = []
     for i, (toks, finish) in enumerate(choices):
         c: dict[str, Any] = {"index": i, "finish_reason": finish}
-        c["logprobs"] = _logprobs(toks, 0, chat) if logprobs else None
+        c["logprobs"] = _logprobs(toks, 0, chat, top_k) if logprobs else None
         text = "".join(toks)
         c.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
         out.append(c)

@@ -169,3 +169,44 @@ def test_no_chat_template_falls_back_to_plain_rendering(hf):
         assert hf.count_prompt_tokens(req) == expected
     finally:
         hf.tokenizer.chat_template = saved
+
+
+def test_top_logprobs_match_a_forward_pass(hf):
+    tok, model = hf.tokenizer, hf.model
+    req = Request(prompt="The answer is", max_tokens=10, temperature=0.0, top_logprobs=4)
+    s = run(hf.generate(req)).samples[0]
+    assert len(s.top_logprobs) == len(s.logprobs) == s.completion_tokens
+    prompt_ids = tok(req.prompt)["input_ids"]
+    ids = torch.tensor([prompt_ids + tok(s.text, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        logits = model(ids).logits[0].float()  # (P + C, V)
+    P = len(prompt_ids)
+    expected = torch.topk(torch.log_softmax(logits[P - 1 : -1], dim=-1), 4).values  # (C, 4)
+    assert torch.allclose(torch.tensor(s.top_logprobs), expected, atol=1e-4)
+    # Greedy picks the argmax of the processed scores; suppress_tokens can hide a raw top-1, so
+    # the sampled token's logprob is at most the raw top-1.
+    assert all(lp <= row[0] + 1e-6 for lp, row in zip(s.logprobs, s.top_logprobs))
+
+
+def test_should_stop_per_row(hf):
+    req = Request(prompt="abc", n=3, max_tokens=15, temperature=1.0, seed=2, top_logprobs=2)
+    seen: list[tuple[int, int]] = []
+
+    def should_stop(i, partial):
+        seen.append((i, partial.completion_tokens))
+        assert len(partial.logprobs) == len(partial.top_logprobs) == partial.completion_tokens
+        return i == 1 and partial.completion_tokens == 5
+
+    full = run(hf.generate(req))
+    assert full.samples[1].completion_tokens > 5, "seeded sample too short for this test"
+    c = run(hf.generate(req, should_stop=should_stop))
+    s = c.samples[1]
+    assert (s.finish_reason, s.completion_tokens, len(s.logprobs), len(s.top_logprobs)) == (
+        "cancelled", 5, 5, 5
+    )
+    assert s.text == full.texts[1][:5]  # one token per character
+    assert max(k for i, k in seen if i == 1) == 5
+    # The other rows run on exactly as without the stop.
+    assert [c.texts[0], c.texts[2]] == [full.texts[0], full.texts[2]]
+    assert all(c.samples[i].finish_reason != "cancelled" for i in (0, 2))
+    assert c.usage.completion_tokens == sum(x.completion_tokens for x in c.samples)

@@ -119,3 +119,47 @@ def test_prompt_prefix_reuse_gives_the_same_answers_as_a_fresh_model(model):
         fresh_model.close()
     assert reused.text == again.text == fresh.text
     assert reused.prompt_tokens == fresh.prompt_tokens  # usage charges the whole prompt either way
+
+
+def test_top_logprobs_sorted_and_bounding_the_sampled_token(model):
+    greedy = run(model.generate(dataclasses.replace(QUESTION, max_tokens=12, top_logprobs=5)))
+    sampled = Request.chat("Tell me a joke.", max_tokens=12, temperature=1.0, seed=4, top_logprobs=3)
+    for s, k in ((greedy.samples[0], 5), (run(model.generate(sampled)).samples[0], 3)):
+        assert len(s.top_logprobs) == len(s.logprobs) == s.completion_tokens > 0
+        for lp, row in zip(s.logprobs, s.top_logprobs):
+            assert len(row) == k and row == sorted(row, reverse=True) and row[0] <= 0
+            assert lp <= row[0] + 1e-6
+    # greedy decoding picks the most likely token: its logprob is the top-1 value
+    s = greedy.samples[0]
+    assert all(abs(lp - row[0]) < 1e-4 for lp, row in zip(s.logprobs, s.top_logprobs))
+    plain = run(model.generate(dataclasses.replace(QUESTION, max_tokens=4))).samples[0]
+    assert plain.top_logprobs is None
+
+
+def test_should_stop_cancels_one_sequence_of_the_batch(model):
+    req = Request.chat("Write a long poem.", n=3, max_tokens=20, temperature=1.0, seed=5)
+    req = dataclasses.replace(req, logprobs=True)
+    seen: list[tuple[int, int, int]] = []
+
+    def should_stop(i, partial):
+        seen.append((i, partial.completion_tokens, len(partial.logprobs)))
+        return i == 1 and partial.completion_tokens == 5
+
+    c = run(model.generate(req, should_stop=should_stop))
+    cancelled = c.samples[1]
+    assert cancelled.finish_reason == "cancelled" and cancelled.completion_tokens == 5
+    assert len(cancelled.logprobs) == 5 and cancelled.text
+    assert max(k for i, k, _ in seen if i == 1) == 5  # never asked again once cancelled
+    assert all(k == n for _, k, n in seen)  # the partial's logprobs grow with its tokens
+    for s in (c.samples[0], c.samples[2]):
+        assert s.finish_reason in ("length", "stop")
+        assert s.completion_tokens == 20 if s.finish_reason == "length" else s.completion_tokens < 20
+    assert c.usage.completion_tokens == sum(s.completion_tokens for s in c.samples)
+    # The same seeds without the stop: the other two samples go on as before (the batch shrinks, so
+    # float arithmetic may differ and break a near-tie late; a wrong row would differ at once).
+    full = run(model.generate(req))
+    for i in (0, 2):
+        a, b = full.texts[i], c.texts[i]
+        common = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        assert common >= 20, (a, b)
+    assert full.samples[1].logprobs[:5] == cancelled.logprobs

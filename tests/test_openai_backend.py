@@ -264,3 +264,65 @@ def test_count_prompt_tokens_and_split():
     assert _split(10, [1, 1, 1]) == [4, 3, 3]
     assert sum(_split(7, [5, 0, 2, 9])) == 7
     assert _split(3, [0, 0]) == [2, 1]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("chat", [True, False])
+def test_top_logprobs(chat, stream):
+    kw = dict(n=2, top_logprobs=3, max_tokens=3)
+    request = Request.chat("q", **kw) if chat else Request(prompt="Once upon", **kw)
+    with StubServer(["one two three four", "five six"]) as srv:
+        model = OpenAIModel("stub-model", base_url=srv.base_url)
+        out = _run(model, request, on_text=(lambda i, p: None) if stream else None)
+    body = srv.requests[0]["body"]
+    if chat:
+        assert body["logprobs"] is True and body["top_logprobs"] == 3
+    else:
+        assert body["logprobs"] == 3 and "top_logprobs" not in body
+    for s in out.samples:
+        assert s.logprobs == [logprob_of(k) for k in range(s.completion_tokens)]
+        expected = [[logprob_of(k) - j for j in range(3)] for k in range(s.completion_tokens)]
+        assert s.top_logprobs == expected
+    # without top_logprobs, none are reported
+    with StubServer(["one two"]) as srv:
+        model = OpenAIModel("stub-model", base_url=srv.base_url)
+        plain = _run(model, Request.chat("q", logprobs=True))
+    assert plain.samples[0].top_logprobs is None and plain.samples[0].logprobs is not None
+
+
+def test_should_stop_closes_one_stream_and_keeps_the_others():
+    reply = " ".join(f"w{k}" for k in range(40))
+    seen: list[tuple[int, int, str]] = []
+
+    def should_stop(i, partial):
+        seen.append((i, partial.completion_tokens, partial.text))
+        assert partial.logprobs == [logprob_of(k) for k in range(partial.completion_tokens)]
+        return i == 1 and partial.completion_tokens == 2
+
+    with StubServer([reply], token_delay=0.005) as srv:
+        model = OpenAIModel("stub-model", base_url=srv.base_url)
+
+        async def go():
+            try:
+                request = Request.chat("a b c", n=2, max_tokens=100, logprobs=True)
+                return await model.generate(request, should_stop=should_stop)
+            finally:
+                await model.aclose()
+
+        out = asyncio.run(go())
+        time.sleep(0.2)  # the stub notices the hang-up at its next write
+    # n=2 with should_stop: two single-sample streaming requests, even without on_text
+    assert len(srv.requests) == 2
+    assert all(r["body"]["n"] == 1 and r["body"]["stream"] is True for r in srv.requests)
+    kept, cut = out.samples
+    assert kept.finish_reason == "stop" and kept.text == reply and kept.completion_tokens == 40
+    assert cut.finish_reason == "cancelled" and cut.text == "w0 w1" and cut.completion_tokens == 2
+    assert len(cut.logprobs) == 2
+    aborted = [r for r in srv.requests if r["aborted"]]
+    assert len(aborted) == 1 and aborted[0]["streamed_tokens"] < 40
+    assert sum(not r["aborted"] and r["streamed_tokens"] == 40 for r in srv.requests) == 1
+    # usage: what the finished stream reported plus the tokens received from the cut one
+    assert out.usage.completion_tokens == 42 and out.usage.calls == 2
+    assert out.usage.prompt_tokens == 2 * 3 and cut.prompt_tokens == 3  # the sibling's report
+    assert max(k for i, k, _ in seen if i == 1) == 2
+    assert (1, 2, "w0 w1") in seen

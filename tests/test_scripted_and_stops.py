@@ -90,3 +90,42 @@ def test_request_validation():
             Request(prompt="x", **bad)
     with pytest.raises(ValueError):
         Request()
+
+
+def test_scripted_top_logprobs_shape_and_order():
+    m = ScriptedModel(
+        [
+            ScriptedReply("a b c", logprobs=[-0.5, -1, -2]),
+            ScriptedReply("x y", top_logprobs=[[-3, -1], [-2, -9]]),
+        ]
+    )
+    c = run(m.generate(Request(prompt="q", n=2, top_logprobs=3)))
+    first, second = c.samples
+    assert first.logprobs == [-0.5, -1, -2]  # top_logprobs implies logprobs
+    # default rows: the sampled token's logprob first, then 1.0 lower each
+    assert first.top_logprobs == [[-0.5, -1.5, -2.5], [-1, -2, -3], [-2, -3, -4]]
+    assert second.top_logprobs == [[-1, -3], [-2, -9]]  # given rows: sorted, cut to k
+    for s in c.samples:
+        assert len(s.top_logprobs) == s.completion_tokens
+        assert all(row == sorted(row, reverse=True) for row in s.top_logprobs)
+    assert run(m.generate(Request(prompt="q", logprobs=True))).samples[0].top_logprobs is None
+
+
+def test_should_stop_cancels_one_sample():
+    m = ScriptedModel(["one two three four", "five six seven eight", "nine ten"], token_delay=0.001)
+    seen: list[tuple[int, int, str]] = []
+
+    def should_stop(i, partial):
+        seen.append((i, partial.completion_tokens, partial.text))
+        assert partial.logprobs == [-0.1] * partial.completion_tokens
+        assert len(partial.top_logprobs) == partial.completion_tokens
+        return i == 1 and partial.completion_tokens == 2
+
+    c = run(m.generate(Request(prompt="q", n=3, top_logprobs=2), should_stop=should_stop))
+    assert [s.finish_reason for s in c.samples] == ["stop", "cancelled", "stop"]
+    assert c.texts == ["one two three four", "five six", "nine ten"]
+    assert [s.completion_tokens for s in c.samples] == [4, 2, 2]
+    assert len(c.samples[1].logprobs) == len(c.samples[1].top_logprobs) == 2
+    assert c.usage.completion_tokens == 8  # the cancelled sample's 2 tokens are charged
+    assert (1, 1, "five") in seen and (1, 2, "five six") in seen
+    assert max(k for i, k, _ in seen if i == 0) == 3  # never asked after a sample's last token

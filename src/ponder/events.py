@@ -48,6 +48,32 @@ class Voted(Event):
 
 
 @dataclass
+class Scored(Event):
+    """A candidate rated by a test-time scorer (judge, confidence...)."""
+
+    sample: int
+    score: float
+    reason: str
+
+
+@dataclass
+class Stopped(Event):
+    """A strategy stopped sampling early (settled vote, low-confidence trace cut, budget end)."""
+
+    reason: str
+    sample: int | None = None  # the one trace that was cut, when it is about one trace
+
+
+@dataclass
+class Phase(Event):
+    """A named phase of a multi-phase strategy began or ended, with its own usage so far."""
+
+    name: str
+    usage: Usage
+    detail: str = ""
+
+
+@dataclass
 class Spent(Event):
     """Usage so far, after each model call."""
 

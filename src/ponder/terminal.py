@@ -1,14 +1,21 @@
-"""Render a strategy's events in the terminal: stream the reasoning, then the answer and usage."""
+"""Render a strategy's events in the terminal.
+
+A single chain of thought (`cot`) streams its text to stdout as it is generated. Strategies that
+sample many times show one live status line on stderr instead (samples done, the current tally,
+tokens spent), then print the chosen sample's text. Both end with the answer, how it was chosen, and
+one usage line.
+"""
 
 from __future__ import annotations
 
 import sys
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 
 from ponder.budget import Budget, Usage
-from ponder.events import Final, Result, Sampled, TextDelta, Voted
+from ponder.events import Final, Phase, Result, Sampled, Spent, Stopped, TextDelta, Voted
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.think.base import Strategy
@@ -22,40 +29,77 @@ def usage_line(usage: Usage) -> str:
     )
 
 
+class _Status:
+    """The live line: what a many-sample strategy has done so far."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.streaming: set[int] = set()
+        self.tally: dict[str, float] = {}
+        self.tokens = 0
+        self.note = ""
+
+    def update(self, ev) -> None:
+        if isinstance(ev, TextDelta):
+            self.streaming.add(ev.sample)
+        elif isinstance(ev, Sampled):
+            self.samples += 1
+            self.streaming.discard(ev.sample)
+            if ev.answer is not None and not self.tally:
+                self.note = f"last answer {ev.answer}"
+        elif isinstance(ev, Voted):
+            self.tally = ev.tally
+        elif isinstance(ev, Spent):
+            self.tokens += ev.usage.total_tokens
+        elif isinstance(ev, (Stopped, Phase)):
+            self.note = ev.reason if isinstance(ev, Stopped) else f"phase {ev.name} {ev.detail}"
+
+    def render(self) -> str:
+        top = sorted(self.tally.items(), key=lambda kv: -kv[1])[:4]
+        tally = ", ".join(f"{escape(k)}: {v:g}" for k, v in top) or "-"
+        live = f", {len(self.streaming)} generating" if self.streaming else ""
+        note = f" · {escape(self.note)}" if self.note else ""
+        return (
+            f"[cyan]{self.samples} samples done{live}[/cyan] · tally {tally} · "
+            f"{self.tokens:,} tokens spent{note}"
+        )
+
+
 async def solve_and_render(
     problem: Problem, model: Model, strategy: Strategy, budget: Budget, json_mode: bool = False
 ) -> Result:
-    """Run the strategy; unless ``json_mode``, stream sample 0's text to stdout as it is generated
-    and report other samples as they finish."""
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
+    stream_text = not json_mode and getattr(strategy, "spec_name", "") == "cot"
+    status = _Status()
     result: Result | None = None
-    sampled: list[Sampled] = []
+    live = Live(status.render(), console=err, transient=False, refresh_per_second=8)
+    show_live = not json_mode and not stream_text
     try:
+        if show_live:
+            live.start()
         async for ev in strategy.run(problem, model, budget):
             if isinstance(ev, Final):
                 result = ev.result
-            elif json_mode:
-                continue
-            elif isinstance(ev, TextDelta) and ev.sample == 0:
+            elif stream_text and isinstance(ev, TextDelta):
                 sys.stdout.write(ev.text)
                 sys.stdout.flush()
-            elif isinstance(ev, Sampled):
-                if ev.sample == 0:
-                    sys.stdout.write("\n")
-                sampled.append(ev)
-            elif isinstance(ev, Voted) and ev.tally:
-                for smp in sampled if len(sampled) > 1 else ():
-                    err.print(
-                        f"[dim]sample {smp.sample}: answer {escape(repr(smp.answer))}, "
-                        f"{smp.completion_tokens} tokens ({smp.finish_reason})[/dim]"
-                    )
-                tally = ", ".join(f"{k}: {v:g}" for k, v in sorted(ev.tally.items(), key=lambda kv: -kv[1]))
-                err.print(f"[dim]tally: {escape(tally)}[/dim]")
+            elif show_live:
+                status.update(ev)
+                live.update(status.render())
     finally:
+        if show_live:
+            live.stop()
+            if not err.is_terminal:  # rich leaves its last frame without a newline there
+                err.print()
         await model.aclose()
-    assert result is not None
+    if result is None:
+        raise RuntimeError(f"strategy {strategy.spec} ended without a result")
     if not json_mode:
+        if stream_text:
+            sys.stdout.write("\n")
+        elif result.text:
+            out.print(escape(result.text), highlight=False)
         out.print()
         out.print("[bold]Answer:[/bold] " + escape(result.answer if result.answer is not None else "(none)"))
         out.print(f"[dim]{escape(result.how)}[/dim]")

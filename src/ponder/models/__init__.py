@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import os
 
-from ponder.models.base import Completion, Model, ModelError, Request, Sample, TextCallback
+from ponder.models.base import (
+    Completion,
+    Model,
+    ModelError,
+    Request,
+    Sample,
+    StopCheck,
+    TextCallback,
+)
 from ponder.models.scripted import ScriptedModel, ScriptedReply
 
 SPEC_FORMS = (
@@ -65,6 +73,7 @@ __all__ = [
     "ScriptedModel",
     "ScriptedReply",
     "SpecError",
+    "StopCheck",
     "TextCallback",
     "resolve",
     "spec_help",

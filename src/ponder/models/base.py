@@ -15,6 +15,10 @@ from ponder.budget import Usage
 Message = dict[str, str]
 # Called as on_text(sample_index, text_piece) while a sample is being decoded (real streaming).
 TextCallback = Callable[[int, str], None]
+# Called as should_stop(sample_index, partial_sample) after each generated token; True ends that
+# sample there (finish_reason "cancelled") while the others go on. The partial Sample's lists grow
+# in place: read them, do not keep or modify them.
+StopCheck = Callable[[int, "Sample"], bool]
 
 
 class ModelError(Exception):
@@ -40,6 +44,7 @@ class Request:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     logprobs: bool = False
+    top_logprobs: int = 0  # k > 0: also the k highest logprobs at every position (implies logprobs)
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -57,6 +62,10 @@ class Request:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.top_logprobs <= 20:
+            raise ValueError(f"top_logprobs must be in [0, 20], got {self.top_logprobs}")
+        if self.top_logprobs:
+            object.__setattr__(self, "logprobs", True)
 
     @classmethod
     def chat(cls, question: str, system: str | None = None, **kwargs: Any) -> Request:
@@ -72,14 +81,17 @@ class Sample:
     ``prompt_tokens`` is the length of the prompt this sample was conditioned on;
     ``completion_tokens`` counts every token the model generated for it (tokens cut off by a stop
     string included: they were computed). ``logprobs`` holds, when asked for, the log-probability of
-    each sampled token under the model's untempered distribution (one per completion token).
+    each sampled token under the model's untempered distribution (one per completion token);
+    ``top_logprobs`` the k highest log-probabilities at each position, highest first (DeepConf's
+    token confidence is computed from these).
     """
 
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop" (EOS or a stop string) | "length"
+    finish_reason: str  # "stop" (EOS or a stop string) | "length" | "cancelled" (by should_stop)
     logprobs: list[float] | None = None
+    top_logprobs: list[list[float]] | None = None
 
 
 @dataclass
@@ -104,8 +116,14 @@ class Model(Protocol):
 
     name: str
 
-    async def generate(self, request: Request, on_text: TextCallback | None = None) -> Completion:
-        """Draw ``request.n`` samples; call ``on_text(i, piece)`` as sample i's text arrives."""
+    async def generate(
+        self,
+        request: Request,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> Completion:
+        """Draw ``request.n`` samples; call ``on_text(i, piece)`` as sample i's text arrives and
+        ``should_stop(i, partial)`` after each of its tokens (True ends sample i early)."""
         ...
 
     def count_prompt_tokens(self, request: Request) -> int:

@@ -6,7 +6,13 @@ run in the model's own worker thread so the event loop stays free. Conventions (
 * ``completion_tokens`` counts the generated tokens up to the end of the sample. An EOS token is
   NOT counted and is not part of the text; the token that completed a stop string IS counted (the
   text is cut before the stop string); a sample cut by ``max_tokens`` counts ``max_tokens``.
-* ``logprobs`` are the log-softmax of the RAW (untempered, unfiltered) logits at each counted token.
+* ``logprobs`` are the log-softmax of the RAW (untempered, unfiltered) logits at each counted token,
+  ``top_logprobs`` the k highest of them. Both are computed at every step (a forward hook catches
+  the raw logits, before generate's processors), so that ``should_stop`` sees them as they grow.
+* ``should_stop(i, partial)`` is called by our StoppingCriteria, on the worker thread, after every
+  counted token that does not end row i anyway; True ends row i with finish_reason "cancelled".
+  The rest of the batch goes on; the cancelled row is padding from then on (transformers still
+  runs it through the model until every row is done, but only its real tokens are charged).
 * Messages go through the tokenizer's chat template; a tokenizer without one gets a plain
   rendering, ``"User: ...\\nAssistant:"`` (one ``Role: content`` line per message). A raw ``prompt``
   is tokenized as is, with the tokenizer's usual special tokens (e.g. BOS).
@@ -29,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ponder.budget import Usage
-from ponder.models.base import Completion, ModelError, Request, Sample, TextCallback
+from ponder.models.base import Completion, ModelError, Request, Sample, StopCheck, TextCallback
 
 try:
     from transformers import StoppingCriteria as _Criteria
@@ -108,18 +114,26 @@ class HFModel:
         # generate() copies the prompt n times and runs it n times: that is what is charged.
         return len(self._encode(request)) * request.n
 
-    async def generate(self, request: Request, on_text: TextCallback | None = None) -> Completion:
+    async def generate(
+        self,
+        request: Request,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> Completion:
         """Draw ``request.n`` samples in one batched call.
 
         ``on_text(i, piece)`` streams every sample as it is decoded (for any n), on the event loop's
         thread; text that might be the start of a stop string is held back until it is not.
+        ``should_stop(i, partial)`` is a plain function called on the model's worker thread between
+        two decoding steps (the whole batch waits for it: keep it quick); the partial sample's
+        ``finish_reason`` is "" and its text leaves out what is held back.
         """
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         emit = None if on_text is None else (lambda i, s: loop.call_soon_threadsafe(on_text, i, s))
         prompt_ids = self._encode(request)
         samples, streamed = await loop.run_in_executor(
-            self._executor, self._generate_sync, request, prompt_ids, emit
+            self._executor, self._generate_sync, request, prompt_ids, emit, should_stop
         )
         for i, s in enumerate(samples):  # whatever was still held back
             if on_text is not None and len(s.text) > streamed[i]:
@@ -132,14 +146,14 @@ class HFModel:
         )
         return Completion(samples, usage)
 
-    def _generate_sync(self, request: Request, prompt_ids: list[int], emit):
+    def _generate_sync(self, request: Request, prompt_ids: list[int], emit, should_stop):
         """Runs in the worker thread. Returns the samples and, per sample, the chars streamed."""
         torch = self._torch
         n, P = request.n, len(prompt_ids)
         # (n, P): n copies of the prompt. This is what num_return_sequences=n does anyway (generate
         # expands the batch before prefill), and it also works for greedy, where HF refuses n > 1.
         ids = torch.tensor([prompt_ids] * n, device=self.device)
-        watcher = _Watcher(self.tokenizer, P, n, set(self._eos), request.stop, emit)
+        watcher = _Watcher(self.tokenizer, request, P, set(self._eos), emit, should_stop)
         sampling = request.temperature > 0
         kwargs: dict[str, Any] = dict(
             attention_mask=torch.ones_like(ids),
@@ -150,35 +164,35 @@ class HFModel:
             pad_token_id=self._pad,
             stopping_criteria=[watcher],
             return_dict_in_generate=True,
-            output_logits=request.logprobs,
         )
         if sampling:
             kwargs.update(temperature=request.temperature, top_p=request.top_p, top_k=0)
-        with self._lock, torch.inference_mode():
-            if request.seed is not None:
-                torch.manual_seed(request.seed)  # also seeds every CUDA device
-            out = self.model.generate(ids, **kwargs)
-        gen = out.sequences[:, P:]  # (n, T): T = steps run; rows that finished early are padded
+        # The model's raw logits at each forward (before temperature, top_p, suppress_tokens...),
+        # for the watcher, which reads them at the stopping check that follows that forward.
+        hook = self.model.register_forward_hook(watcher.see_logits) if request.logprobs else None
+        try:
+            with self._lock, torch.inference_mode():
+                if request.seed is not None:
+                    torch.manual_seed(request.seed)  # also seeds every CUDA device
+                out = self.model.generate(ids, **kwargs)
+        finally:
+            if hook is not None:
+                hook.remove()
+        gen = out.sequences[:, P:].cpu()  # (n, T): T = steps run; rows that ended early are padded
         counts = [c if c is not None else gen.shape[1] for c in watcher.count]
-        logprobs: list[list[float]] | None = None
-        if request.logprobs:
-            # out.logits: T tensors of shape (n, V), the model's float32 logits before any
-            # processor (temperature, top_p): the untempered distribution.
-            lp = [
-                torch.log_softmax(out.logits[j].float(), dim=-1).gather(1, gen[:, j : j + 1])
-                for j in range(max(counts, default=0))
-            ]  # each (n, 1)
-            table = torch.cat(lp, dim=1).tolist() if lp else [[] for _ in range(n)]  # (n, steps)
-            logprobs = [table[i][: counts[i]] for i in range(n)]
-        gen = gen.cpu()
         samples = []
         for i in range(n):
             text = self.tokenizer.decode(gen[i, : counts[i]].tolist(), skip_special_tokens=True)
             cut = _first_stop(text, request.stop)
             if cut is not None:
                 text = text[:cut]
-            reason = "stop" if watcher.reason[i] == "stop" or cut is not None else "length"
-            samples.append(Sample(text, P, counts[i], reason, logprobs[i] if logprobs else None))
+            reason = watcher.reason[i] or "length"
+            if cut is not None:
+                reason = "stop"
+            s = watcher.partial[i]
+            lps = None if s.logprobs is None else s.logprobs[: counts[i]]
+            top = None if s.top_logprobs is None else s.top_logprobs[: counts[i]]
+            samples.append(Sample(text, P, counts[i], reason, lps, top))
         return samples, watcher.streamed
 
     def describe(self) -> dict[str, Any]:
@@ -197,16 +211,26 @@ def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
 
 class _Watcher(_Criteria):
     """A StoppingCriteria that sees every decoding step of every row: it records where each row
-    ended (EOS / stop string; ``count[i]`` stays None for rows cut by length) and streams text.
+    ended (EOS / stop string / should_stop; ``count[i]`` stays None for rows cut by length), keeps
+    each row's partial Sample (logprobs, top logprobs, text) and streams text.
 
     Text is decoded incrementally (TGI's prefix/read offsets): each step decodes a short tail of the
     row, and a delta ending in U+FFFD (half a UTF-8 character) waits for the next token.
     """
 
-    def __init__(self, tokenizer, prompt_len: int, n: int, eos: set[int], stops, emit) -> None:
+    def __init__(
+        self, tokenizer, request: Request, prompt_len: int, eos: set[int], emit, should_stop
+    ) -> None:
+        n, self.k, self.max_tokens = request.n, request.top_logprobs, request.max_tokens
         self.tok, self.P, self.eos, self.emit = tokenizer, prompt_len, eos, emit
-        self.stops = tuple(s for s in stops if s)
-        self.track_text = bool(self.stops) or emit is not None
+        self.should_stop = should_stop
+        self.stops = tuple(s for s in request.stop if s)
+        self.track_text = bool(self.stops) or emit is not None or should_stop is not None
+        self.partial = [
+            Sample("", prompt_len, 0, "", [] if request.logprobs else None, [] if self.k else None)
+            for _ in range(n)
+        ]
+        self.step_logprobs = None  # (n, V) log-softmax of the latest forward's raw logits
         self.count: list[int | None] = [None] * n
         self.reason: list[str | None] = [None] * n
         self.ids: list[list[int]] = [[] for _ in range(n)]  # completion ids of unfinished rows
@@ -214,18 +238,43 @@ class _Watcher(_Criteria):
         self.offsets = [(0, 0)] * n  # (prefix, read) into the row's completion ids
         self.streamed = [0] * n  # chars of text[i] already handed to emit
 
+    def see_logits(self, module, args, output) -> None:
+        """Forward hook on the model: output.logits is (n, L, V); the last position predicts."""
+        import torch
+
+        self.step_logprobs = torch.log_softmax(output.logits[:, -1].float(), dim=-1)  # (n, V)
+
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        # input_ids: (n, P + t). Only the new column crosses to the host: one sync per step.
-        for i, tok in enumerate(input_ids[:, -1].tolist()):
+        # input_ids: (n, P + t). Only the new column (and, when asked, the (n, 1 + k) logprob
+        # table) crosses to the host: one sync per step.
+        new = input_ids[:, -1]  # (n,)
+        table = None
+        if self.step_logprobs is not None:
+            cols = [self.step_logprobs.gather(1, new[:, None])]  # (n, 1): the sampled tokens'
+            if self.k:
+                cols.append(self.step_logprobs.topk(self.k, dim=-1).values)  # (n, k), highest first
+            table = torch.cat(cols, dim=1).tolist()
+        for i, tok in enumerate(new.tolist()):
             if self.reason[i] is not None:
                 continue  # finished: this is padding
-            self.ids[i].append(tok)
+            row = self.ids[i]
+            row.append(tok)
             if tok in self.eos:  # EOS: not counted, not text
-                self.count[i], self.reason[i] = len(self.ids[i]) - 1, "stop"
-            elif self.track_text:
-                self._advance(i, self.ids[i])
+                self.count[i], self.reason[i] = len(row) - 1, "stop"
+                continue
+            s = self.partial[i]
+            s.completion_tokens = len(row)
+            if table is not None:
+                s.logprobs.append(table[i][0])
+                if self.k:
+                    s.top_logprobs.append(table[i][1:])
+            if self.track_text:
+                self._advance(i, row)
+            ask = self.should_stop is not None and len(row) < self.max_tokens  # not the last token
+            if ask and self.reason[i] is None and self.should_stop(i, s):
+                self.count[i], self.reason[i] = len(row), "cancelled"
         done = [r is not None for r in self.reason]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # (n,)
 
@@ -250,6 +299,7 @@ class _Watcher(_Criteria):
             else:  # hold back a tail that could still grow into a stop string
                 t = self.text[i]
                 safe -= max((k for s in self.stops for k in range(len(s)) if t.endswith(s[:k])))
+        self.partial[i].text = self.text[i][:safe]
         if self.emit is not None and safe > self.streamed[i]:
             self.emit(i, self.text[i][self.streamed[i] : safe])
             self.streamed[i] = safe

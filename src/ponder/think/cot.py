@@ -46,7 +46,9 @@ class Cot:
         sample = completion.samples[0]
         answer = extract_answer(sample.text)
         sampled = Sampled(0, sample.text, answer, sample.completion_tokens, sample.finish_reason)
+        spent = Spent(completion.usage)
         yield sampled
-        yield Spent(completion.usage)
+        yield spent
         how = "single chain of thought" + ("" if answer else "; no answer found in the text")
-        yield Final(Result(answer, sample.text, how, completion.usage, [sampled.to_dict()]))
+        trace = [sampled.to_dict(), spent.to_dict()]
+        yield Final(Result(answer, sample.text, how, completion.usage, trace))
