@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from ponder.budget import Usage
-from ponder.models import Request, ScriptedModel, ScriptedReply, resolve
+from ponder.models import ModelError, Request, ScriptedModel, ScriptedReply, resolve
 from ponder.models.base import Completion, Sample
 from ponder.problems.base import Problem
 from ponder.verify.judge import ConfidenceScorer, JudgeScorer, judge
@@ -108,7 +108,7 @@ def test_confidence_scorer_is_free_and_reads_top_logprobs():
     bottom = run(ConfidenceScorer(measure="bottom10", window=3).score(PROBLEM, sample, model))
     assert bottom.score == pytest.approx(1.1)
     assert model.requests == []
-    with pytest.raises(ValueError, match="top_logprobs"):
+    with pytest.raises(ModelError, match="top logprobs"):  # a backend without them: setup error
         run(tail.score(PROBLEM, replace(sample, top_logprobs=None), model))
     with pytest.raises(ValueError, match="mean, lowest_group, bottom10, tail"):
         ConfidenceScorer(measure="median")

@@ -9,7 +9,7 @@ import pytest
 
 from ponder.budget import Budget, Usage
 from ponder.events import Final, Phase, Sampled, Stopped, TextDelta, Voted
-from ponder.models import ScriptedModel, ScriptedReply
+from ponder.models import ModelError, ScriptedModel, ScriptedReply
 from ponder.models.scripted import scripted_tokens
 from ponder.problems.base import Problem
 from ponder.think import parse_strategy
@@ -165,7 +165,7 @@ def test_confidence_stops_when_the_vote_is_settled():
 
 def test_confidence_without_top_logprobs_is_a_setup_error():
     model = NoTopLogprobs(["\\boxed{12}"], name="bare-model")
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(ModelError) as e:  # the CLI prints ModelErrors as one line
         events_of(Confidence(warmup=2, max_samples=4), model)
     assert str(e.value) == (
         "confidence: the model bare-model returned no top logprobs; this strategy needs a backend "

@@ -50,7 +50,7 @@ class _Status:
         elif isinstance(ev, Voted):
             self.tally = ev.tally
         elif isinstance(ev, Spent):
-            self.tokens += ev.usage.total_tokens
+            self.tokens = ev.usage.total_tokens  # Spent carries the usage so far
         elif isinstance(ev, (Stopped, Phase)):
             self.note = ev.reason if isinstance(ev, Stopped) else f"phase {ev.name} {ev.detail}"
 

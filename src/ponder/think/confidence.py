@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from ponder.budget import Budget, Usage
 from ponder.events import Event, Final, Result, Sampled, Scored, Spent, Stopped, Voted
-from ponder.models.base import Completion, Model, Request, Sample, StopCheck
+from ponder.models.base import Completion, Model, ModelError, Request, Sample, StopCheck
 from ponder.problems.base import Problem
 from ponder.think.base import fit_to_budget, solve_request, stream_generate
 from ponder.think.sampling import Candidate, leader, logged, tally
@@ -118,7 +118,7 @@ class Confidence:
             spent = spent + completion.usage
             for j, sample in enumerate(completion.samples):
                 if sample.top_logprobs is None:
-                    raise ValueError(
+                    raise ModelError(
                         f"confidence: the model {model.name} returned no top logprobs; this "
                         "strategy needs a backend that provides them (gguf, hf, or an "
                         "OpenAI-compatible server with logprobs)"

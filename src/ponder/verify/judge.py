@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from ponder.budget import Usage
-from ponder.models.base import Model, Request, Sample
+from ponder.models.base import Model, ModelError, Request, Sample
 from ponder.problems.base import Problem
 from ponder.verify import confidence as conf
 from ponder.verify.scoring import Scored
@@ -132,5 +132,10 @@ class ConfidenceScorer:
         return 0
 
     async def score(self, problem: Problem, sample: Sample, model: Model) -> Scored:
+        if sample.top_logprobs is None:  # the backend cannot provide them: a setup problem
+            raise ModelError(
+                f"the confidence scorer needs top logprobs, and the model {model.name} returned "
+                "none (use gguf, hf, or an OpenAI-compatible server that returns logprobs)"
+            )
         c = self.value(sample)
         return Scored(c, f"{self.measure} confidence {c:.3f}")
