@@ -12,6 +12,7 @@ import json
 import sys
 
 from ponder import __version__
+from ponder.argtypes import non_negative_float, positive_int
 from ponder.budget import Budget
 from ponder.errors import UserError
 from ponder.bench.store import RunMismatchError
@@ -23,26 +24,6 @@ from ponder.think import StrategySpecError, parse_strategy
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UserError(f"{message} (see `{self.prog} --help`)")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_solve)
 
     from ponder.bench.cli import add_bench_commands
+    from ponder.lab.cli import add_train_commands
+    from ponder.lab.data_cli import add_data_commands
 
     add_bench_commands(sub)
+    add_train_commands(sub)
+    add_data_commands(sub)
     return p
 
 

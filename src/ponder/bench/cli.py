@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ponder import __version__
+from ponder.argtypes import positive_int
 from ponder.errors import UserError
 
 DEFAULT_DB = "runs/ponder.sqlite"
@@ -29,7 +30,7 @@ def add_bench_commands(sub) -> None:
         "arith[:digits=4,op=add|mul|mix], countdown[:count=4]",
     )
     b.add_argument("--data", help="local JSONL (.jsonl or .jsonl.gz) instead of the Hugging Face Hub")
-    b.add_argument("--limit", type=_positive_int, help="first N problems (generators: how many)")
+    b.add_argument("--limit", type=positive_int, help="first N problems (generators: how many)")
     b.add_argument("--seed", default="0", help="seed, or comma-separated seeds (one cell per seed)")
     b.add_argument("--level", help="subset by level, where the set has levels (math500: 1-5)")
     b.add_argument("--subject", help="subset by subject, where the set has subjects")
@@ -40,14 +41,14 @@ def add_bench_commands(sub) -> None:
     )
     b.add_argument("--budget", help="comma-separated caps on total tokens per problem")
     b.add_argument(
-        "--concurrency", type=_positive_int,
+        "--concurrency", type=positive_int,
         help="problems in flight (default: 8 for HTTP servers, 1 for in-process models, whose "
         "calls run one at a time anyway and would only queue, inflating measured latency)",
     )
     b.add_argument("--run", help="run name (default: TASK-MODEL); the same name resumes")
     b.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     b.add_argument("--executor", choices=("local", "ray"), default="local")
-    b.add_argument("--workers", type=_positive_int, default=2, help="Ray workers (--executor ray)")
+    b.add_argument("--workers", type=positive_int, default=2, help="Ray workers (--executor ray)")
     b.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
     b.set_defaults(func=cmd_bench)
 
@@ -56,12 +57,6 @@ def add_bench_commands(sub) -> None:
     r.add_argument("--db", default=DEFAULT_DB)
     r.add_argument("--out", help="output folder (default reports/RUN[-vs-RUN2])")
     r.set_defaults(func=cmd_report)
-
-
-def _positive_int(text: str) -> int:
-    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return int(text)
 
 
 def split_strategies(values: list[str]) -> list[str]:

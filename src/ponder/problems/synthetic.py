@@ -1,4 +1,4 @@
-"""Generated problem sets: ``arith`` (long addition / multiplication) and ``countdown``.
+"""Generated problem sets: ``arith`` (long addition / multiplication), ``countdown`` and ``sudoku``.
 
 Both are seeded with ``random.Random(seed)``: the same seed and options give the same problems,
 in the same order, with the same ids. ``limit`` is how many to generate (default 100).
@@ -8,10 +8,16 @@ and a target. Every puzzle is solvable by construction: we combine the numbers a
 + - * /, keeping each intermediate value a positive integer, and the final value is the target;
 the expression built is stored as the reference answer. Unlike the game, the target is not
 drawn first, and the reference uses every number (a solver may use fewer).
+
+``sudoku`` is a 4x4 mini sudoku (2x2 boxes): one of the 288 valid grids, drawn uniformly, with
+``blanks`` cells emptied. Puzzles with many blanks can have several solutions; the grader accepts
+any valid completion (``verify.sudoku``).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +96,36 @@ def _wrap(expr: str) -> str:
     return expr if expr.isdigit() else f"({expr})"
 
 
+def make_sudoku(rng: random.Random, index: int, blanks: int = 8) -> tuple[str, str, dict]:
+    """A 4x4 sudoku with ``blanks`` empty cells: (question, a solution, meta with the puzzle)."""
+    grid = rng.choice(_sudoku_grids())
+    cells = list("".join(grid))
+    for i in rng.sample(range(16), blanks):
+        cells[i] = "."
+    puzzle = "/".join("".join(cells[r * 4 : r * 4 + 4]) for r in range(4))
+    question = (
+        f"Fill in the 4x4 sudoku {puzzle} (rows split by /, . is blank; "
+        "every row, column and 2x2 box holds 1-4)."
+    )
+    return question, "/".join(grid), {"puzzle": puzzle}
+
+
+@functools.cache
+def _sudoku_grids() -> tuple[tuple[str, ...], ...]:
+    """All 288 valid 4x4 grids, rows as strings, in lexicographic order."""
+    rows = ["".join(p) for p in itertools.permutations("1234")]
+    grids = []
+    for grid in itertools.product(rows, repeat=4):
+        cols_ok = all(len({row[c] for row in grid}) == 4 for c in range(4))
+        boxes_ok = all(
+            len({grid[r][c] for r in (r0, r0 + 1) for c in (c0, c0 + 1)}) == 4
+            for r0 in (0, 2) for c0 in (0, 2)
+        )
+        if cols_ok and boxes_ok:
+            grids.append(grid)
+    return tuple(grids)
+
+
 @dataclass(frozen=True)
 class Generator:
     name: str
@@ -144,6 +180,11 @@ def _countdown_options(options: dict[str, Any]) -> dict[str, Any]:
     return {"count": _int_option("count", options.get("count", 4), 3, 5)}
 
 
+def _sudoku_options(options: dict[str, Any]) -> dict[str, Any]:
+    _known_options("sudoku", options, {"blanks"})
+    return {"blanks": _int_option("blanks", options.get("blanks", 8), 1, 16)}
+
+
 GENERATORS: dict[str, Generator] = {
     g.name: g
     for g in (
@@ -160,6 +201,13 @@ GENERATORS: dict[str, Generator] = {
             "countdown",
             make_countdown,
             _countdown_options,
+        ),
+        Generator(
+            "sudoku",
+            "generated 4x4 mini sudokus, any valid completion accepted (option: blanks=8)",
+            "sudoku",
+            make_sudoku,
+            _sudoku_options,
         ),
     )
 }

@@ -4,7 +4,8 @@ The same code grades benchmarks, selects answers at test time and is the reward 
 on ``problem.kind``: "math" (math-verify equivalence), "numeric" (float tolerance; a candidate that
 is not a plain number, such as ``\\frac{54}{2}``, falls back to math equivalence), "exact"
 (equal after ``normalize_answer``), "countdown" (the expression is checked against
-``problem.meta["numbers"]`` and ``["target"]``).
+``problem.meta["numbers"]`` and ``["target"]``), "sudoku" (the completed grid is checked against
+``problem.meta["puzzle"]``; any valid completion counts).
 
 A wrong or missing answer is a Verdict; a problem the graders cannot handle (unknown kind, no
 reference) is our bug and raises ValueError.
@@ -18,9 +19,10 @@ from ponder.verify.extract import extract_answer
 from ponder.verify.math_equiv import math_equal
 from ponder.verify.normalize import as_number, normalize_answer
 from ponder.verify.numeric import numeric_equal
+from ponder.verify.sudoku import check_sudoku
 from ponder.verify.verdict import Verdict
 
-KINDS = ("math", "numeric", "exact", "countdown")
+KINDS = ("math", "numeric", "exact", "countdown", "sudoku")
 
 
 def check(problem: Problem, answer: str | None) -> Verdict:
@@ -32,6 +34,9 @@ def check(problem: Problem, answer: str | None) -> Verdict:
         numbers, target = problem.meta.get("numbers"), problem.meta.get("target")
         if numbers is None or target is None:
             raise ValueError(f"problem {problem.id}: countdown needs meta numbers and target")
+    elif problem.kind == "sudoku":
+        if not problem.meta.get("puzzle"):
+            raise ValueError(f"problem {problem.id}: sudoku needs meta puzzle")
     elif problem.answer is None:
         raise ValueError(f"problem {problem.id} has no reference answer to grade against")
     if answer is None or not str(answer).strip():
@@ -39,6 +44,8 @@ def check(problem: Problem, answer: str | None) -> Verdict:
     answer = str(answer)
     if problem.kind == "countdown":
         return check_countdown(answer, list(numbers), int(target))
+    if problem.kind == "sudoku":
+        return check_sudoku(answer, problem.meta["puzzle"])
     reference = str(problem.answer)
     if problem.kind == "math":
         same = math_equal(answer, reference)
@@ -60,4 +67,6 @@ def verify(problem: Problem, text: str) -> Verdict:
     return check(problem, extract_answer(text))
 
 
-__all__ = ["Verdict", "check", "verify", "math_equal", "numeric_equal", "check_countdown"]
+__all__ = [
+    "Verdict", "check", "check_countdown", "check_sudoku", "math_equal", "numeric_equal", "verify"
+]

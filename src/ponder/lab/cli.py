@@ -1,0 +1,105 @@
+"""`ponder train`: grow tiny reasoning models. `ponder train sft` fine-tunes on worked traces.
+
+``add_train_commands(sub)`` creates the ``train`` group and returns its subparsers object, so
+that other training commands (grpo, ...) are added next to ``sft`` with ``.add_parser``.
+torch, transformers and TRL are imported only when a command runs; without them the command
+fails in one line that says what to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shlex
+
+from ponder.argtypes import positive_int
+from ponder.errors import UserError
+
+TRAIN_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
+
+
+def add_train_commands(sub) -> argparse._SubParsersAction:
+    t = sub.add_parser("train", help="grow tiny reasoning models (sft, grpo)")
+    tsub = t.add_subparsers(dest="train_command", required=True, parser_class=type(t))
+
+    s = tsub.add_parser(
+        "sft", help="supervised fine-tuning on generated worked traces (or a JSONL of rows)"
+    )
+    s.add_argument("--task", help="add, mul, countdown or sudoku: generated problems with traces")
+    s.add_argument("--digits", type=positive_int, help="add/mul: digits per number (default 3)")
+    s.add_argument("--count", type=positive_int, help="countdown: numbers given (3-5, default 4)")
+    s.add_argument("--blanks", type=positive_int, help="sudoku: empty cells (1-16, default 8)")
+    s.add_argument(
+        "--data", help="JSONL of {prompt, completion} rows (`ponder data synth`) instead of --task"
+    )
+    s.add_argument("--examples", type=positive_int, default=2000, help="problems (default 2000)")
+    s.add_argument("--steps", type=positive_int, default=500, help="optimizer steps (default 500)")
+    s.add_argument("--batch-size", type=positive_int, default=32, help="default 32")
+    s.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    s.add_argument("--size", choices=("tiny", "small"), default="tiny", help="a fresh model's size")
+    s.add_argument("--from", dest="init_from", metavar="DIR", help="start from this HF model dir")
+    s.add_argument("--out", required=True, help="output dir: checkpoints and the final HF model")
+    s.add_argument("--seed", type=int, default=0, help="problems, initial weights, data order")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    s.add_argument("--save-every", type=positive_int, default=100, help="checkpoint every N steps")
+    s.add_argument("--log-every", type=positive_int, default=10, help="log the loss every N steps")
+    s.add_argument(
+        "--threads", type=positive_int, help="CPU threads (default: all; 1 on a busy shared CPU)"
+    )
+    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train_sft)
+    from ponder.lab.grpo_cli import add_grpo_command  # it imports this module's helpers
+
+    add_grpo_command(tsub)
+    return tsub
+
+
+def require_train_packages() -> None:
+    missing = [m for m in TRAIN_PACKAGES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"ponder train needs {', '.join(missing)}: pip install 'ponder[train]'")
+
+
+def sft_command(opts) -> str:
+    """The full command that reproduces ``opts`` (every setting spelled out)."""
+    words = ["ponder", "train", "sft"]
+    if opts.data is not None:
+        words += ["--data", opts.data]
+    else:
+        words += ["--task", opts.task]
+        for key, value in sorted(opts.task_options.items()):
+            words += [f"--{key}", str(value)]
+        words += ["--examples", str(opts.examples)]
+    words += ["--steps", str(opts.steps), "--batch-size", str(opts.batch_size)]
+    words += ["--lr", str(opts.lr)]
+    words += ["--from", opts.init_from] if opts.init_from else ["--size", opts.size]
+    words += ["--out", opts.out, "--seed", str(opts.seed), "--device", opts.device]
+    words += ["--save-every", str(opts.save_every), "--log-every", str(opts.log_every)]
+    return shlex.join(words)
+
+
+def cmd_train_sft(args: argparse.Namespace) -> int:
+    require_train_packages()
+    from ponder.lab import sft, traces
+
+    options = {k: getattr(args, k) for k in ("digits", "count", "blanks") if getattr(args, k)}
+    opts = sft.SFTOptions(
+        out=args.out, task=args.task, task_options=options, data=args.data,
+        examples=args.examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        size=args.size, init_from=args.init_from, seed=args.seed, device=args.device,
+        save_every=args.save_every, log_every=args.log_every, resume=args.resume,
+        threads=args.threads,
+    )  # fmt: skip
+    if opts.task is not None:  # an unknown option value surfaces here, before any model work
+        traces.make_problems(opts.task, 1, opts.seed, **opts.task_options)
+    record = sft.train_sft(opts, command=sft_command(opts), progress=not args.quiet)
+    first, final = record.get("first_loss"), record.get("final_loss")
+    loss = f"loss {first:.3f} -> {final:.3f}" if first is not None else "no loss logged"
+    size = f"{record['parameters']:,} parameters · {record['global_step']} steps"
+    took = f"{record['wall_seconds']:.0f} s on {record['device']}"
+    print(f"saved hf:{args.out} · {size} · {loss} · {took}")
+    if opts.task is not None:
+        example = traces.make_problems(opts.task, 1, opts.seed + 1, **opts.task_options)[0]
+        print(f"try: ponder solve --model hf:{args.out} {shlex.quote(example.question)}")
+    return 0

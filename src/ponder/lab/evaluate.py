@@ -1,0 +1,58 @@
+"""Quick accuracy of a lab model: ponder strategies through the real ``hf:`` backend, graded by
+``verify.check`` via the bench's ``run_cell`` (one grading path for bench, lab and RL)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ponder.bench.runner import Cell, run_cell
+from ponder.bench.store import ResultRow
+from ponder.models.base import Model
+from ponder.problems.base import Problem
+from ponder.think import parse_strategy
+
+
+@dataclass
+class Accuracy:
+    correct: int
+    total: int
+    completion_tokens: int  # summed over problems
+    seconds: float  # summed model-call latency
+    rows: list[ResultRow] = field(default_factory=list, repr=False)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+
+def accuracy(
+    model: str | Model,
+    problems: list[Problem],
+    strategy: str = "cot",
+    n: int | None = None,
+    max_tokens: int = 256,
+    seed: int = 0,
+) -> Accuracy:
+    """Run ``strategy`` (a spec, e.g. "cot" = greedy, or "vote:n=4") on the first ``n`` problems
+    (all when None) with ``model``: an HF model directory, an ``hf:``/other spec, or a Model.
+    ``max_tokens`` caps each sample unless the spec sets it."""
+    from ponder.models import resolve
+
+    if isinstance(model, str):
+        model = resolve(model if ":" in model else f"hf:{model}")
+    spec = parse_strategy(strategy, max_tokens=max_tokens).spec
+    chosen = problems if n is None else problems[:n]
+    rows = asyncio.run(_run(model, [Cell(p, spec, 0, seed) for p in chosen]))
+    return Accuracy(
+        correct=sum(r.correct for r in rows),
+        total=len(rows),
+        completion_tokens=sum(r.completion_tokens for r in rows),
+        seconds=sum(r.latency for r in rows),
+        rows=rows,
+    )
+
+
+async def _run(model: Model, cells: list[Cell]) -> list[ResultRow]:
+    # One at a time: an in-process model runs one generate at a time anyway.
+    return [await run_cell("lab-eval", cell, model) for cell in cells]

@@ -1,0 +1,315 @@
+"""Reinforcement learning from verifier rewards with GRPO, on TRL's ``GRPOTrainer``.
+
+GRPO (Shao et al. 2024, "DeepSeekMath", section 4) samples a group of G completions per prompt,
+scores them, and uses each reward minus its group's mean (divided by the group's standard
+deviation) as the advantage of a clipped policy-gradient step; a KL penalty to a frozen reference
+model is optional (``beta``). Here the reward is ponder's own grader (``lab.rewards``: the
+``verify.check`` that scores ``ponder bench``), plus an optional small format reward.
+
+Departures from the paper, most of them TRL's defaults: one policy update per generation batch
+(``num_iterations=1``, so the clipping never binds: the policy that sampled is the one updated),
+token-level loss normalisation over the batch (TRL's "dapo" loss, no length bias), KL off unless
+``beta > 0``, and no reward model — the rewards are exact. Float32 and no activation
+checkpointing: the lab models are tiny and the machine may be a laptop CPU.
+
+Prompts are plain text, ``format.prompt_text(question)``: TRL tokenizes a plain-text prompt with
+the tokenizer as is, which for the lab's character tokenizer gives exactly the ids its chat
+template (``format.CHAT_TEMPLATE``) renders, so a conversational dataset would buy nothing.
+
+CPU notes (TRL 1.16): ``GRPOConfig`` defaults to ``bf16=True`` and activation checkpointing on,
+both wrong for a tiny float32 model on CPU, so both are switched off; generation goes through
+``transformers.generate`` (no vLLM). TRL builds its own GenerationConfig, which drops the model's
+``suppress_tokens`` (<pad>, <s>, <unk>); they are passed back in through ``generation_kwargs``.
+
+Runs are resumable like ``lab.sft``: checkpoints every ``save_every`` steps in
+``OUT/checkpoint-N`` (the two latest kept), ``resume=True`` continues from the latest one provided
+the settings match ``OUT/ponder_train.json``, the final model lands in ``OUT`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ponder.errors import UserError
+from ponder.lab import format, traces
+from ponder.lab.rewards import problem_columns, reward_setup
+
+RECORD = "ponder_train.json"
+# Settings that must match for --resume to continue a run.
+IDENTITY = ("algorithm", "task", "task_options", "examples", "steps", "num_generations",
+            "batch_size", "lr", "max_completion_length", "temperature", "beta", "format_reward",
+            "init_from", "seed")  # fmt: skip
+
+
+@dataclass
+class GRPOOptions:
+    out: str  # output directory: checkpoints, final model, ponder_train.json
+    init_from: str  # the starting model (an HF directory, e.g. from `ponder train sft`)
+    task: str = "add"  # a lab task (traces.TASKS)
+    task_options: dict = field(default_factory=dict)  # digits / count / blanks
+    examples: int | None = None  # distinct problems; default steps * batch_size (fresh each step)
+    steps: int = 100  # optimizer steps, one generation batch each
+    num_generations: int = 8  # G: completions per prompt (the group)
+    batch_size: int = 4  # prompts per step; a step samples batch_size * num_generations completions
+    lr: float = 5e-5
+    max_completion_length: int = 128  # tokens (characters, for the lab tokenizer)
+    temperature: float = 1.0  # sampling temperature of the rollouts
+    beta: float = 0.0  # KL coefficient to the frozen starting model; 0 = no reference model
+    format_reward: float = 0.0  # weight of the "ends with an Answer: line" reward
+    seed: int = 0  # problems, sampling and data order
+    device: str = "auto"
+    save_every: int = 50  # checkpoint interval in steps
+    keep_checkpoints: int = 2  # the latest N checkpoints are kept (a scaling curve wants them all)
+    log_every: int = 1  # metrics logging interval in steps (the record reads these)
+    resume: bool = False
+    threads: int | None = None  # CPU threads for torch (None: torch's default, every core)
+    algorithm: str = field(default="grpo", init=False)
+
+    def __post_init__(self) -> None:
+        if self.task not in traces.TASKS:
+            raise UserError(f"--task must be one of {', '.join(traces.TASKS)}; got {self.task!r}")
+        allowed = traces.TASK_OPTIONS[self.task]
+        extra = sorted(set(self.task_options) - set(allowed))
+        if extra:
+            raise UserError(
+                f"--{extra[0]} does not apply to task {self.task} (its options: "
+                + ", ".join(f"--{o}" for o in allowed) + ")"
+            )
+        if self.examples is None:
+            self.examples = self.steps * self.batch_size
+        for name in ("examples", "steps", "batch_size", "max_completion_length", "save_every",
+                     "log_every", "threads"):  # fmt: skip
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer")
+        if self.examples < self.batch_size:
+            raise UserError(f"--examples ({self.examples}) must be at least --batch-size ({self.batch_size})")
+        if self.num_generations < 2:
+            raise UserError("--num-generations must be at least 2 (advantages compare a group)")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserError(f"--lr must be a positive number; got {self.lr}")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise UserError(f"--temperature must be > 0 (rollouts are sampled); got {self.temperature}")
+        for name in ("beta", "format_reward"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0; got {value}")
+        if not os.path.isfile(os.path.join(self.init_from, "config.json")):
+            raise UserError(f"--from {self.init_from}: not a model directory (no config.json)")
+
+    def identity(self) -> dict:
+        d = asdict(self)
+        d["init_from"] = os.path.abspath(self.init_from)
+        return {k: d[k] for k in IDENTITY}
+
+
+def build_dataset(opts: GRPOOptions):
+    """One row per problem: the plain-text ``prompt`` and the columns the rewards rebuild it from."""
+    from datasets import Dataset
+
+    problems = traces.make_problems(opts.task, opts.examples, opts.seed, **opts.task_options)
+    return Dataset.from_list(
+        [{"prompt": format.prompt_text(p.question), **problem_columns(p)} for p in problems]
+    )
+
+
+def read_record(out: str | Path) -> dict | None:
+    path = Path(out) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise UserError(f"{path} is unreadable; remove it or choose another --out") from None
+
+
+def write_record(out: Path, record: dict) -> None:
+    tmp = out / (RECORD + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, out / RECORD)
+
+
+def reward_curve(log_history: list[dict]) -> list[list]:
+    """[step, mean reward, mean correctness] of every logged training step (TRL's log history)."""
+    key = "rewards/correctness_reward/mean"
+    return [
+        [h["step"], h["reward"], h.get(key, h["reward"])] for h in log_history if "reward" in h
+    ]
+
+
+def summarize(curve: list[list]) -> dict:
+    """Mean reward and accuracy over the first and the last tenth of the logged steps."""
+    if not curve:
+        return {}
+    k = max(1, len(curve) // 10)
+
+    def mean(xs):
+        return round(sum(xs) / len(xs), 4)
+
+    first, last = curve[:k], curve[-k:]
+    return {
+        "window_steps": k,
+        "reward_first": mean([r for _, r, _ in first]),
+        "reward_last": mean([r for _, r, _ in last]),
+        "accuracy_first": mean([a for _, _, a in first]),
+        "accuracy_last": mean([a for _, _, a in last]),
+    }
+
+
+def _progress_callback(total: int):
+    """A rich progress bar with the latest reward and accuracy, in place of the Trainer's tqdm
+    (which prints every logged metrics dict, ~30 numbers a step)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from transformers import TrainerCallback
+
+    class RichProgress(TrainerCallback):
+        def __init__(self) -> None:
+            self.bar = Progress(
+                TextColumn("grpo"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[stats]}"), console=Console(stderr=True),
+            )
+            self.task = self.bar.add_task("grpo", total=total, stats="")
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.bar.start()
+            self.bar.update(self.task, completed=state.global_step)
+
+        def on_step_end(self, args, state, control, **kw):
+            self.bar.update(self.task, completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "reward" in logs:
+                acc = logs.get("rewards/correctness_reward/mean", logs["reward"])
+                self.bar.update(self.task, stats=f"reward {logs['reward']:.3f}  acc {acc:.3f}")
+
+        def on_train_end(self, args, state, control, **kw):
+            self.bar.stop()
+
+    return RichProgress()
+
+
+def train_grpo(
+    opts: GRPOOptions, command: str | None = None, progress: bool = True, callbacks=None,
+    say=print,
+) -> dict:
+    """Train (or resume, or find finished) the GRPO run in ``opts.out``; returns its record."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOConfig, GRPOTrainer
+
+    from ponder.lab.model import n_params, pick_device, save
+
+    out = Path(opts.out)
+    device = pick_device(opts.device)
+    prev = read_record(out)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if not opts.resume and (prev or last or (out / "config.json").exists()):
+        raise UserError(
+            f"{out} already holds a training run; add --resume to continue it, or choose another --out"
+        )
+    if opts.resume and prev:
+        was_cfg = prev.get("config", {})
+        changed = [k for k, v in opts.identity().items() if was_cfg.get(k) != v]
+        if changed:
+            was = ", ".join(f"{k}={was_cfg.get(k)!r}" for k in changed)
+            raise UserError(f"--resume: {out} was trained with {was}; use the same settings")
+        if prev.get("finished"):
+            say(f"{out}: already finished ({prev['global_step']} steps); nothing to do")
+            return prev
+    elif opts.resume and not last:
+        say(f"{out}: nothing to resume; starting from scratch")
+
+    tokenizer = AutoTokenizer.from_pretrained(opts.init_from)
+    model = AutoModelForCausalLM.from_pretrained(opts.init_from, dtype=torch.float32)
+    dataset = build_dataset(opts)
+    funcs, weights = reward_setup(opts.format_reward)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": command,
+        "config": opts.identity(),
+        "device": device,
+        "parameters": n_params(model),
+        "rows": len(dataset),
+        "finished": False,
+        "wall_seconds": (prev or {}).get("wall_seconds", 0.0),
+    }
+    write_record(out, record)
+
+    suppress = model.generation_config.suppress_tokens
+    args = GRPOConfig(
+        output_dir=str(out),
+        max_steps=opts.steps,
+        # TRL counts completions, not prompts: a step is batch_size prompts x G completions.
+        per_device_train_batch_size=opts.batch_size * opts.num_generations,
+        num_generations=opts.num_generations,
+        max_completion_length=opts.max_completion_length,
+        temperature=opts.temperature,
+        beta=opts.beta,
+        learning_rate=opts.lr,
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        reward_weights=weights,
+        generation_kwargs={"suppress_tokens": list(suppress)} if suppress else None,
+        logging_steps=opts.log_every,
+        save_strategy="steps",
+        save_steps=opts.save_every,
+        save_total_limit=opts.keep_checkpoints,
+        seed=opts.seed,
+        data_seed=opts.seed,
+        bf16=False,
+        activation_checkpointing=False,
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+        report_to="none",
+        dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    # Our own bar replaces the Trainer's tqdm and its printing of every metrics dict.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if progress:
+        trainer.add_callback(_progress_callback(opts.steps))
+    resume_from = last if opts.resume and last else None
+    if resume_from:
+        say(f"resuming from {Path(resume_from).name}")
+    threads = torch.get_num_threads()
+    if opts.threads:  # on a busy shared CPU one thread can be many times faster than all
+        torch.set_num_threads(opts.threads)
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(gradient|activation)_checkpointing.*")
+            trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - start
+
+    save(trainer.model, tokenizer, out)
+    curve = reward_curve(trainer.state.log_history)
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    record.update(
+        finished=trainer.state.global_step >= opts.steps,  # a callback may stop a run early
+        global_step=trainer.state.global_step,
+        resumed_from=Path(resume_from).name if resume_from else None,
+        **summarize(curve),
+        rewards=curve,
+        final_loss=losses[-1][1] if losses else None,
+        wall_seconds=round(record["wall_seconds"] + seconds, 2),
+    )
+    write_record(out, record)
+    return record

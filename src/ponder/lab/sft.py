@@ -1,0 +1,245 @@
+"""Supervised fine-tuning (SFT) of a tiny model on worked traces, with TRL's ``SFTTrainer``.
+
+The idea is plain next-token prediction on demonstrations (the "SFT" stage of InstructGPT,
+Ouyang et al. 2022), here on the lab's synthetic scratchpad traces (``lab.traces``) or on a JSONL
+of prompt/completion rows (``ponder data synth`` output). The dataset is TRL's prompt-completion
+form, ``prompt = format.prompt_text(question)`` and ``completion = trace + "Answer: ..." + EOS``, so
+the loss covers the completion only (``completion_only_loss`` is TRL's default for this form).
+
+Why ``SFTTrainer`` and not the bare ``Trainer``: it does the prompt/completion masking, EOS
+handling and padding for us and runs on CPU as is. Departures from TRL's defaults, all because
+the models are tiny and the machine may be a laptop: float32 (no bf16 autocast), no activation
+checkpointing, cosine schedule with 5% warmup, no weight decay. On a CPU shared with other jobs,
+``threads=1`` (``--threads 1``): torch's default of one thread per core can then run 20x slower,
+its threads waiting on each other while the cores are busy elsewhere.
+
+Runs are resumable. Checkpoints go to ``OUT/checkpoint-N`` every ``save_every`` steps (the two
+latest are kept); ``resume=True`` continues from the latest one, with the optimizer, scheduler and
+data order restored, provided every setting matches the run recorded in ``OUT/ponder_train.json``.
+A finished run is not redone. The final model and tokenizer are saved in ``OUT`` itself, an
+ordinary Hugging Face directory: ``ponder solve --model hf:OUT``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ponder.errors import UserError
+from ponder.lab import format, traces
+
+RECORD = "ponder_train.json"
+# Settings that must match for --resume to continue a run (steps included: the LR schedule
+# depends on it). Device, save_every and resume itself may change between sessions.
+IDENTITY = ("task", "task_options", "data", "examples", "steps", "batch_size", "lr", "size",
+            "init_from", "seed")  # fmt: skip
+
+
+@dataclass
+class SFTOptions:
+    out: str  # output directory: checkpoints, final model, ponder_train.json
+    task: str | None = "add"  # a lab task (traces.TASKS); None when ``data`` is given
+    task_options: dict = field(default_factory=dict)  # digits / count / blanks
+    data: str | None = None  # JSONL of {"prompt", "completion"} rows instead of generated traces
+    examples: int = 2000  # generated problems (ignored with ``data``)
+    steps: int = 500  # optimizer steps
+    batch_size: int = 32
+    lr: float = 1e-3  # peak learning rate
+    size: str = "tiny"  # model.SIZES, for a fresh model
+    init_from: str | None = None  # start from this HF directory instead of a fresh model
+    seed: int = 0  # problems, initial weights and data order
+    device: str = "auto"
+    save_every: int = 100  # checkpoint interval in steps
+    log_every: int = 10  # loss logging interval in steps
+    resume: bool = False
+    threads: int | None = None  # CPU threads for torch (None: torch's default, every core)
+
+    def __post_init__(self) -> None:
+        if self.data is None and self.task not in traces.TASKS:
+            known = ", ".join(traces.TASKS)
+            raise UserError(f"--task must be one of {known} (or --data FILE); got {self.task!r}")
+        if self.data is not None:
+            if not os.path.isfile(self.data):
+                raise UserError(f"--data {self.data}: no such file")
+            self.task, self.task_options = None, {}
+        else:
+            allowed = traces.TASK_OPTIONS[self.task]
+            extra = sorted(set(self.task_options) - set(allowed))
+            if extra:
+                raise UserError(
+                    f"--{extra[0]} does not apply to task {self.task} (its options: "
+                    + ", ".join(f"--{o}" for o in allowed) + ")"
+                )
+        for name in ("examples", "steps", "batch_size", "save_every", "log_every", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserError(f"--lr must be a positive number; got {self.lr}")
+        if self.init_from is not None and not os.path.isdir(self.init_from):
+            raise UserError(f"--from {self.init_from}: no such model directory")
+
+    def identity(self) -> dict:
+        d = asdict(self)
+        return {k: d[k] for k in IDENTITY}
+
+
+def build_rows(opts: SFTOptions, eos: str = format.EOS) -> list[dict]:
+    """The training rows: prompt/completion strings, the completion ending in EOS."""
+    if opts.data is not None:
+        # `ponder data synth --keep all` files also hold rejected samples: never train on those
+        rows = [r for r in _read_jsonl(opts.data) if r.get("correct", True) is not False]
+        if not rows:
+            raise UserError(f"--data {opts.data}: no rows marked correct to train on")
+    else:
+        rows = traces.examples(opts.task, opts.examples, opts.seed, **opts.task_options)
+    return [
+        {"prompt": r["prompt"], "completion": r["completion"].rstrip() + eos} for r in rows
+    ]
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise UserError(f"--data {path}: line {i} is not JSON") from None
+            if not isinstance(row.get("prompt"), str) or not isinstance(row.get("completion"), str):
+                raise UserError(f"--data {path}: line {i} lacks string 'prompt' and 'completion'")
+            rows.append(row)
+    if not rows:
+        raise UserError(f"--data {path}: no rows")
+    return rows
+
+
+def read_record(out: str | Path) -> dict | None:
+    path = Path(out) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise UserError(f"{path} is unreadable; remove it or choose another --out") from None
+
+
+def _write_record(out: Path, record: dict) -> None:
+    tmp = out / (RECORD + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, out / RECORD)
+
+
+def train_sft(
+    opts: SFTOptions, command: str | None = None, progress: bool = True, callbacks=None,
+    say=print,
+) -> dict:
+    """Train (or resume, or find finished) the run in ``opts.out``; returns its record."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    from ponder.lab.model import make_tiny_llama, n_params, pick_device, save
+    from ponder.lab.tokenizer import make_char_tokenizer
+
+    out = Path(opts.out)
+    device = pick_device(opts.device)
+    prev = read_record(out)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if not opts.resume and (prev or last or (out / "config.json").exists()):
+        raise UserError(
+            f"{out} already holds a training run; --resume continues it, or pick another --out"
+        )
+    if opts.resume and prev:
+        changed = [k for k, v in opts.identity().items() if prev.get("config", {}).get(k) != v]
+        if changed:
+            was = ", ".join(f"{k}={prev.get('config', {}).get(k)!r}" for k in changed)
+            raise UserError(f"--resume: {out} was trained with {was}; use the same settings")
+        if prev.get("finished"):
+            say(f"{out}: already finished ({prev['global_step']} steps); nothing to do")
+            return prev
+    elif opts.resume and not last:
+        say(f"{out}: nothing to resume; starting from scratch")
+
+    if opts.init_from:
+        tokenizer = AutoTokenizer.from_pretrained(opts.init_from)
+        model = AutoModelForCausalLM.from_pretrained(opts.init_from)
+    else:
+        tokenizer = make_char_tokenizer()
+        model = make_tiny_llama(tokenizer, opts.size, seed=opts.seed)
+    rows = build_rows(opts, tokenizer.eos_token)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": command,
+        "config": opts.identity(),
+        "device": device,
+        "parameters": n_params(model),
+        "rows": len(rows),
+        "finished": False,
+        "wall_seconds": (prev or {}).get("wall_seconds", 0.0),
+    }
+    _write_record(out, record)
+
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=opts.steps,
+        per_device_train_batch_size=opts.batch_size,
+        learning_rate=opts.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, opts.steps // 20),
+        weight_decay=0.0,
+        logging_steps=opts.log_every,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=opts.save_every,
+        save_total_limit=2,
+        seed=opts.seed,
+        data_seed=opts.seed,
+        bf16=False,
+        activation_checkpointing=False,
+        use_cpu=device == "cpu",
+        disable_tqdm=not progress,
+        report_to="none",
+        max_length=1024,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    resume_from = last if opts.resume and last else None
+    if resume_from:
+        say(f"resuming from {Path(resume_from).name}")
+    threads = torch.get_num_threads()
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    start = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    finally:  # an interrupted session's time counts too
+        torch.set_num_threads(threads)
+        record["wall_seconds"] = round(record["wall_seconds"] + time.perf_counter() - start, 2)
+        _write_record(out, record)
+
+    save(trainer.model, tokenizer, out)
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    record.update(
+        finished=True,
+        global_step=trainer.state.global_step,
+        resumed_from=Path(resume_from).name if resume_from else None,
+        first_loss=losses[0][1] if losses else None,
+        final_loss=losses[-1][1] if losses else None,
+        losses=losses,
+    )
+    _write_record(out, record)
+    return record

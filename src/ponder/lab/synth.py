@@ -1,0 +1,185 @@
+"""Synthetic SFT data by rejection sampling: STaR (Zelikman et al. 2022, "STaR: Bootstrapping
+Reasoning With Reasoning"), one round.
+
+Run a strategy on each problem with any model, grade the result with the task's verifier (the bench
+code path: ``bench.runner.run_cell`` then ``verify.check``) and keep the samples it accepts, as
+rows in the SFT format::
+
+    {"prompt": format.prompt_text(question), "completion": <the accepted sample, cut after its
+     answer line>, "answer": <reference>, "task", "problem_id", "model", "strategy", "correct"}
+
+Departures from the paper: no "rationalization" (re-asking with the answer as a hint for the
+problems the model failed); no outer loop (fine-tune with ``ponder train sft --data FILE`` and
+synthesise again with the new model for the next round); any model and any strategy (a vote
+strategy keeps the first of its samples whose own answer is accepted).
+
+Crash safety: every row is appended and flushed as soon as its problem is graded. Problems rejected
+under ``keep="correct"`` go to a sidecar ``<out>.rejected.jsonl`` (reason included), so that a
+re-run skips every problem id already seen in either file, and a partial last line left by a crash
+is cut off before appending.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ponder.bench.runner import Cell, run_local
+from ponder.bench.store import ResultRow
+from ponder.errors import UserError
+from ponder.lab import format
+from ponder.models.base import Model
+from ponder.problems.base import Problem
+from ponder.verify import check
+
+# The patterns extract_answer reads answers with, so the cut lands where the answer was read.
+from ponder.verify.extract import _ANSWER_LINE, _HASHES, _NUMBER
+
+KEEP = ("correct", "all")
+
+
+@dataclass
+class SynthStats:
+    seen: int = 0  # problems graded this session
+    kept: int = 0  # rows written to the SFT file this session
+    skipped: int = 0  # problems already in the files from an earlier run
+
+
+def trim_to_answer(text: str) -> str:
+    """``text`` up to the end of the line holding its final answer (what ``extract_answer`` reads:
+    the last \\boxed{}, else the last "Answer: ..." line, else "#### N", else the last number)."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        for pattern in (_ANSWER_LINE, _HASHES, _NUMBER):
+            matches = list(pattern.finditer(text))
+            if matches:
+                start = matches[-1].start()
+                break
+    if start < 0:
+        return text.strip()
+    end = text.find("\n", start)
+    return (text if end < 0 else text[:end]).strip()
+
+
+def sampled_texts(row: ResultRow) -> list[tuple[str, str | None]]:
+    """(text, answer) of every sample a strategy drew, in order."""
+    return [(e["text"], e.get("answer")) for e in row.trace if e.get("type") == "Sampled"]
+
+
+def accepted_text(problem: Problem, row: ResultRow) -> str | None:
+    """The first sample whose own answer the verifier accepts (None: no sample to keep)."""
+    for text, answer in sampled_texts(row):
+        if answer is not None and check(problem, answer).correct:
+            return text
+    return None
+
+
+class SynthFile:
+    """The output JSONL and its rejected-problems sidecar: which ids are done, append a row."""
+
+    def __init__(self, out: str | Path, keep: str = "correct") -> None:
+        if keep not in KEEP:
+            raise UserError(f"--keep takes {' or '.join(KEEP)}; got {keep!r}")
+        self.path = Path(out)
+        self.rejected_path = self.path.with_name(self.path.name.removesuffix(".jsonl") + ".rejected.jsonl")
+        self.keep = keep
+        for p in (self.path, self.rejected_path):
+            if p.is_dir():
+                raise UserError(f"{p} is a directory; --out takes a .jsonl file")
+        self.done: set[str] = set()
+        for p in (self.path, self.rejected_path):
+            self.done |= self._read_ids(p)
+
+    @staticmethod
+    def _read_ids(path: Path) -> set[str]:
+        if not path.exists():
+            return set()
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):  # a crash mid-write: drop the partial last line
+            data = data[: data.rfind(b"\n") + 1]
+            path.write_bytes(data)
+        ids = set()
+        for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                ids.add(str(json.loads(line)["problem_id"]))
+            except (ValueError, KeyError, TypeError):
+                raise UserError(
+                    f"{path}:{n} is not a synth row (JSON with a problem_id); pick another --out"
+                ) from None
+        return ids
+
+    def append(self, row: dict, rejected: bool = False) -> None:
+        path = self.rejected_path if rejected else self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+        self.done.add(row["problem_id"])
+
+
+def synth_row(problem: Problem, text: str, correct: bool, task: str, model: str, strategy: str) -> dict:
+    return {
+        "prompt": format.prompt_text(problem.question),
+        "completion": trim_to_answer(text),
+        "answer": problem.answer,
+        "task": task,
+        "problem_id": problem.id,
+        "model": model,
+        "strategy": strategy,
+        "correct": correct,
+    }
+
+
+async def synthesize(
+    problems: list[Problem],
+    model: Model,
+    strategy: str,
+    out: SynthFile,
+    *,
+    task: str,
+    model_spec: str,
+    budget: int = 0,
+    seed: int = 0,
+    concurrency: int = 1,
+    on_result: Callable[[SynthStats], None] | None = None,
+) -> SynthStats:
+    """Run ``strategy`` (a canonical spec) on the problems not yet in ``out``; append what to keep.
+
+    A wrong answer is a rejected row, not an error; a model or code failure stops the run (rows
+    written so far stay, and a re-run resumes after them).
+    """
+    stats = SynthStats()
+    todo = [p for p in problems if p.id not in out.done]
+    stats.skipped = len(problems) - len(todo)
+    by_id = {p.id: p for p in todo}
+
+    def on_row(row: ResultRow) -> None:
+        problem = by_id[row.problem_id]
+        stats.seen += 1
+        text = accepted_text(problem, row) if row.correct else None
+        if text is not None:
+            out.append(synth_row(problem, text, True, task, model_spec, strategy))
+            stats.kept += 1
+        elif out.keep == "all":
+            samples = sampled_texts(row)
+            first = samples[0][0] if samples else ""
+            out.append(synth_row(problem, first, False, task, model_spec, strategy))
+            stats.kept += 1
+        else:
+            why = "no sample's own answer is accepted" if row.correct else "rejected by the verifier"
+            out.append(
+                {"problem_id": problem.id, "answer": row.answer, "reference": problem.answer,
+                 "reason": f"{why} ({row.how})", "model": model_spec, "strategy": strategy},
+                rejected=True,
+            )
+        if on_result is not None:
+            on_result(stats)
+
+    cells = [Cell(p, strategy, budget, seed) for p in todo]
+    await run_local("synth", cells, model, on_row, concurrency)
+    return stats
+

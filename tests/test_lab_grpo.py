@@ -1,0 +1,324 @@
+"""RL rewards built from the verifiers, STaR-style data synthesis against a real HTTP server, and
+short real GRPO runs (TRL) on CPU: checkpoints, resume, the record and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+
+import ponder.verify
+from ponder.lab import format
+from ponder.lab.rewards import (
+    correctness_reward,
+    format_reward,
+    problem_columns,
+    reward_setup,
+)
+from ponder.lab.synth import SynthFile, trim_to_answer
+from ponder.problems import load_problems
+from ponder.verify import Verdict
+
+TRAIN = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
+
+
+def _need_train():
+    for name in TRAIN:
+        pytest.importorskip(name, reason=f"GRPO needs {name} (pip install 'ponder[train]')")
+
+
+def run_ponder(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "ponder", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def columns(problems, per_problem=1):
+    """TRL's reward kwargs: one entry per completion, each column a list."""
+    rows = [problem_columns(p) for p in problems for _ in range(per_problem)]
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
+# --- rewards ---
+
+
+def test_correctness_reward_grades_like_the_verifier():
+    p1, p2 = load_problems("arith", limit=2, seed=0, digits=2)
+    right = f"1+2+0=3 > 3\nAnswer: {p1.answer}"
+    wrong = f"Answer: {int(p2.answer) + 1}"
+    cols = columns([p1, p1, p2, p2])
+    completions = [right, "no idea", f"\\boxed{{{p2.answer}}}", wrong]
+    assert correctness_reward([""] * 4, completions, **cols) == [1.0, 0.0, 1.0, 0.0]
+    # conversational completions (lists of messages) are graded the same way
+    chat = [[{"role": "assistant", "content": c}] for c in completions]
+    assert correctness_reward([""] * 4, chat, **cols) == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_correctness_reward_rebuilds_meta_for_countdown():
+    (p,) = load_problems("countdown", limit=1, seed=2)
+    cols = columns([p, p])
+    # graded by the countdown checker against meta's numbers and target (the lab writes
+    # expressions without spaces: extraction reads a many-word answer line as a sentence)
+    expr = p.answer.replace(" ", "")
+    assert correctness_reward(["", ""], [f"Answer: {expr}", "Answer: 1+1"], **cols) == [1.0, 0.0]
+    assert json.loads(cols["meta"][0])["numbers"] == p.meta["numbers"]
+
+
+def test_correctness_reward_goes_through_verify_check(monkeypatch):
+    (p,) = load_problems("arith", limit=1, seed=0, digits=2)
+    cols = columns([p, p])
+    completions = [f"Answer: {p.answer}", "Answer: -1"]
+    assert correctness_reward(["", ""], completions, **cols) == [1.0, 0.0]
+    seen = []
+
+    def upside_down(problem, answer):
+        seen.append((problem, answer))
+        return Verdict(answer == "-1", 1.0 if answer == "-1" else 0.0, "patched")
+
+    monkeypatch.setattr(ponder.verify, "check", upside_down)
+    assert correctness_reward(["", ""], completions, **cols) == [0.0, 1.0]
+    # the Problem was rebuilt from the columns, the answer extracted from the text
+    assert [a for _, a in seen] == [p.answer, "-1"]
+    assert seen[0][0].question == p.question and seen[0][0].kind == p.kind
+    assert seen[0][0].meta == p.meta and seen[0][0].id == p.id
+
+
+def test_format_reward_and_weights():
+    texts = [
+        "3+4+0=7 > 7\nAnswer: 7",
+        "Answer: 7\n",
+        "3+4+0=7 > 7",
+        "Answer: 7\nand more",
+        "Answer:",
+        "",
+    ]
+    assert format_reward([""] * 6, texts) == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert reward_setup(0.0) == ([correctness_reward], [1.0])
+    assert reward_setup(0.2) == ([correctness_reward, format_reward], [1.0, 0.2])
+    with pytest.raises(ValueError):
+        reward_setup(-1)
+
+
+# --- data synth ---
+
+
+def test_trim_to_answer():
+    assert trim_to_answer("a\nb\nAnswer: 7\nmore chatter") == "a\nb\nAnswer: 7"
+    assert trim_to_answer("think\n\\boxed{12} because\nbye") == "think\n\\boxed{12} because"
+    assert trim_to_answer("so it is 5.\nOK") == "so it is 5."
+    assert trim_to_answer("  nothing here  ") == "nothing here"
+
+
+def _stub_replies(problems):
+    """Right on even-numbered problems, off by one on odd ones; chatter after the answer."""
+    replies = []
+    for i, p in enumerate(problems):
+        value = int(p.answer) + (i % 2)
+        replies.append(f"Adding the numbers.\nThe sum is {value}.\nAnswer: {value}\nHope that helps!")
+    return replies
+
+
+def test_synth_keeps_exactly_what_the_verifier_accepts(tmp_path):
+    from openai_stub_server import StubServer
+
+    problems = load_problems("arith", limit=6, seed=4, digits=2)
+    out = tmp_path / "data" / "synth.jsonl"
+    args = ["data", "synth", "--task", "arith:digits=2", "--limit", "6", "--seed", "4",
+            "--strategy", "cot", "--out", str(out), "--concurrency", "1"]  # fmt: skip
+    with StubServer(_stub_replies(problems)) as server:
+        model = f"openai:stub-model@{server.base_url}"
+        proc = run_ponder(*args, "--model", model)
+        assert proc.returncode == 0, proc.stderr
+        assert "kept 3 of 6" in proc.stdout
+        asked = len(server.requests)
+        assert asked == 6
+        again = run_ponder(*args, "--model", model)
+        assert again.returncode == 0, again.stderr
+        assert len(server.requests) == asked  # nothing asked again
+    assert "kept 0 of 0" in again.stdout
+
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["problem_id"] for r in rows] == [p.id for p in problems[0::2]]
+    for row, p in zip(rows, problems[0::2]):
+        assert row["prompt"] == format.prompt_text(p.question)
+        assert row["completion"] == f"Adding the numbers.\nThe sum is {p.answer}.\nAnswer: {p.answer}"
+        assert row["answer"] == p.answer and row["correct"] is True
+        assert row["task"] == "arith:digits=2" and row["strategy"] == "cot"
+        assert row["model"] == model
+        assert ponder.verify.verify(p, row["completion"]).correct
+    rejected = [json.loads(line) for line in out.with_name("synth.rejected.jsonl").read_text().splitlines()]
+    assert [r["problem_id"] for r in rejected] == [p.id for p in problems[1::2]]
+
+
+def test_synth_keep_all_and_a_partial_last_line(tmp_path):
+    from openai_stub_server import StubServer
+
+    problems = load_problems("arith", limit=4, seed=1, digits=1)
+    out = tmp_path / "all.jsonl"
+    # a crash mid-write left half a row: it is cut off, and its problem is asked again
+    out.write_text('{"problem_id": "arith-s1-0", "prompt": "x", "completion": "y"}\n{"problem_id": "ari')
+    with StubServer(_stub_replies(problems[1:])) as server:
+        proc = run_ponder("data", "synth", "--task", "arith:digits=1", "--limit", "4", "--seed", "1",
+                      "--model", f"openai:stub-model@{server.base_url}", "--out", str(out),
+                      "--keep", "all", "--concurrency", "1")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert len(server.requests) == 3
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["problem_id"] for r in rows] == [p.id for p in problems]
+    assert [r.get("correct") for r in rows[1:]] == [True, False, True]
+    assert not out.with_name("all.rejected.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--strategy", "tree_of_magic"], "unknown strategy"),
+        (["--task", "arith:digits=zero"], "digits"),
+        (["--keep", "some"], "--keep"),
+        (["--model", "gguf:/no/model.gguf"], "not found"),
+    ],
+)
+def test_synth_bad_input_is_one_line(tmp_path, extra, fragment):
+    base = {"--task": "arith", "--out": str(tmp_path / "o.jsonl"), "--strategy": "cot"}
+    for flag, value in zip(extra[::2], extra[1::2]):
+        base[flag] = value
+    proc = run_ponder("data", "synth", *[x for kv in base.items() for x in kv], "--limit", "2")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_synth_out_that_is_not_a_synth_file(tmp_path):
+    from ponder.errors import UserError
+
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text("hello\n")
+    with pytest.raises(UserError, match="not a synth row"):
+        SynthFile(bad)
+    with pytest.raises(UserError, match="directory"):
+        SynthFile(tmp_path)
+
+
+# --- GRPO (real TRL runs on CPU) ---
+
+
+@pytest.fixture(scope="module")
+def start_checkpoint(tmp_path_factory):
+    """A briefly SFT-trained tiny model on 1-digit addition (L1's SFT), the policy to start from."""
+    _need_train()
+    from ponder.lab.sft import SFTOptions, train_sft
+
+    out = tmp_path_factory.mktemp("sft") / "model"
+    train_sft(
+        SFTOptions(out=str(out), task="add", task_options={"digits": 1}, examples=200, steps=40,
+                   batch_size=32, lr=3e-3, device="cpu", save_every=1000, threads=1),
+        progress=False, say=lambda *a: None,
+    )  # fmt: skip
+    return str(out)
+
+
+def _opts(start, out, **kw):
+    from ponder.lab.grpo import GRPOOptions
+
+    settings = dict(
+        out=str(out), init_from=start, task="add", task_options={"digits": 1}, steps=4,
+        batch_size=2, num_generations=4, lr=5e-5, max_completion_length=24, device="cpu",
+        save_every=2, threads=1, format_reward=0.2,
+    )  # fmt: skip
+    settings.update(kw)
+    return GRPOOptions(**settings)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_grpo_checkpoints_crash_and_resume(start_checkpoint, tmp_path):
+    _need_train()
+    from transformers import TrainerCallback
+
+    from ponder.errors import UserError
+    from ponder.lab.grpo import read_record, train_grpo
+
+    class CrashAtStep3(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise Crash()
+
+    out = tmp_path / "grpo"
+    with pytest.raises(Crash):
+        train_grpo(_opts(start_checkpoint, out), progress=False, callbacks=[CrashAtStep3()])
+    assert (out / "checkpoint-2").is_dir() and not (out / "checkpoint-4").exists()
+    assert read_record(out)["finished"] is False
+
+    # without --resume the run is not clobbered; with other settings it is not resumed
+    with pytest.raises(UserError, match="--resume"):
+        train_grpo(_opts(start_checkpoint, out), progress=False)
+    with pytest.raises(UserError, match="lr"):
+        train_grpo(_opts(start_checkpoint, out, lr=1e-3, resume=True), progress=False)
+
+    said = []
+    record = train_grpo(_opts(start_checkpoint, out, resume=True), progress=False, say=said.append)
+    assert said == ["resuming from checkpoint-2"]
+    assert record["finished"] and record["global_step"] == 4
+    assert record["resumed_from"] == "checkpoint-2"
+    # TRL's log history came back with the checkpoint: one reward per step, 1..4
+    steps = [s for s, _, _ in record["rewards"]]
+    assert steps == [1, 2, 3, 4]
+    for _, reward, accuracy in record["rewards"]:
+        assert 0.0 <= accuracy <= 1.0 and 0.0 <= reward <= 1.2 + 1e-6
+    assert {"reward_first", "reward_last", "accuracy_first", "accuracy_last"} <= set(record)
+    assert math.isfinite(record["final_loss"])
+    assert record["config"]["algorithm"] == "grpo" and record["wall_seconds"] > 0
+    assert (out / "checkpoint-4").is_dir() and (out / "model.safetensors").is_file()
+    assert json.loads((out / "ponder_train.json").read_text()) == record
+
+    # a finished run is not redone
+    said.clear()
+    again = train_grpo(_opts(start_checkpoint, out, resume=True), progress=False, say=said.append)
+    assert again == record and "already finished" in said[0]
+
+    # the result is an ordinary HF model directory that ponder's hf backend serves
+    from ponder.lab.evaluate import accuracy
+    from ponder.lab.traces import make_problems
+
+    acc = accuracy(str(out), make_problems("add", 2, seed=9, digits=1), "cot", max_tokens=24)
+    assert acc.total == 2 and acc.completion_tokens > 0
+
+
+def test_grpo_reward_is_the_verifier(start_checkpoint, tmp_path, monkeypatch):
+    """With the verifier patched to accept everything, every rollout earns the full reward: the
+    trainer's reward IS ponder.verify.check."""
+    _need_train()
+    from ponder.lab.grpo import train_grpo
+
+    monkeypatch.setattr(ponder.verify, "check", lambda problem, answer: Verdict(True, 1.0, "ok"))
+    record = train_grpo(
+        _opts(start_checkpoint, tmp_path / "g", steps=2, format_reward=0.0), progress=False
+    )
+    assert [a for _, _, a in record["rewards"]] == [1.0, 1.0]
+
+
+def test_grpo_cli(start_checkpoint, tmp_path):
+    _need_train()
+    out = tmp_path / "cli"
+    args = ["train", "grpo", "--from", start_checkpoint, "--task", "add", "--digits", "1",
+            "--steps", "2", "--batch-size", "2", "--num-generations", "2",
+            "--max-completion-length", "16", "--device", "cpu", "--threads", "1",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    proc = run_ponder(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"saved hf:\S+ · 2 steps · reward [\d.]+ -> [\d.]+", proc.stdout), proc.stdout
+    record = json.loads((out / "ponder_train.json").read_text())
+    assert record["command"].startswith("ponder train grpo --from ")
+    assert "--num-generations 2" in record["command"] and record["finished"]
+
+    bad = run_ponder("train", "grpo", "--from", start_checkpoint, "--out", str(tmp_path / "b"),
+                 "--task", "add", "--count", "3")  # fmt: skip
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == ["ponder: error: --count does not apply to task add (its options: --digits)"]

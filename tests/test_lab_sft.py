@@ -1,0 +1,262 @@
+"""The lab: character tokenizer, worked traces (checked by the real graders), the sudoku task, and a
+short real SFT run on CPU whose output loads through ``hf:`` and answers in ``ponder solve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import string
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ponder.lab import format, traces
+from ponder.problems import ProblemSetError, load_problems
+from ponder.verify import check, verify
+from ponder.verify.countdown import check_countdown
+from ponder.verify.sudoku import check_sudoku
+
+TRAIN = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
+
+
+def _need_train():
+    for name in TRAIN:
+        pytest.importorskip(name, reason=f"the lab needs {name} (pip install 'ponder[train]')")
+
+
+# --- traces (pure Python) ---
+
+TASKS = [
+    ("add", {"digits": 3}),
+    ("add", {"digits": 7}),
+    ("mul", {"digits": 3}),
+    ("countdown", {"count": 4}),
+    ("sudoku", {"blanks": 8}),
+    ("sudoku", {"blanks": 14}),
+]
+
+
+@pytest.mark.parametrize("task,options", TASKS)
+def test_every_trace_ends_in_an_answer_the_grader_accepts(task, options):
+    for p in traces.make_problems(task, 200, seed=7, **options):
+        trace, answer = traces.worked_solution(p)
+        text = traces.completion(p)
+        assert text == format.completion_text(trace, answer)
+        assert check(p, answer).correct, (p.question, text)
+        assert verify(p, text).correct, (p.question, text)  # extraction + grading, as in bench
+
+
+def test_traces_are_reproducible_and_seeded():
+    for task in traces.TASKS:
+        assert traces.examples(task, 20, seed=3) == traces.examples(task, 20, seed=3)
+        assert traces.examples(task, 20, seed=3) != traces.examples(task, 20, seed=4)
+
+
+def test_arithmetic_scratchpads():
+    trace, answer = traces.addition_trace(347, 285)
+    assert trace == "7+5+0=12 > 2\n4+8+1=13 > 32\n3+2+1=6 > 632" and answer == "632"
+    assert traces.addition_trace(99, 1) == ("9+1+0=10 > 0\n9+0+1=10 > 100", "100")
+    trace, answer = traces.multiplication_trace(347, 285)
+    assert trace.splitlines()[:3] == ["347*5=1735", "347*80=27760", "347*200=69400"]
+    assert answer == str(347 * 285)
+
+
+def test_countdown_traces_search_and_end_in_a_valid_expression():
+    backtracks = 0
+    for p in traces.make_problems("countdown", 200, seed=1):
+        trace, expr = traces.worked_solution(p)
+        assert check_countdown(expr, p.meta["numbers"], p.meta["target"]).correct
+        assert " " not in expr  # one "word": extract_answer keeps it whole
+        lines = trace.splitlines()
+        assert all(line.startswith("try ") for line in lines)
+        assert not lines or lines[-1].endswith(" ok")
+        assert len(trace) < 300
+        backtracks += "no; back" in trace
+    assert backtracks > 50  # dead ends are shown, not only the winning path
+
+
+def test_sudoku_trace_backtracks_from_dead_ends():
+    trace, answer = traces.sudoku_trace("..12/..../..../2.3.")
+    assert "none back" in trace and "?" in trace
+    assert check_sudoku(answer, "..12/..../..../2.3.").correct
+
+
+def test_sudoku_checker_accepts_solutions_and_rejects_corruptions():
+    problems = load_problems("sudoku", limit=50, seed=2, blanks=10)
+    assert all(p.kind == "sudoku" and p.question.count(p.meta["puzzle"]) == 1 for p in problems)
+    rng = random.Random(0)
+    for p in problems:
+        ref = p.answer
+        assert check(p, ref).correct
+        assert check(p, ref.replace("/", " ")).correct  # other row separators are fine
+        rows = [list(r) for r in ref.split("/")]
+        r, c = rng.randrange(4), rng.randrange(3)
+        rows[r][c], rows[r][c + 1] = rows[r][c + 1], rows[r][c]  # breaks two columns
+        assert not check(p, "/".join(map("".join, rows))).correct
+        assert not check(p, ref[:-1]).correct  # too short
+        assert not check(p, ref.replace("1", "5")).correct  # not a digit 1-4
+        assert not check(p, None).correct
+    # Keeps the givens: a valid grid that changes a given cell is wrong.
+    v = check_sudoku("2143/3412/1234/4321", "1.../..../..../....")
+    assert not v.correct and "given" in v.reason
+    assert check_sudoku("1234/3412/2143/4321", "1.../..../..../....").correct
+    assert "repeats" in check_sudoku("1234/1234/2143/4321", "..../..../..../....").reason
+
+
+def test_sudoku_generator_options():
+    problems = load_problems("sudoku", limit=5, blanks=5)
+    assert all(p.meta["puzzle"].count(".") == 5 for p in problems)
+    with pytest.raises(ProblemSetError):
+        load_problems("sudoku", blanks=17)
+    with pytest.raises(ProblemSetError):
+        load_problems("sudoku", size=9)
+
+
+# --- tokenizer ---
+
+
+def test_char_tokenizer_round_trips_and_renders_the_lab_prompt():
+    _need_train()
+    from ponder.lab.tokenizer import make_char_tokenizer
+
+    tok = make_char_tokenizer()
+    text = "".join(sorted(set(string.printable) - set("\t\r\x0b\x0c"))) + "\nQ: 12+34?\nA: 46"
+    ids = tok(text)["input_ids"]
+    assert len(ids) == len(text)  # one token per character, no BOS
+    assert tok.decode(ids) == text
+    eos = tok(format.completion_text("1+2", "3") + format.EOS)["input_ids"]
+    assert eos[-1] == tok.eos_token_id and tok.decode(eos, skip_special_tokens=True).endswith("3")
+    msgs = [
+        {"role": "system", "content": "Think step by step."},
+        {"role": "user", "content": "Compute 1 + 2."},
+    ]
+    rendered = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert rendered == format.prompt_text("Compute 1 + 2.")
+
+
+def test_tiny_llama_saves_as_an_hf_dir_that_resolve_loads(tmp_path):
+    _need_train()
+    from ponder.lab.model import make_tiny_llama, n_params, pick_device, save
+    from ponder.lab.tokenizer import make_char_tokenizer
+    from ponder.models import resolve
+
+    tok = make_char_tokenizer()
+    model = make_tiny_llama(tok, "tiny")
+    assert 500_000 < n_params(model) < 1_500_000
+    save(model, tok, tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    loaded = resolve(f"hf:{tmp_path / 'm'}", device="cpu")
+    assert loaded.describe()["parameters"] == n_params(model)
+    assert pick_device("auto") in ("cuda", "mps", "cpu") and pick_device("cpu") == "cpu"
+
+
+# --- a real SFT run ---
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """2-digit addition, tiny model, 100 steps of 16 on CPU (about 15 s on 2 idle cores)."""
+    _need_train()
+    from ponder.cli import main
+
+    out = tmp_path_factory.mktemp("sft") / "add2"
+    argv = ["train", "sft", "--task", "add", "--digits", "2", "--examples", "800", "--steps", "100",
+            "--batch-size", "16", "--lr", "3e-3", "--save-every", "50", "--out", str(out),
+            "--device", "cpu", "--threads", "1", "--quiet"]  # fmt: skip
+    start = time.perf_counter()
+    assert main(argv) == 0
+    return out, time.perf_counter() - start, argv
+
+
+def test_sft_lowers_the_loss_and_records_the_run(trained):
+    out, seconds, _ = trained
+    assert seconds < 90
+    record = json.loads((out / "ponder_train.json").read_text())
+    assert record["finished"] and record["global_step"] == 100
+    assert record["final_loss"] < 0.4 * record["first_loss"], record["losses"]
+    assert record["config"]["task_options"] == {"digits": 2} and record["config"]["seed"] == 0
+    assert record["command"].startswith("ponder train sft --task add --digits 2")
+    assert record["wall_seconds"] > 0
+    assert (out / "model.safetensors").is_file() and (out / "checkpoint-100").is_dir()
+
+
+def test_sft_output_loads_and_answers_in_ponder_solve(trained):
+    out, _, _ = trained
+    from ponder.models import resolve
+
+    model = resolve(f"hf:{out}", device="cpu")
+    assert model.describe()["backend"] == "hf"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ponder", "solve", "--model", f"hf:{out}", "Compute 12 + 34."],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^Answer: (?!\(none\))\S+", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^usage: \d+ prompt \+ \d+ completion tokens", proc.stdout, re.MULTILINE)
+
+
+def test_resume_of_a_finished_run_does_nothing(trained, capsys):
+    out, _, argv = trained
+    from ponder.cli import main
+
+    before = (out / "ponder_train.json").read_text()
+    start = time.perf_counter()
+    assert main([*argv, "--resume"]) == 0
+    assert time.perf_counter() - start < 10
+    assert "already finished" in capsys.readouterr().out
+    assert (out / "ponder_train.json").read_text() == before
+
+
+def test_an_existing_run_needs_resume_and_the_same_settings(trained, capsys):
+    _, _, argv = trained
+    from ponder.cli import main
+
+    assert main(argv) == 2
+    assert "--resume" in capsys.readouterr().err
+    changed = [a if a != "100" else "130" for a in argv]  # --steps 130
+    assert main([*changed, "--resume"]) == 2
+    assert "steps=100" in capsys.readouterr().err
+
+
+def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path):
+    _need_train()
+    from transformers import TrainerCallback
+
+    from ponder.lab.sft import SFTOptions, read_record, train_sft
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 15:
+                raise KeyboardInterrupt
+
+    opts = {"out": str(tmp_path / "run"), "task": "add", "task_options": {"digits": 2},
+            "examples": 64, "steps": 20, "batch_size": 8, "save_every": 10, "device": "cpu",
+            "threads": 1}  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(SFTOptions(**opts), progress=False, callbacks=[Interrupt()])
+    interrupted = read_record(tmp_path / "run")
+    assert interrupted["finished"] is False and interrupted["wall_seconds"] > 0
+    assert (tmp_path / "run" / "checkpoint-10").is_dir()
+    record = train_sft(SFTOptions(**opts, resume=True), progress=False)
+    assert record["finished"] and record["resumed_from"] == "checkpoint-10"
+    assert record["global_step"] == 20 and record["wall_seconds"] > interrupted["wall_seconds"]
+    assert record["losses"][0][0] == 1  # the log of the first session was kept
+
+
+def test_train_cli_errors_are_one_line(tmp_path, capsys):
+    _need_train()
+    from ponder.cli import main
+
+    assert main(["train", "sft", "--task", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "--task must be one of" in capsys.readouterr().err
+    out = str(tmp_path / "x")
+    assert main(["train", "sft", "--task", "add", "--blanks", "3", "--out", out]) == 2
+    assert "--blanks does not apply" in capsys.readouterr().err
+    assert main(["train", "sft", "--task", "add", "--digits", "99", "--out", out]) == 2
+    assert "digits" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
