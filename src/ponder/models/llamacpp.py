@@ -25,6 +25,7 @@ import os
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,10 @@ class LlamaCppModel:
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._batch = llama_cpp.llama_batch_init(max(n_batch, n_seq_max), 0, 1)
         self._lock = threading.Lock()  # one llama.cpp context: one decode at a time
+        # Decodes run on one long-lived thread: llama.cpp's OpenMP thread team belongs to the
+        # calling thread, and a fresh thread per call (asyncio.to_thread under a new event loop)
+        # pays for a cold team every time (measured: ~15% fewer tokens/s for one sample).
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-llamacpp")
         self._formatter = self._chat_formatter()
         self._sha256: str | None = None
         self._cached: list[int] = []  # prompt tokens whose cells sequence 0 holds
@@ -178,8 +183,8 @@ class LlamaCppModel:
 
         aborted = threading.Event()
         try:
-            return await asyncio.to_thread(
-                self._generate_sync, request, emit, should_stop, aborted
+            return await loop.run_in_executor(
+                self._worker, self._generate_sync, request, emit, should_stop, aborted
             )
         except asyncio.CancelledError:
             aborted.set()  # the worker stops at its next step
@@ -357,6 +362,8 @@ class LlamaCppModel:
         self.close()
 
     def close(self) -> None:
+        if getattr(self, "_worker", None):
+            self._worker.shutdown(wait=True)
         if getattr(self, "_ctx", None):
             self._lc.llama_batch_free(self._batch)
             self._lc.llama_free(self._ctx)
