@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--grpo-save-every", type=int, default=15)
     ap.add_argument("--grpo-lr", default="5e-5")  # above ~1e-4 the tiny policy collapses
     ap.add_argument("--grpo-temperature", default="0.7")
+    ap.add_argument("--grpo-beta", default="0", help="KL penalty to the SFT model")
     ap.add_argument("--held-out", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -85,8 +86,13 @@ def main() -> None:
                  "--out", str(sft), "--resume", "--quiet"])  # fmt: skip
     grpo_s = run([*ponder, "train", "grpo", "--from", str(sft), *common, "--steps", str(args.grpo_steps),
                   "--save-every", str(args.grpo_save_every), "--keep-checkpoints", "1000",
-                  "--lr", args.grpo_lr, "--temperature", args.grpo_temperature, "--out", str(grpo),
+                  "--lr", args.grpo_lr, "--temperature", args.grpo_temperature,
+                  "--beta", args.grpo_beta, "--out", str(grpo),
                   "--resume", "--quiet"])  # fmt: skip
+
+    # training time as recorded by the runs themselves (a resumed or finished run reports its total)
+    sft_s = json.loads((sft / "ponder_train.json").read_text()).get("wall_seconds", sft_s)
+    grpo_s = json.loads((grpo / "ponder_train.json").read_text()).get("wall_seconds", grpo_s)
 
     # held-out: another seed than training's, minus any question SFT happened to train on
     seen = {p.question for p in make_problems("add", 5000, seed=args.seed, digits=3)}
