@@ -28,7 +28,6 @@ the settings match ``OUT/ponder_train.json``, the final model lands in ``OUT`` i
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -37,10 +36,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ponder.errors import UserError
+from ponder.lab.runrecord import check_resume, read_record, write_record  # noqa: F401 (re-exported)
 from ponder.lab import format, traces
 from ponder.lab.rewards import problem_columns, reward_setup
 
-RECORD = "ponder_train.json"
 # Settings that must match for --resume to continue a run.
 IDENTITY = ("algorithm", "task", "task_options", "examples", "steps", "num_generations",
             "batch_size", "lr", "max_completion_length", "temperature", "beta", "format_reward",
@@ -118,22 +117,6 @@ def build_dataset(opts: GRPOOptions):
     )
 
 
-def read_record(out: str | Path) -> dict | None:
-    path = Path(out) / RECORD
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise UserError(f"{path} is unreadable; remove it or choose another --out") from None
-
-
-def write_record(out: Path, record: dict) -> None:
-    tmp = out / (RECORD + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out / RECORD)
-
-
 def reward_curve(log_history: list[dict]) -> list[list]:
     """[step, mean reward, mean correctness] of every logged training step (TRL's log history)."""
     key = "rewards/correctness_reward/mean"
@@ -209,23 +192,10 @@ def train_grpo(
 
     out = Path(opts.out)
     device = pick_device(opts.device)
-    prev = read_record(out)
+    prev = check_resume(out, opts.identity(), opts.resume, say)
+    if prev and prev.get("finished"):
+        return prev
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if not opts.resume and (prev or last or (out / "config.json").exists()):
-        raise UserError(
-            f"{out} already holds a training run; add --resume to continue it, or choose another --out"
-        )
-    if opts.resume and prev:
-        was_cfg = prev.get("config", {})
-        changed = [k for k, v in opts.identity().items() if was_cfg.get(k) != v]
-        if changed:
-            was = ", ".join(f"{k}={was_cfg.get(k)!r}" for k in changed)
-            raise UserError(f"--resume: {out} was trained with {was}; use the same settings")
-        if prev.get("finished"):
-            say(f"{out}: already finished ({prev['global_step']} steps); nothing to do")
-            return prev
-    elif opts.resume and not last:
-        say(f"{out}: nothing to resume; starting from scratch")
 
     tokenizer = AutoTokenizer.from_pretrained(opts.init_from)
     model = AutoModelForCausalLM.from_pretrained(opts.init_from, dtype=torch.float32)

@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ponder.errors import UserError
+from ponder.lab.runrecord import check_resume, read_record, write_record  # noqa: F401 (re-exported)
 from ponder.lab import format, traces
 
-RECORD = "ponder_train.json"
 # Settings that must match for --resume to continue a run (steps included: the LR schedule
 # depends on it). Device, save_every and resume itself may change between sessions.
 IDENTITY = ("task", "task_options", "data", "examples", "steps", "batch_size", "lr", "size",
@@ -119,22 +119,6 @@ def _read_jsonl(path: str) -> list[dict]:
     return rows
 
 
-def read_record(out: str | Path) -> dict | None:
-    path = Path(out) / RECORD
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise UserError(f"{path} is unreadable; remove it or choose another --out") from None
-
-
-def _write_record(out: Path, record: dict) -> None:
-    tmp = out / (RECORD + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out / RECORD)
-
-
 def train_sft(
     opts: SFTOptions, command: str | None = None, progress: bool = True, callbacks=None,
     say=print,
@@ -151,22 +135,10 @@ def train_sft(
 
     out = Path(opts.out)
     device = pick_device(opts.device)
-    prev = read_record(out)
+    prev = check_resume(out, opts.identity(), opts.resume, say)
+    if prev and prev.get("finished"):
+        return prev
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if not opts.resume and (prev or last or (out / "config.json").exists()):
-        raise UserError(
-            f"{out} already holds a training run; --resume continues it, or pick another --out"
-        )
-    if opts.resume and prev:
-        changed = [k for k, v in opts.identity().items() if prev.get("config", {}).get(k) != v]
-        if changed:
-            was = ", ".join(f"{k}={prev.get('config', {}).get(k)!r}" for k in changed)
-            raise UserError(f"--resume: {out} was trained with {was}; use the same settings")
-        if prev.get("finished"):
-            say(f"{out}: already finished ({prev['global_step']} steps); nothing to do")
-            return prev
-    elif opts.resume and not last:
-        say(f"{out}: nothing to resume; starting from scratch")
 
     if opts.init_from:
         tokenizer = AutoTokenizer.from_pretrained(opts.init_from)
@@ -185,7 +157,7 @@ def train_sft(
         "finished": False,
         "wall_seconds": (prev or {}).get("wall_seconds", 0.0),
     }
-    _write_record(out, record)
+    write_record(out, record)
 
     args = SFTConfig(
         output_dir=str(out),
@@ -229,7 +201,7 @@ def train_sft(
     finally:  # an interrupted session's time counts too
         torch.set_num_threads(threads)
         record["wall_seconds"] = round(record["wall_seconds"] + time.perf_counter() - start, 2)
-        _write_record(out, record)
+        write_record(out, record)
 
     save(trainer.model, tokenizer, out)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
@@ -241,5 +213,5 @@ def train_sft(
         final_loss=losses[-1][1] if losses else None,
         losses=losses,
     )
-    _write_record(out, record)
+    write_record(out, record)
     return record

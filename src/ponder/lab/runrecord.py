@@ -1,0 +1,59 @@
+"""A training run's record (``OUT/ponder_train.json``) and the resume rules SFT and GRPO share.
+
+The record holds the exact command, the settings that define the run, and its results; it is
+written atomically so that a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ponder.errors import UserError
+
+RECORD = "ponder_train.json"
+
+
+def read_record(out: str | Path) -> dict | None:
+    path = Path(out) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise UserError(f"{path} is unreadable; remove it or choose another --out") from None
+
+
+def write_record(out: Path, record: dict) -> None:
+    tmp = out / (RECORD + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, out / RECORD)
+
+
+def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], None]) -> dict | None:
+    """Apply the resume rules before any training; returns the previous record (None if new).
+
+    Reusing an output folder needs ``--resume``; resuming needs the same settings; a finished run
+    is reported and returned as is (the caller then does nothing).
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    prev = read_record(out)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if not resume and (prev or last or (out / "config.json").exists()):
+        raise UserError(
+            f"{out} already holds a training run; --resume continues it, or pick another --out"
+        )
+    if resume and prev:
+        was_cfg = prev.get("config", {})
+        changed = [k for k, v in identity.items() if was_cfg.get(k) != v]
+        if changed:
+            was = ", ".join(f"{k}={was_cfg.get(k)!r}" for k in changed)
+            raise UserError(f"--resume: {out} was trained with {was}; use the same settings")
+        if prev.get("finished"):
+            say(f"{out}: already finished ({prev['global_step']} steps); nothing to do")
+    elif resume and not last:
+        say(f"{out}: nothing to resume; starting from scratch")
+    return prev
