@@ -1,0 +1,229 @@
+"""Parse and validate one OpenAI chat-completions request into a ``ChatRequest``.
+
+What ponder reads from the body (everything else OpenAI defines is accepted and ignored, so that
+existing clients work unchanged; what ponder cannot honour is refused with a 400):
+
+- ``messages``: the **last user message is the question**. System messages and earlier turns are
+  ignored: every strategy brings its own system prompt and solves one problem. Text content parts
+  are joined; other parts (images, audio) are refused.
+- the strategy, first found of: ``ponder.strategy`` (sent as ``extra_body={"ponder": {...}}``),
+  ``model: "ponder/SPEC"`` (``ponder/vote:n=8``, ``ponder/auto``), and the server's default for any
+  other model name (``ponder``, the served model's own name, or whatever a client hard-codes).
+- ``ponder.budget``: cap on the request's total tokens (prompt + completion over all model calls),
+  at most the server's ``max_budget``, which is also the budget when none is named.
+- ``ponder.events``: also send every strategy event as a ``ponder`` field of the stream's chunks
+  (the live page uses it).
+- ``max_completion_tokens`` (or the older ``max_tokens``), ``temperature`` and ``seed`` fill the
+  strategy's fields of those names where the spec leaves them out; ``max_tokens`` is per sample.
+- ``stream`` and ``stream_options.include_usage``.
+- ``n`` other than 1, and ``tools`` / ``functions``, are refused: ponder returns one choice (sample
+  many with a strategy instead) and calls no client tools.
+
+Every problem is an ``ApiError``: an HTTP status and an OpenAI-style error body naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ponder.budget import Budget
+from ponder.serve.settings import ServeSettings
+from ponder.think import StrategySpecError, parse_strategy
+from ponder.think.base import Strategy
+
+MODEL_PREFIX = "ponder/"
+PONDER_KEYS = ("strategy", "budget", "events")
+
+
+class ApiError(Exception):
+    """A request the server refuses, as OpenAI reports it:
+    ``{"error": {"message", "type", "param", "code"}}`` with an HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.type = (
+            status,
+            message,
+            param,
+            code,
+            type,
+        )
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def invalid(param: str | None, message: str, code: str = "invalid_value") -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One request's settings. Built per request and owned by it: nothing here is shared."""
+
+    question: str
+    strategy: Strategy  # a fresh object, built from this request's spec
+    budget: Budget
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with usage
+    events: bool = False  # ponder.events: strategy events as a `ponder` field of each chunk
+
+
+def _int(body: dict, key: str, label: str, low: int, high: int | None = None) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(label, f"{label} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise invalid(label, f"{label} must be {bound}, got {value}")
+    return value
+
+
+def _bool(body: dict, key: str, label: str) -> bool:
+    value = body.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise invalid(label, f"{label} must be true or false, got {value!r}")
+    return value
+
+
+def _text(content: Any, param: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise invalid(f"{param}[{j}]", f"only text content is supported, got {kind!r}")
+            texts.append(part["text"])
+        return "\n".join(texts)
+    raise invalid(param, "message content must be a string or a list of text parts")
+
+
+def question_of(messages: Any) -> str:
+    """The last user message's text: the problem the strategy solves."""
+    if not isinstance(messages, list) or not messages:
+        raise invalid(
+            "messages", "messages must be a non-empty list", code="missing_required_parameter"
+        )
+    last_user = None
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise invalid(f"messages[{i}]", "each message must be an object with a string role")
+        if m["role"] == "user":
+            last_user = i
+    if last_user is None:
+        raise invalid("messages", "no user message: the last user message is the question")
+    question = _text(messages[last_user].get("content"), f"messages[{last_user}].content").strip()
+    if not question:
+        raise invalid(f"messages[{last_user}].content", "the question (last user message) is empty")
+    return question
+
+
+def _strategy_spec(body: dict, ponder: dict, settings: ServeSettings) -> tuple[str, str]:
+    """(spec, the field it came from)."""
+    if "strategy" in ponder:
+        spec = ponder["strategy"]
+        if not isinstance(spec, str) or not spec.strip():
+            raise invalid("ponder.strategy", "ponder.strategy must be a non-empty strategy spec")
+        return spec.strip(), "ponder.strategy"
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise invalid("model", f"model must be a string, got {model!r}")
+    if model and model.startswith(MODEL_PREFIX):
+        spec = model[len(MODEL_PREFIX) :].strip()
+        if not spec:
+            raise invalid(
+                "model", "model 'ponder/' names no strategy; e.g. ponder/cot or ponder/vote:n=8"
+            )
+        return spec, "model"
+    return settings.default_strategy, "model"
+
+
+def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise invalid(None, "the request body must be a JSON object")
+    question = question_of(body.get("messages"))
+
+    ponder = body.get("ponder") or {}
+    if not isinstance(ponder, dict):
+        raise invalid("ponder", "ponder must be an object: {strategy, budget, events}")
+    unknown = sorted(set(ponder) - set(PONDER_KEYS))
+    if unknown:
+        raise invalid(
+            f"ponder.{unknown[0]}",
+            f"unknown ponder option {unknown[0]!r}; known: {', '.join(PONDER_KEYS)}",
+            code="unknown_parameter",
+        )
+    cap = settings.max_budget
+    budget = _int(ponder, "budget", "ponder.budget", 1, cap) or cap
+
+    n = _int(body, "n", "n", 1)
+    if n not in (None, 1):
+        raise invalid(
+            "n",
+            "n must be 1: ponder returns one choice; sample many with a strategy, "
+            "e.g. model 'ponder/vote:n=8'",
+        )
+    for key in ("tools", "functions"):
+        if body.get(key):
+            raise invalid(key, f"{key} are not supported: ponder calls no client tools")
+
+    max_tokens = _int(body, "max_completion_tokens", "max_completion_tokens", 1, cap)
+    if max_tokens is None:
+        max_tokens = _int(body, "max_tokens", "max_tokens", 1, cap)
+    temperature = body.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not 0 <= temperature <= 2
+    ):
+        raise invalid(
+            "temperature", f"temperature must be a number from 0 to 2, got {temperature!r}"
+        )
+    seed = _int(body, "seed", "seed", -(2**63))
+
+    spec, param = _strategy_spec(body, ponder, settings)
+    try:
+        strategy = parse_strategy(spec, max_tokens=max_tokens, temperature=temperature, seed=seed)
+    except StrategySpecError as e:
+        raise invalid(param, f"{param}: {e}", code="invalid_strategy") from None
+
+    stream = _bool(body, "stream", "stream")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise invalid("stream_options", "stream_options must be an object")
+    return ChatRequest(
+        question=question,
+        strategy=strategy,
+        budget=Budget(budget),
+        stream=stream,
+        include_usage=_bool(options, "include_usage", "stream_options.include_usage"),
+        events=_bool(ponder, "events", "ponder.events"),
+    )

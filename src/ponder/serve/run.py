@@ -1,0 +1,120 @@
+"""One request's work: run its strategy, turn the events into reasoning text, settle the answer.
+
+What a response carries:
+
+- ``content`` is the strategy's Result text: the full text of the chosen sample (for ``cot`` the
+  one chain of thought; for ``vote`` the first sample that stated the winning answer; for
+  ``deepthink`` the chosen agent's solution or the synthesis). Harnesses that extract
+  ``\\boxed{...}`` or "The answer is" from ``content`` work unchanged.
+- ``reasoning_content`` is a live transcript of all the work (``transcript.Transcript``): every
+  sample as it is written, the chosen one included, then votes, scores and phases.
+- ``usage`` is the Result's usage, i.e. the sum over every internal model call (samples, judge
+  calls, syntheses), prompt tokens included. ``completion_tokens_details.reasoning_tokens`` is what
+  did not reach the answer: all completion tokens minus the chosen sample's own completion tokens
+  (its count from the backend, via its Sampled event). When ``content`` is not one of the samples
+  (a synthesis), its tokens are counted with the model's tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from ponder.events import Event, Final, Result, Sampled
+from ponder.models.base import Model, ModelError, Request
+from ponder.problems.base import Problem
+from ponder.serve.protocol import ChatRequest
+from ponder.serve.transcript import Transcript
+
+
+@dataclass
+class Progress:
+    """A strategy event (None for the transcript's closing text) and the reasoning text it adds."""
+
+    event: Event | None
+    reasoning: str
+
+
+@dataclass
+class Answer:
+    """How the request ended, ready for an OpenAI response."""
+
+    content: str
+    finish_reason: str  # "stop", or "length" when the chosen sample hit max_tokens (or none fit)
+    usage: dict[str, Any]  # OpenAI's usage object
+    result: Result
+    strategy: str
+
+    def summary(self, model: Model) -> dict[str, Any]:
+        """The `ponder` extension field: what was answered and how, with the calls and time."""
+        r = self.result
+        return {
+            "answer": r.answer,
+            "how": r.how,
+            "strategy": self.strategy,
+            "model": model.name,
+            "calls": r.usage.calls,
+            "seconds": round(r.usage.seconds, 3),
+        }
+
+
+def content_tokens(model: Model, text: str, sampled: list[Sampled]) -> int:
+    if not text:
+        return 0
+    chosen = next((s for s in sampled if s.text == text), None)
+    if chosen is not None:
+        return chosen.completion_tokens
+    try:  # not a sample's text (a synthesis): the model's tokenizer says
+        return model.count_prompt_tokens(Request(prompt=text))
+    except (ModelError, ValueError):
+        return 0
+
+
+def settle(result: Result, sampled: list[Sampled], model: Model, strategy: str) -> Answer:
+    usage = result.usage
+    answer_tokens = min(content_tokens(model, result.text, sampled), usage.completion_tokens)
+    chosen = next((s for s in sampled if s.text == result.text), None)
+    cut = (chosen is not None and chosen.finish_reason == "length") or (
+        not result.text and usage.calls == 0
+    )
+    return Answer(
+        content=result.text,
+        finish_reason="length" if cut else "stop",
+        usage={
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "completion_tokens_details": {
+                "reasoning_tokens": usage.completion_tokens - answer_tokens
+            },
+        },
+        result=result,
+        strategy=strategy,
+    )
+
+
+async def think(request: ChatRequest, model: Model) -> AsyncIterator[Progress | Answer]:
+    """Progress as the strategy works, then the Answer.
+
+    The strategy's generator is closed however this one ends: when the client goes away, the
+    consumer is cancelled or closes us, and the strategy's in-flight model calls are cancelled.
+    """
+    problem = Problem(id="serve", question=request.question, kind="math")
+    transcript = Transcript()
+    sampled: list[Sampled] = []
+    result = None
+    async with aclosing(request.strategy.run(problem, model, request.budget)) as events:
+        async for ev in events:
+            if isinstance(ev, Final):  # the last event; the Answer reports it
+                result = ev.result
+                continue
+            if isinstance(ev, Sampled):
+                sampled.append(ev)
+            yield Progress(ev, transcript.feed(ev))
+    if result is None:
+        raise RuntimeError(f"strategy {request.strategy.spec} ended without a Final event")
+    if tail := transcript.finish():
+        yield Progress(None, tail)
+    yield settle(result, sampled, model, request.strategy.spec)

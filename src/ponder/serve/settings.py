@@ -1,0 +1,32 @@
+"""ServeSettings: the limits one `ponder serve` process enforces on every request.
+
+These are server-wide limits only. A request's own settings (strategy, budget, sampling) are parsed
+from that request into its own objects (``protocol.ChatRequest``) and never stored here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    default_strategy: str = "cot"  # the strategy for a model field that does not name one
+    api_key: str | None = None  # when set, /v1/* needs "Authorization: Bearer KEY" (else 401)
+    max_concurrency: int = 4  # requests in flight at once; one more gets 429 at once, never queued
+    max_budget: int = 32768  # cap on one request's total tokens; also its budget when it names none
+    max_body_bytes: int = 1 << 20  # larger request bodies get 413
+    retry_after: int = 1  # seconds, sent as Retry-After with a 429
+
+    def __post_init__(self) -> None:
+        from ponder.think import StrategySpecError, parse_strategy
+
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("the API key is empty; leave it out to serve without a key")
+        for name in ("max_concurrency", "max_budget", "max_body_bytes", "retry_after"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer")
+        try:
+            parse_strategy(self.default_strategy)
+        except StrategySpecError as e:
+            raise ValueError(f"default strategy: {e}") from None
