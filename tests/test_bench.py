@@ -32,6 +32,10 @@ def test_split_strategies_and_budgets():
     assert split_strategies(["vote:n=8,temperature=0.5,cot", "vote"]) == [
         "vote:n=8,temperature=0.5", "cot", "vote"
     ]
+    # a value holding a colon stays with its spec
+    assert split_strategies(["beam:beams=2,verifier=prm:/m/prm,cot"]) == [
+        "beam:beams=2,verifier=prm:/m/prm", "cot"
+    ]
     assert parse_budgets("500, 2000") == [500, 2000]
     assert parse_budgets(None) == [0]
     for bad in ("0", "-5", "abc", "1.5", ""):

@@ -210,3 +210,18 @@ def test_should_stop_per_row(hf):
     assert [c.texts[0], c.texts[2]] == [full.texts[0], full.texts[2]]
     assert all(c.samples[i].finish_reason != "cancelled" for i in (0, 2))
     assert c.usage.completion_tokens == sum(x.completion_tokens for x in c.samples)
+
+
+def test_continuation_greedy_equals_the_tail_of_the_full_generation(hf):
+    # Char-level tokenizer: the prefix re-tokenizes to exactly the tokens that wrote it, so a greedy
+    # continuation must reproduce the rest of the greedy full answer.
+    question = Request.chat("hi", system="sys", max_tokens=20, temperature=0.0)
+    full = run(hf.generate(question)).samples[0]
+    prefix = full.text[:8]
+    cont_req = question.continuing(prefix, max_tokens=12)
+    assert cont_req.prefix == prefix and cont_req.turn == question.messages
+    cont = run(hf.generate(cont_req)).samples[0]
+    assert cont.text == full.text[8:20] and cont.completion_tokens == 12
+    # the prompt is the template with the generation prompt, then the prefix (one token a char)
+    expected = hf.count_prompt_tokens(question) + len(prefix)
+    assert hf.count_prompt_tokens(cont_req) == expected == cont.prompt_tokens

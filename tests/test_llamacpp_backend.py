@@ -163,3 +163,19 @@ def test_should_stop_cancels_one_sequence_of_the_batch(model):
         common = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         assert common >= 20, (a, b)
     assert full.samples[1].logprobs[:5] == cancelled.logprobs
+
+
+def test_continuation_greedy_continues_the_greedy_answer(model):
+    req = Request.chat("Name three colours.", max_tokens=24, temperature=0.0)
+    full = run(model.generate(req)).samples[0]
+    ids = model.llm.tokenize(full.text.encode(), add_bos=False, special=False)
+    prefix = model.llm.detokenize(ids[:8]).decode()  # cut at a token boundary
+    cont_req = req.continuing(prefix, max_tokens=16)
+    # the prompt is the template with its generation prompt, then the prefix as raw text
+    assert model.render(cont_req) == model.render(req) + prefix
+    assert model.count_prompt_tokens(cont_req) == len(model.prompt_ids(req)) + 8
+    cont = run(model.generate(cont_req)).samples[0]
+    tail = full.text[len(prefix):]
+    # Same greedy path, up to near-ties that prompt decoding and one-token decoding break apart.
+    common = next((i for i, (a, b) in enumerate(zip(cont.text, tail)) if a != b), len(tail))
+    assert common >= 20, (prefix, cont.text, tail)

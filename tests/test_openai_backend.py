@@ -326,3 +326,16 @@ def test_should_stop_closes_one_stream_and_keeps_the_others():
     assert out.usage.prompt_tokens == 2 * 3 and cut.prompt_tokens == 3  # the sibling's report
     assert max(k for i, k, _ in seen if i == 1) == 2
     assert (1, 2, "w0 w1") in seen
+
+
+def test_continuation_asks_the_server_to_continue_the_final_message():
+    with StubServer(["more words"]) as srv:
+        model = OpenAIModel("stub-model", base_url=srv.base_url)
+        out = _run(model, QUESTION.continuing("Two plus two"))
+        _run(model, QUESTION)
+    assert out.texts == ["more words"]
+    body = srv.requests[0]["body"]
+    assert body["messages"][-1] == {"role": "assistant", "content": "Two plus two"}
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    plain = srv.requests[1]["body"]
+    assert "continue_final_message" not in plain and "add_generation_prompt" not in plain

@@ -129,3 +129,19 @@ def test_should_stop_cancels_one_sample():
     assert c.usage.completion_tokens == 8  # the cancelled sample's 2 tokens are charged
     assert (1, 1, "five") in seen and (1, 2, "five six") in seen
     assert max(k for i, k, _ in seen if i == 0) == 3  # never asked after a sample's last token
+
+
+def test_continuation_requests_and_the_scripted_rendering():
+    base = Request.chat("q one", system="sys", max_tokens=5)
+    assert base.prefix is None and base.turn == base.messages
+    cont = base.continuing("so far", max_tokens=3)
+    assert cont.prefix == "so far" and cont.turn == base.messages and cont.max_tokens == 3
+    assert cont.continuing("other").messages[-1]["content"] == "other"  # replaced, not stacked
+    assert base.continuing("") == base  # continuing nothing is starting afresh
+    with pytest.raises(ValueError, match="chat"):
+        Request(prompt="raw").continuing("x")
+    model = ScriptedModel(lambda req, i: f"after {req.prefix} done")
+    assert model.prompt_text(cont).endswith("user: q one\nassistant: so far")
+    assert model.count_prompt_tokens(cont) == model.count_prompt_tokens(base) + 3
+    out = asyncio.run(model.generate(cont))
+    assert out.texts == ["after so far"]  # max_tokens=3 of "after so far done"

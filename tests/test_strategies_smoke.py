@@ -19,6 +19,11 @@ SPECS = {
     "adaptive": "adaptive:wave=2,max_samples=4,max_tokens=24",
     "confidence": "confidence:warmup=2,wave=2,max_samples=4,max_tokens=24,window=8",
     "deepthink": "deepthink:agents=2,max_tokens=24",
+    "reflect": "reflect:max_tokens=24,rounds=1",
+    "think": "think:min_think=8,max_think=24,max_tokens=12",
+    "beam": "beam:beams=2,expand=2,max_steps=2,step_tokens=12,max_tokens=24",
+    "mcts": "mcts:simulations=2,expand=2,step_tokens=12,max_tokens=24",
+    "auto": "auto:probe=2,probe_tokens=24,max_tokens=24,hard=1",
 }
 BUDGET = 700
 

@@ -74,6 +74,70 @@ class Phase(Event):
 
 
 @dataclass
+class Checked(Event):
+    """Step ``step`` (0-based) of a solution checked by a process verifier."""
+
+    step: int
+    ok: bool
+    score: float
+    reason: str
+
+
+@dataclass
+class Backtracked(Event):
+    """A solution cut before step ``step`` (the steps before it kept), to be written again."""
+
+    step: int
+    round: int
+    reason: str
+
+
+@dataclass
+class Forced(Event):
+    """Budget forcing: "wait" appended to thinking that ended early, or "close" at its maximum."""
+
+    action: str
+    thinking_tokens: int
+
+
+@dataclass
+class Expanded(Event):
+    """Search node ``node`` got children: their ids, step texts and verifier scores (None when
+    not scored)."""
+
+    node: int
+    children: list[int]
+    steps: list[str]
+    scores: list[float | None]
+
+
+@dataclass
+class Kept(Event):
+    """The partial solutions (node ids) a beam search keeps after depth ``depth``, with scores."""
+
+    depth: int
+    nodes: list[int]
+    scores: list[float]
+
+
+@dataclass
+class Simulated(Event):
+    """One MCTS simulation: the path of node ids from the root and the value backed up along it."""
+
+    simulation: int
+    path: list[int]
+    value: float
+    answer: str | None
+
+
+@dataclass
+class Tree(Event):
+    """A search tree's nodes: id, parent, depth, step, visits, value (mean), answer."""
+
+    nodes: list[dict[str, Any]]
+
+
+@dataclass
 class Spent(Event):
     """Usage so far, after each model call."""
 

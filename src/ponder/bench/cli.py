@@ -61,11 +61,13 @@ def add_bench_commands(sub) -> None:
 
 def split_strategies(values: list[str]) -> list[str]:
     """Split "cot,vote:n=4,temperature=0.5" into ["cot", "vote:n=4,temperature=0.5"]: a piece
-    that is key=value without a strategy name continues the previous spec."""
+    that is key=value without a strategy name continues the previous spec (a value may hold a
+    colon: "beam:n=2,verifier=prm:PATH")."""
     specs: list[str] = []
     for value in values:
         for piece in filter(None, (p.strip() for p in value.split(","))):
-            if specs and "=" in piece and ":" not in piece:
+            key = piece.partition("=")[0]
+            if specs and "=" in piece and ":" not in key:
                 specs[-1] += "," + piece
             else:
                 specs.append(piece)

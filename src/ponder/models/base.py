@@ -7,7 +7,7 @@ this protocol and nothing else; strategies, the bench runner and the server only
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ponder.budget import Usage
@@ -34,6 +34,14 @@ class Request:
 
     Exactly one of ``messages`` (chat; the backend applies the model's own chat template) or ``prompt``
     (raw text, no template) is given. ``n`` samples are drawn for the same prompt.
+
+    Continuing a partial answer: when ``messages`` end with an ``{"role": "assistant", "content":
+    PREFIX}`` message, the model CONTINUES that answer: the earlier messages are rendered as for a
+    new answer (with the generation prompt), PREFIX follows as raw text with no end-of-turn after
+    it, and each sample's text is only what comes after PREFIX. The prompt charge includes PREFIX
+    (``count_prompt_tokens`` counts that same rendering). ``continuing(prefix)`` builds such a
+    request; ``prefix`` reads it back. This is how strategies backtrack, append "Wait" to a
+    model's thinking, or extend a partial solution by one step.
     """
 
     messages: tuple[Message, ...] | None = None
@@ -72,6 +80,29 @@ class Request:
         msgs: list[Message] = [{"role": "system", "content": system}] if system else []
         msgs.append({"role": "user", "content": question})
         return cls(messages=tuple(msgs), **kwargs)
+
+    @property
+    def prefix(self) -> str | None:
+        """The partial answer this request continues (see above), or None for a new answer."""
+        if self.messages and self.messages[-1].get("role") == "assistant":
+            return self.messages[-1].get("content", "")
+        return None
+
+    @property
+    def turn(self) -> tuple[Message, ...]:
+        """The messages before the partial answer: what is rendered with the generation prompt."""
+        msgs = self.messages or ()
+        return msgs[:-1] if self.prefix is not None else msgs
+
+    def continuing(self, prefix: str, **changes: Any) -> Request:
+        """This chat request set to continue ``prefix`` (replacing any partial answer it had).
+
+        An empty prefix gives the plain request: continuing nothing is starting afresh.
+        """
+        if self.messages is None:
+            raise ValueError("only chat requests (messages) can continue a partial answer")
+        msgs = self.turn + (({"role": "assistant", "content": prefix},) if prefix else ())
+        return replace(self, messages=msgs, **changes)
 
 
 @dataclass

@@ -16,6 +16,12 @@ run in the model's own worker thread so the event loop stays free. Conventions (
 * Messages go through the tokenizer's chat template; a tokenizer without one gets a plain
   rendering, ``"User: ...\\nAssistant:"`` (one ``Role: content`` line per message). A raw ``prompt``
   is tokenized as is, with the tokenizer's usual special tokens (e.g. BOS).
+* A continuation (messages ending with a partial assistant answer PREFIX): the messages before it
+  are rendered with the generation prompt, then PREFIX is appended as raw text (not through the
+  template, which may drop assistant messages, as the lab models' does) and the whole string is
+  tokenized at once. The samples' text is decoded from the new tokens only. (A tokenizer that
+  would merge the end of PREFIX with the next characters into one token sees the boundary split;
+  the char-level lab tokenizers never do.)
 * Sampling is exactly temperature + top_p: transformers' default ``top_k=50`` and any repetition
   penalty from the model's ``generation_config.json`` are switched off (other settings there, such
   as ``suppress_tokens``, still apply). Temperature 0 is greedy.
@@ -102,13 +108,14 @@ class HFModel:
         tok = self.tokenizer
         if request.messages is None:
             return tok(request.prompt)["input_ids"]
-        msgs = [dict(m) for m in request.messages]
+        msgs = [dict(m) for m in request.turn]
+        prefix = request.prefix or ""  # a partial answer to continue, as raw text
         if getattr(tok, "chat_template", None):
             text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
             # The template already wrote the special tokens (BOS...): don't add them twice.
-            return tok(text, add_special_tokens=False)["input_ids"]
+            return tok(text + prefix, add_special_tokens=False)["input_ids"]
         text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in msgs) + "Assistant:"
-        return tok(text)["input_ids"]
+        return tok(text + prefix)["input_ids"]
 
     def count_prompt_tokens(self, request: Request) -> int:
         # generate() copies the prompt n times and runs it n times: that is what is charged.

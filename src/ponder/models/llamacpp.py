@@ -139,13 +139,21 @@ class LlamaCppModel:
         )
 
     def render(self, request: Request) -> str:
-        """The prompt text: the GGUF's own chat template applied to the messages (or the raw prompt)."""
+        """The prompt text: the GGUF's own chat template applied to the messages (or the raw prompt).
+
+        A continuation (messages ending with a partial assistant answer) is the template applied to
+        the messages before it, with the generation prompt, then the partial answer as raw text:
+        the answer stays open, and consecutive steps share a prompt prefix whose KV cells the next
+        call reuses.
+        """
         if request.prompt is not None:
             return request.prompt
-        msgs = list(request.messages or ())
+        msgs = list(request.turn)
+        prefix = request.prefix or ""
         if self._formatter is None:  # a GGUF without a template: a plain, documented fallback
-            return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in msgs) + "Assistant:"
-        return self._formatter(messages=msgs).prompt
+            head = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in msgs)
+            return head + "Assistant:" + prefix
+        return self._formatter(messages=msgs).prompt + prefix
 
     def prompt_ids(self, request: Request) -> list[int]:
         text = self.render(request)

@@ -11,6 +11,12 @@ parallel single requests instead.
 with n > 1 becomes n parallel single-sample streams, so that one sample can be stopped without the
 others. Stopping a sample closes its stream: the connection goes, and servers such as vLLM abort a
 request whose connection closed.
+
+A continuation (chat messages ending with a partial assistant answer, see ``Request``) is sent as it
+is, with ``continue_final_message: true, add_generation_prompt: false`` in the body: vLLM's and
+SGLang's names for "render the last assistant message without its end of turn and continue it".
+A server that lacks them may ignore the fields and start a new assistant turn instead (the text
+then does not continue the prefix); OpenAI's own API is such a server.
 """
 
 from __future__ import annotations
@@ -278,6 +284,8 @@ class OpenAIModel:
                 args["top_logprobs"] = k
         if chat:
             args["messages"] = [dict(m) for m in request.messages or ()]
+            if request.prefix is not None:  # continue the partial answer (vLLM / SGLang fields)
+                args["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
             create = client.chat.completions.create
         else:
             args["prompt"] = request.prompt

@@ -4,6 +4,11 @@ Replies come from a list (consumed in order, wrapping around) or from a function
 ``reply(request, sample_index) -> str | ScriptedReply``. Tokens are whitespace-separated pieces of
 text (words and punctuation runs), so counts are predictable by hand; ``max_tokens``, stop strings,
 logprobs, top logprobs, streaming and ``should_stop`` behave as in a real backend.
+
+A chat request renders as one ``role: content`` line per message. A request that continues a
+partial answer (its messages end with an assistant message, see ``Request``) renders the same way,
+so its prompt ends with ``assistant: PREFIX`` and is charged for the prefix; the reply is the
+continuation (a reply function reads ``request.prefix`` to decide what comes next).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class ScriptedModel:
         return reply if isinstance(reply, ScriptedReply) else ScriptedReply(str(reply))
 
     def prompt_text(self, request: Request) -> str:
+        """The rendered prompt; a continuation ends with ``assistant: PREFIX`` (no end of turn)."""
         if request.prompt is not None:
             return request.prompt
         return "\n".join(f"{m['role']}: {m['content']}" for m in request.messages or ())

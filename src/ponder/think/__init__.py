@@ -6,11 +6,16 @@ import dataclasses
 import typing
 
 from ponder.think.adaptive import Adaptive
+from ponder.think.auto import Auto
 from ponder.think.base import Strategy, final_result
+from ponder.think.beam import Beam
 from ponder.think.best_of_n import BestOfN
 from ponder.think.confidence import Confidence
 from ponder.think.cot import Cot
 from ponder.think.deepthink import DeepThink
+from ponder.think.mcts import Mcts
+from ponder.think.reflect import Reflect
+from ponder.think.think import Think
 from ponder.think.vote import Vote
 
 STRATEGIES: dict[str, type] = {"cot": Cot, "vote": Vote}
@@ -18,6 +23,11 @@ STRATEGIES["best_of_n"] = BestOfN
 STRATEGIES["adaptive"] = Adaptive
 STRATEGIES["confidence"] = Confidence
 STRATEGIES["deepthink"] = DeepThink
+STRATEGIES["reflect"] = Reflect
+STRATEGIES["think"] = Think
+STRATEGIES["beam"] = Beam
+STRATEGIES["mcts"] = Mcts
+STRATEGIES["auto"] = Auto
 
 
 class StrategySpecError(ValueError):

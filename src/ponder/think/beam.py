@@ -1,0 +1,290 @@
+"""`beam`: step-level beam search guided by a process verifier (Snell et al. 2024, "Scaling LLM
+Test-Time Compute Optimally..."; the search-and-learn recipe), and its diverse variant DVTS
+(``diverse=true``: Diverse Verifier Tree Search, Beeching et al. 2024).
+
+A beam is a partial solution cut at a step boundary (``think.steps``). The search starts with
+``beams * expand`` first steps (one batched request), then, at each depth, every live beam is
+extended by ``expand`` candidate next steps (one batched request per beam, continuing its text
+and stopping at the step boundary). Each candidate step is rated by the step verifier
+(``verify.process``: ``judge``, ``confidence``, ``arith``, ``prm:PATH``); a beam's score aggregates
+its steps' scores (``aggregate``: min, last or mean). Of all candidates the ``beams`` best are kept
+(ties: higher mean token logprob, then the earlier sample); a kept candidate that states an answer
+(or ends the text) is finished and set aside, and its slot is not refilled. With ``diverse`` the
+first ``beams * expand`` steps are dealt into ``beams`` independent subtrees, and each subtree keeps
+only its own best candidate: the beams cannot all collapse onto one promising prefix.
+
+The answer (``pick``): ``vote`` is a score-weighted majority over the finished beams (Snell et
+al.'s "weighted best-of-N" over the final beams), ``best`` the best-scored finished beam.
+
+Budget: each depth is priced before it starts (the prompts, ``expand`` samples of ``step_tokens``
+per beam, and a verifier call per candidate); when it does not fit, the weakest beams are dropped
+until it does. When the search ends with no finished beam (the budget or ``max_steps`` ran out),
+the best live beam is completed in one call with what is left (at most ``max_tokens``).
+
+Departures: steps are sampled with a stop string, so one sample is at most one step, and a step
+cut by ``step_tokens`` counts as a step; finished beams whose text states no answer rank below
+every beam that may still give one; the verifier sees one step at a time (the PRM reads the
+whole prefix), and nothing is cached across calls except what the backend caches itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+
+from ponder.budget import Budget, Usage
+from ponder.events import Event, Expanded, Final, Kept, Result, Sampled, Spent, Stopped
+from ponder.models.base import Model, Sample
+from ponder.problems.base import Problem
+from ponder.think.base import fit_to_budget, solve_request
+from ponder.think.sampling import leader, logged
+from ponder.think.steps import check_split, ends_solution, separator, step_request
+from ponder.verify.extract import extract_answer
+from ponder.verify.normalize import normalize_answer
+from ponder.verify.process import StepScorer, make_step_scorer
+
+AGGREGATES = ("min", "last", "mean")
+PICKS = ("vote", "best")
+
+
+@dataclass
+class Node:
+    """A partial (or finished) solution in a step-level search."""
+
+    id: int
+    parent: int | None
+    text: str  # the solution so far; ends with a separator unless finished
+    depth: int
+    scores: list[float] = field(default_factory=list)  # one per step
+    logprob: float = 0.0  # summed over the solution's tokens
+    tokens: int = 0  # completion tokens of its steps
+    finished: bool = False
+    answer: str | None = None
+    subtree: int = 0  # DVTS: which independent subtree it grows in
+
+    def score(self, aggregate: str) -> float:
+        if not self.scores:
+            return 0.0
+        if aggregate == "min":
+            return min(self.scores)
+        if aggregate == "last":
+            return self.scores[-1]
+        return sum(self.scores) / len(self.scores)
+
+    def rank(self, aggregate: str) -> tuple:
+        alive = not self.finished or self.answer is not None
+        return (alive, self.score(aggregate), self.logprob / max(1, self.tokens))
+
+
+def child(parent: Node, id: int, sample: Sample, split: str) -> Node:
+    """The node one sampled step below ``parent``."""
+    done = ends_solution(sample)
+    text = parent.text + sample.text + ("" if done else separator(split))
+    lp = sum(sample.logprobs or ())
+    return Node(
+        id, parent.id, text, parent.depth + 1, list(parent.scores), parent.logprob + lp,
+        parent.tokens + sample.completion_tokens, done,
+        extract_answer(text) if done and sample.text.strip() else None, parent.subtree,
+    )  # fmt: skip
+
+
+def stand_in(tokens: int) -> str:
+    """A step of ``tokens`` one-word tokens: what pricing a verifier call before the step exists
+    uses (as ``sampling.scoring_cost`` does)."""
+    return " x" * tokens
+
+
+@dataclass
+class Beam:
+    beams: int = 4  # partial solutions kept at each depth
+    expand: int = 4  # candidate next steps per beam
+    max_steps: int = 12  # depth limit
+    verifier: str = "judge"  # judge | confidence | arith | prm:PATH (verify.process)
+    diverse: bool = False  # DVTS: beams independent subtrees, each keeping its best
+    split: str = "auto"  # auto | blank | line (think.steps)
+    step_tokens: int = 128  # per step
+    max_tokens: int = 512  # completing a beam that the search left unfinished
+    temperature: float = 0.8
+    aggregate: str = "min"  # a beam's score from its steps': min | last | mean
+    pick: str = "vote"  # vote (score-weighted over finished beams) | best
+    seed: int | None = None
+
+    spec_name = "beam"
+
+    def __post_init__(self) -> None:
+        for name in ("beams", "expand", "max_steps", "step_tokens", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"beam: {name} must be a positive integer")
+        if self.temperature <= 0:
+            raise ValueError("beam: temperature must be > 0 (greedy candidates would all agree)")
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"beam: aggregate must be one of {', '.join(AGGREGATES)}")
+        if self.pick not in PICKS:
+            raise ValueError(f"beam: pick must be one of {', '.join(PICKS)}")
+        check_split("beam", self.split)
+        try:
+            make_step_scorer(self.verifier)
+        except ValueError as e:
+            raise ValueError(f"beam: {e}") from None
+
+    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
+        scorer = make_step_scorer(self.verifier)
+        base = solve_request(problem, temperature=self.temperature, max_tokens=self.max_tokens)
+        nodes = [Node(0, None, "", 0)]
+        live, finished = list(nodes), []
+        spent, trace = Usage(), []
+        draws = 0  # samples drawn so far: the next call's seed offset
+        reason = ""
+        for depth in range(self.max_steps):
+            if not live:
+                break
+            plans = self._plan(problem, model, scorer, base, live, budget, spent)
+            if not plans:
+                reason = f"budget ended at depth {depth}"
+                break
+            if len(plans) < len(live):
+                dropped = len(live) - len(plans)
+                yield logged(trace, Stopped(f"budget: the {dropped} weakest beams dropped"))
+            # 1. expand every beam (concurrently; the backend batches each beam's samples)
+            reqs = []
+            for _, req in plans:
+                reqs.append(replace(req, seed=None if self.seed is None else self.seed + draws))
+                draws += req.n
+            completions = await asyncio.gather(*(model.generate(r) for r in reqs))
+            candidates: list[tuple[Node, Sample]] = []
+            for (parent, _), c in zip(plans, completions):
+                spent = spent + c.usage
+                for s in c.samples:
+                    kid = child(parent, len(nodes), s, self.split)
+                    if depth == 0 and self.diverse:  # deal the first steps into subtrees
+                        kid.subtree = len(candidates) // self.expand
+                    nodes.append(kid)
+                    candidates.append((kid, s))
+            # 2. score every candidate step (concurrently): all or none, priced exactly first
+            to_score = [(k, s) for k, s in candidates if s.text.strip()]  # empty: the text ended
+            cost = sum(scorer.max_cost(problem, nodes[k.parent].text, s.text, model)
+                       for k, s in to_score)  # fmt: skip
+            remaining = budget.remaining(spent)
+            if remaining is not None and cost > remaining:
+                yield logged(trace, Stopped(f"budget: no room to score {len(to_score)} steps"))
+                to_score = []
+            scored = await asyncio.gather(*(
+                scorer.score(problem, nodes[k.parent].text, s.text, model, s) for k, s in to_score
+            ))  # fmt: skip
+            for (kid, _), r in zip(to_score, scored):
+                spent = spent + r.usage
+                kid.scores.append(r.score)
+            for parent, _ in plans:
+                kids = [k for k, _ in candidates if k.parent == parent.id]
+                new = [k.scores[-1] if len(k.scores) > len(parent.scores) else None for k in kids]
+                steps = [k.text[len(parent.text):] for k in kids]
+                yield logged(trace, Expanded(parent.id, [k.id for k in kids], steps, new))
+            yield logged(trace, Spent(spent))
+            # 3. keep the best
+            kept = self._keep([k for k, _ in candidates], len(finished))
+            scores = [k.score(self.aggregate) for k in kept]
+            yield logged(trace, Kept(depth, [k.id for k in kept], scores))
+            live = []
+            for k in kept:
+                if k.finished:
+                    finished.append(k)
+                    yield logged(trace, Sampled(k.id, k.text, k.answer, k.tokens, "stop"))
+                else:
+                    live.append(k)
+        if not reason:
+            reason = f"max_steps={self.max_steps} reached" if live else "every kept beam finished"
+
+        answered = [n for n in finished if n.answer is not None]
+        completed = ""
+        if not answered and live:  # complete the best unfinished beam with what is left
+            best = max(live, key=lambda n: n.rank(self.aggregate))
+            req = fit_to_budget(model, base.continuing(best.text), budget, spent)
+            if req is not None:
+                req = replace(req, seed=None if self.seed is None else self.seed + draws)
+                c = await model.generate(req)
+                spent = spent + c.usage
+                s = c.samples[0]
+                done = Node(len(nodes), best.id, best.text + s.text, best.depth + 1,
+                            list(best.scores), best.logprob, best.tokens + s.completion_tokens,
+                            True, extract_answer(best.text + s.text))  # fmt: skip
+                nodes.append(done)
+                answered = [done] if done.answer is not None else []
+                sampled = Sampled(done.id, done.text, done.answer, done.tokens, s.finish_reason)
+                yield logged(trace, sampled)
+                yield logged(trace, Spent(spent))
+                completed = f"; beam {best.id} completed in one call"
+        if len(nodes) == 1:
+            yield Final(Result(None, "", "budget too small for the prompt", spent, trace))
+            return
+        if not answered:
+            text = max(finished + live, key=lambda n: n.rank(self.aggregate)).text
+            yield Final(Result(None, text, f"{reason}; no beam states an answer", spent, trace))
+            return
+        answer, text, why = self._pick(answered)
+        how = f"{'DVTS' if self.diverse else 'beam search'}: {reason}{completed}; {why}"
+        yield Final(Result(answer, text, how, spent, trace))
+
+    def _plan(self, problem, model, scorer: StepScorer, base, live, budget, spent):
+        """(beam, request) for the next depth, the weakest beams dropped until all of it fits."""
+        ordered = sorted(live, key=lambda n: n.rank(self.aggregate), reverse=True)
+        plans = []
+        for node in ordered:
+            n = self.beams * self.expand if node.depth == 0 else self.expand
+            req = step_request(
+                base, node.text, self.split, n=n, max_tokens=self.step_tokens, logprobs=True
+            )
+            cost = model.count_prompt_tokens(req) + n * self.step_tokens
+            cost += n * scorer.max_cost(problem, node.text, stand_in(self.step_tokens), model)
+            plans.append((node, req, cost))
+        remaining = budget.remaining(spent)
+        while plans and remaining is not None and sum(c for *_, c in plans) > remaining:
+            plans.pop()
+        return [(node, req) for node, req, _ in plans]
+
+    def _keep(self, candidates: list[Node], n_finished: int) -> list[Node]:
+        """The candidates that go on (or finish): the best ``beams - finished`` of all, or with
+        ``diverse`` the best of each subtree."""
+        key = lambda n: n.rank(self.aggregate)
+        if not self.diverse:
+            return sorted(candidates, key=key, reverse=True)[: max(0, self.beams - n_finished)]
+        best: dict[int, Node] = {}
+        for n in candidates:
+            if n.subtree not in best or key(n) > key(best[n.subtree]):
+                best[n.subtree] = n
+        return list(best.values())
+
+    def _pick(self, answered: list[Node]) -> tuple[str, str, str]:
+        """(answer, text, why) from the finished beams that state an answer."""
+        if self.pick == "best":
+            top = max(answered, key=lambda n: n.rank(self.aggregate))
+            why = f"best of {len(answered)} finished beams, score {top.score(self.aggregate):.3f}"
+            return top.answer, top.text, why
+        weights = [(n.answer, n.score(self.aggregate)) for n in answered]
+        top, share, weighted = weighted_vote(weights)
+        best = max((n for n in answered if answer_key(n.answer) == top),
+                   key=lambda n: n.rank(self.aggregate))  # fmt: skip
+        kind = "score-weighted vote" if weighted else "vote (every score 0)"
+        why = f"{kind} of {len(answered)} finished beams: {share:.0%} for {best.answer}"
+        return best.answer, best.text, why
+
+
+def answer_key(answer: str) -> str:
+    """What votes compare (``normalize_answer``, or the answer itself where that gives nothing)."""
+    return normalize_answer(answer) or answer
+
+
+def weighted_vote(weighted: list[tuple[str, float]]) -> tuple[str, float, bool]:
+    """The answer with the most weight (negative weights count as 0; the first seen on a tie),
+    its share of the weight, and whether weights decided: when every weight is 0, a plain count
+    decides."""
+    votes: dict[str, float] = {}
+    for answer, w in weighted:
+        votes[answer_key(answer)] = votes.get(answer_key(answer), 0.0) + max(0.0, w)
+    by_weight = any(votes.values())
+    if not by_weight:
+        votes = {}
+        for answer, _ in weighted:
+            votes[answer_key(answer)] = votes.get(answer_key(answer), 0.0) + 1
+    top = leader(votes)
+    return top, votes[top] / sum(votes.values()), by_weight
