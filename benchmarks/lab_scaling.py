@@ -10,7 +10,7 @@
 Writes OUT/train_curve.png, OUT/report/ (the bench report: accuracy vs tokens with its Pareto
 frontier) and OUT/scaling.md. Every command it runs is printed and recorded.
 
-    python benchmarks/lab_scaling.py --out runs/lab-scaling [--sft-steps 400] [--grpo-steps 60]
+    python benchmarks/lab_scaling.py --out runs/lab-scaling [--sft-steps 400] [--grpo-steps 100]
 """
 
 from __future__ import annotations
@@ -66,9 +66,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/lab-scaling")
     ap.add_argument("--sft-steps", type=int, default=400)
-    ap.add_argument("--grpo-steps", type=int, default=60)
-    ap.add_argument("--grpo-save-every", type=int, default=15)
-    ap.add_argument("--grpo-lr", default="5e-5")  # above ~1e-4 the tiny policy collapses
+    ap.add_argument("--sft-schedule", default="constant", choices=("constant", "cosine"))
+    ap.add_argument("--grpo-steps", type=int, default=100)
+    ap.add_argument("--grpo-save-every", type=int, default=25)
+    ap.add_argument("--grpo-lr", default="1e-4")  # needs the constant SFT schedule (see lab.sft)
     ap.add_argument("--grpo-temperature", default="0.7")
     ap.add_argument("--grpo-beta", default="0", help="KL penalty to the SFT model")
     ap.add_argument("--held-out", type=int, default=100)
@@ -82,7 +83,7 @@ def main() -> None:
     sft, grpo = out / "sft", out / "grpo"
     common = ["--task", "add", "--digits", "3", "--seed", str(args.seed), "--threads", str(args.threads)]
     sft_s = run([*ponder, "train", "sft", *common, "--examples", "5000", "--steps", str(args.sft_steps),
-                 "--batch-size", "32", "--lr", "3e-3", "--save-every", str(args.sft_steps),
+                 "--batch-size", "32", "--lr", "3e-3", "--schedule", args.sft_schedule, "--save-every", str(args.sft_steps),
                  "--out", str(sft), "--resume", "--quiet"])  # fmt: skip
     grpo_s = run([*ponder, "train", "grpo", "--from", str(sft), *common, "--steps", str(args.grpo_steps),
                   "--save-every", str(args.grpo_save_every), "--keep-checkpoints", "1000",

@@ -173,13 +173,14 @@ def trained(tmp_path_factory):
 
 
 def test_sft_lowers_the_loss_and_records_the_run(trained):
-    out, seconds, _ = trained
-    assert seconds < 90
+    out, _, _ = trained  # its time is reported, not asserted: CI machines are shared and noisy
     record = json.loads((out / "ponder_train.json").read_text())
     assert record["finished"] and record["global_step"] == 100
     assert record["final_loss"] < 0.4 * record["first_loss"], record["losses"]
     assert record["config"]["task_options"] == {"digits": 2} and record["config"]["seed"] == 0
     assert record["command"].startswith("ponder train sft --task add --digits 2")
+    # constant LR after the warmup by default: the checkpoint is meant for RL next (lab.sft)
+    assert record["config"]["schedule"] == "constant" and "--schedule constant" in record["command"]
     assert record["wall_seconds"] > 0
     assert (out / "model.safetensors").is_file() and (out / "checkpoint-100").is_dir()
 
@@ -259,4 +260,6 @@ def test_train_cli_errors_are_one_line(tmp_path, capsys):
     assert "--blanks does not apply" in capsys.readouterr().err
     assert main(["train", "sft", "--task", "add", "--digits", "99", "--out", out]) == 2
     assert "digits" in capsys.readouterr().err
+    assert main(["train", "sft", "--task", "add", "--schedule", "linear", "--out", out]) == 2
+    assert "--schedule" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -36,6 +36,10 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
     s.add_argument("--steps", type=positive_int, default=500, help="optimizer steps (default 500)")
     s.add_argument("--batch-size", type=positive_int, default=32, help="default 32")
     s.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    s.add_argument(
+        "--schedule", choices=("constant", "cosine"), default="constant",
+        help="learning rate after the warmup: constant (default; keeps the model RL-ready) or cosine",
+    )
     s.add_argument("--size", choices=("tiny", "small"), default="tiny", help="a fresh model's size")
     s.add_argument("--from", dest="init_from", metavar="DIR", help="start from this HF model dir")
     s.add_argument("--out", required=True, help="output dir: checkpoints and the final HF model")
@@ -72,7 +76,7 @@ def sft_command(opts) -> str:
             words += [f"--{key}", str(value)]
         words += ["--examples", str(opts.examples)]
     words += ["--steps", str(opts.steps), "--batch-size", str(opts.batch_size)]
-    words += ["--lr", str(opts.lr)]
+    words += ["--lr", str(opts.lr), "--schedule", opts.schedule]
     words += ["--from", opts.init_from] if opts.init_from else ["--size", opts.size]
     words += ["--out", opts.out, "--seed", str(opts.seed), "--device", opts.device]
     words += ["--save-every", str(opts.save_every), "--log-every", str(opts.log_every)]
@@ -87,7 +91,7 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
     opts = sft.SFTOptions(
         out=args.out, task=args.task, task_options=options, data=args.data,
         examples=args.examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        size=args.size, init_from=args.init_from, seed=args.seed, device=args.device,
+        schedule=args.schedule, size=args.size, init_from=args.init_from, seed=args.seed, device=args.device,
         save_every=args.save_every, log_every=args.log_every, resume=args.resume,
         threads=args.threads,
     )  # fmt: skip

@@ -56,7 +56,7 @@ class GRPOOptions:
     steps: int = 100  # optimizer steps, one generation batch each
     num_generations: int = 8  # G: completions per prompt (the group)
     batch_size: int = 4  # prompts per step; a step samples batch_size * num_generations completions
-    lr: float = 5e-5
+    lr: float = 1e-4  # stable only from a model not annealed to zero (see lab.sft: schedule)
     max_completion_length: int = 128  # tokens (characters, for the lab tokenizer)
     temperature: float = 1.0  # sampling temperature of the rollouts
     beta: float = 0.0  # KL coefficient to the frozen starting model; 0 = no reference model

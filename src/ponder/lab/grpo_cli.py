@@ -27,7 +27,7 @@ def add_grpo_command(tsub) -> None:
                    help="completions per prompt, the group (default 8, at least 2)")
     g.add_argument("--batch-size", type=positive_int, default=4,
                    help="prompts per step (default 4); a step samples batch-size x num-generations")
-    g.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5, constant)")
+    g.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4, constant)")
     g.add_argument("--max-completion-length", type=positive_int, default=128,
                    help="tokens per completion (characters for lab models; default 128)")
     g.add_argument("--temperature", type=float, default=1.0, help="rollout temperature (default 1)")

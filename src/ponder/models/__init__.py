@@ -23,6 +23,7 @@ SPEC_FORMS = (
     "default (the embedded SmolLM2-135M-Instruct)",
     "gguf:PATH",
     "hf:PATH_OR_ID",
+    "lab:NAME (a lab checkpoint shipped with ponder)",
     "openai:MODEL@BASE_URL",
 )
 
@@ -55,6 +56,13 @@ def resolve(spec: str | None = None, **options) -> Model:
             from ponder.models.hf import HFModel
 
             return HFModel(rest, **options)
+        if kind == "lab":
+            from ponder.lab.shipped import shipped_dir
+            from ponder.models.hf import HFModel
+
+            model = HFModel(str(shipped_dir(rest)), **options)
+            model.name = f"lab-{rest}"  # run names and reports say which shipped model ran
+            return model
         if kind == "openai":
             from ponder.models.openai_http import OpenAIModel
 

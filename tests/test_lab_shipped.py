@@ -1,0 +1,106 @@
+"""The lab checkpoints shipped in the package: they load in `ponder solve` as `lab:NAME`, they are
+right sometimes (not always), their records name the command and seed that made them, and a short
+GRPO run from the shipped SFT checkpoint raises the verifier's reward."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ponder.lab.shipped import ROOT, shipped_dir, shipped_names
+from ponder.models import ModelError
+
+TRAIN = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
+SHIPPED = ("add3-sft", "add3-grpo")
+
+
+def _need(*names):
+    for name in names:
+        pytest.importorskip(name, reason=f"the lab needs {name} (pip install 'ponder[train]')")
+
+
+def run_ponder(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "ponder", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def held_out(n):
+    """Unseen 3-digit additions: the experiment's held-out seed, minus the SFT training questions."""
+    from ponder.lab.traces import make_problems
+
+    seen = {p.question for p in make_problems("add", 5000, seed=0, digits=3)}
+    return [p for p in make_problems("add", n + 50, seed=10_000, digits=3) if p.question not in seen][:n]
+
+
+def test_shipped_checkpoints_are_small_and_say_how_they_were_made():
+    assert set(SHIPPED) <= set(shipped_names())
+    total = sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file())
+    assert total <= 20 * 1024 * 1024, f"shipped checkpoints take {total / 2**20:.1f} MB"
+    for name in SHIPPED:
+        record = json.loads((shipped_dir(name) / "ponder_train.json").read_text())
+        assert record["finished"] and record["config"]["seed"] == 0
+        assert record["command"].startswith("ponder train ")
+        assert "--seed 0" in record["command"]
+    assert "add3-sft" in (ROOT / "README.md").read_text()
+
+
+def test_unknown_shipped_name_is_a_one_line_error():
+    with pytest.raises(ModelError, match="shipped: .*add3-grpo"):
+        shipped_dir("nope")
+    with pytest.raises(ModelError):
+        shipped_dir("../lab")
+    proc = run_ponder("solve", "--model", "lab:nope", "Compute 1 + 2.")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "add3-sft" in proc.stderr
+
+
+@pytest.mark.slow
+def test_shipped_model_answers_in_ponder_solve():
+    _need("torch", "transformers")
+    proc = run_ponder("solve", "--model", "lab:add3-grpo", "--json", "Compute 487 + 596.")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["model"] == "lab-add3-grpo"
+    assert out["usage"]["completion_tokens"] > 10 and out["answer"] is not None
+    assert "Answer:" in out["text"]
+
+
+@pytest.mark.slow
+def test_shipped_models_are_right_sometimes_and_rl_helped():
+    """Greedy accuracy on unseen problems: moderate for the SFT start, higher after GRPO."""
+    _need("torch", "transformers")
+    from ponder.lab.evaluate import accuracy
+    from ponder.models import resolve
+
+    problems = held_out(40)
+    sft = accuracy(resolve("lab:add3-sft"), problems, "cot", max_tokens=96).accuracy
+    grpo = accuracy(resolve("lab:add3-grpo"), problems, "cot", max_tokens=96).accuracy
+    assert 0.05 <= sft <= 0.8 and 0.3 <= grpo < 1.0
+    assert grpo >= sft + 0.1
+
+
+@pytest.mark.slow
+def test_short_grpo_from_the_shipped_sft_checkpoint_raises_the_reward(tmp_path):
+    """~20 GRPO steps (TRL, CPU) raise the verifier's reward of greedy answers on unseen problems."""
+    _need(*TRAIN)
+    from ponder.lab.evaluate import accuracy
+    from ponder.lab.grpo import GRPOOptions, train_grpo
+
+    start = str(shipped_dir("add3-sft"))
+    opts = GRPOOptions(
+        out=str(tmp_path / "grpo"), init_from=start, task="add", task_options={"digits": 3},
+        steps=20, batch_size=4, num_generations=8, lr=1e-4, temperature=0.7,
+        max_completion_length=96, device="cpu", save_every=1000, threads=1, seed=0,
+    )  # fmt: skip
+    record = train_grpo(opts, progress=False, say=lambda *a: None)
+    assert record["finished"] and record["global_step"] == 20
+
+    problems = held_out(60)
+    before = accuracy(start, problems, "cot", max_tokens=96)
+    after = accuracy(str(tmp_path / "grpo"), problems, "cot", max_tokens=96)
+    print(f"greedy accuracy on 60 unseen problems: {before.accuracy:.3f} -> {after.accuracy:.3f}")
+    assert after.accuracy >= before.accuracy + 0.08, (before.accuracy, after.accuracy)
