@@ -7,6 +7,7 @@ reachable for at most that many tokens per problem).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,10 @@ def plot_accuracy_vs_tokens(series: list[tuple[str, list[ConfigStats]]], title: 
     labels = list(dict.fromkeys(c.label for _, cs in series for c in cs))
     cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
     color = {lab: cmap(i % cmap.N) for i, lab in enumerate(labels)}
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=150, layout="constrained")
+    # the legend goes below the axes (long specs would squeeze them from the side): one row per entry
+    rows = len(labels) + (len(series) if len(series) > 1 else 0) + len(series) + 1
+    fig, ax = plt.subplots(figsize=(8, 4.6 + 0.2 * rows), dpi=150, layout="constrained")
+    x_max = max(max(c.mean_tokens, 1.0) for _, cs in series for c in cs) * 1.35
     for r, (run, stats) in enumerate(series):
         marker = MARKERS[r % len(MARKERS)]
         # several runs: nudge each run's points sideways by ~1.5% (a few pixels on the log axis) so the
@@ -47,6 +51,7 @@ def plot_accuracy_vs_tokens(series: list[tuple[str, list[ConfigStats]]], title: 
                         markeredgecolor="black", markeredgewidth=0.6, capsize=3, elinewidth=1.2, zorder=3)
         front = sorted((max(c.mean_tokens, 1.0) * dodge, 100 * c.accuracy) for c in stats if c.pareto)
         if front:
+            front.append((x_max, front[-1][1]))  # the frontier holds on to the right edge
             xs, ys = zip(*front)
             ax.step(xs, ys, where="post", color="0.35", linestyle=(0, (4, 2)) if r == 0 else (0, (1, 1.5)),
                     linewidth=1.2, zorder=2)
@@ -55,13 +60,13 @@ def plot_accuracy_vs_tokens(series: list[tuple[str, list[ConfigStats]]], title: 
     ax.xaxis.set_major_formatter(FuncFormatter(_tick))
     ax.xaxis.set_minor_formatter(NullFormatter())
     xs_all = [max(c.mean_tokens, 1.0) for _, cs in series for c in cs]
-    ax.set_xlim(min(xs_all) / 1.35, max(xs_all) * 1.35)
+    ax.set_xlim(min(xs_all) / 1.35, x_max)
     lows = [100 * c.ci_low for _, cs in series for c in cs]
     highs = [100 * c.ci_high for _, cs in series for c in cs]
     ax.set_ylim(max(-2.0, min(lows) - 5), min(102.0, max(highs) + 5))
     ax.set_xlabel("mean tokens per problem (prompt + completion, log scale)", fontsize=10)
     ax.set_ylabel("accuracy (%)", fontsize=10)
-    ax.set_title(title, fontsize=10)
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=10)
     ax.tick_params(labelsize=FONT)
     ax.grid(True, which="major", alpha=0.3)
 
@@ -77,9 +82,9 @@ def plot_accuracy_vs_tokens(series: list[tuple[str, list[ConfigStats]]], title: 
         handles.append(Line2D([], [], color="0.35", linestyle=style, linewidth=1.2, label=name))
     handles.append(Line2D([], [], marker="|", linestyle="", color="0.35", markersize=12,
                           label="bars: Wilson 95% CI"))
-    # "outside": constrained layout makes room for the legend right of the axes, so it covers no point
-    fig.legend(handles=handles, loc="outside right upper", fontsize=FONT, frameon=False,
-               title="configuration", title_fontsize=FONT, alignment="left")
+    # "outside": constrained layout makes room for the legend below the axes, so it covers no point
+    fig.legend(handles=handles, loc="outside lower center", fontsize=FONT, frameon=False,
+               title="configuration", title_fontsize=FONT, alignment="left", ncols=1)
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
