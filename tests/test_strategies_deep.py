@@ -12,6 +12,7 @@ from ponder.events import Final, Phase, Sampled, Stopped, TextDelta, Voted
 from ponder.models import ModelError, ScriptedModel, ScriptedReply
 from ponder.models.scripted import scripted_tokens
 from ponder.problems.base import Problem
+from recording import Recorder
 from ponder.think import parse_strategy
 from ponder.think.base import SYSTEM_PROMPT
 from ponder.think.confidence import Confidence, percentile
@@ -21,17 +22,6 @@ from ponder.verify.judge import JUDGE_SYSTEM
 PROBLEM = Problem(id="p1", question="What is 3 * 4 ?", answer="12")
 
 
-class Recorder(ScriptedModel):
-    """A ScriptedModel that also keeps every call's usage, to check Result.usage against."""
-
-    def __init__(self, *a, **kw) -> None:
-        super().__init__(*a, **kw)
-        self.usages: list[Usage] = []
-
-    async def generate(self, request, on_text=None, should_stop=None):
-        c = await super().generate(request, on_text=on_text, should_stop=should_stop)
-        self.usages.append(c.usage)
-        return c
 
 
 class NoTopLogprobs(ScriptedModel):

@@ -22,6 +22,7 @@ from ponder.events import (
 )
 from ponder.models import ScriptedModel, ScriptedReply
 from ponder.problems.base import Problem
+from recording import Recorder
 from ponder.think import StrategySpecError, parse_strategy
 from ponder.think.steps import split_steps, states_answer
 from ponder.verify.judge import JUDGE_SYSTEM
@@ -31,17 +32,6 @@ PROBLEM = Problem(id="p1", question="Compute 47 + 85.", answer="132", kind="nume
 RIGHT = "7+5+0=12 > 2\n4+8+1=13 > 132\nAnswer: 132"
 
 
-class Recorder(ScriptedModel):
-    """A ScriptedModel that also keeps every call's usage, to check Result.usage against."""
-
-    def __init__(self, *a, **kw) -> None:
-        super().__init__(*a, **kw)
-        self.usages: list[Usage] = []
-
-    async def generate(self, request, on_text=None, should_stop=None):
-        c = await super().generate(request, on_text=on_text, should_stop=should_stop)
-        self.usages.append(c.usage)
-        return c
 
 
 def by_prefix(table: dict[str, list], judge=None) -> Recorder:
