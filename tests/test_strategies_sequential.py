@@ -20,7 +20,7 @@ from ponder.events import (
     TextDelta,
     Tree,
 )
-from ponder.models import ScriptedModel, ScriptedReply
+from ponder.models import ScriptedReply
 from ponder.problems.base import Problem
 from recording import Recorder
 from ponder.think import StrategySpecError, parse_strategy
