@@ -262,4 +262,50 @@ def test_train_cli_errors_are_one_line(tmp_path, capsys):
     assert "digits" in capsys.readouterr().err
     assert main(["train", "sft", "--task", "add", "--schedule", "linear", "--out", out]) == 2
     assert "--schedule" in capsys.readouterr().err
+    assert main(["train", "sft", "--task", "add", "--stop-at-accuracy", "30", "--out", out]) == 2
+    assert "--stop-at-accuracy must be in (0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+# --- stopping on validation accuracy ---
+
+
+def _stop_run(tmp_path, init_from, target):
+    from ponder.lab.sft import SFTOptions, train_sft
+
+    opts = SFTOptions(out=str(tmp_path / "run"), task="add", task_options={"digits": 3}, examples=200,
+                      steps=6, batch_size=8, lr=1e-4, init_from=init_from, seed=0, device="cpu",
+                      save_every=100, threads=1, stop_at_accuracy=target, validate_every=2,
+                      validate_problems=16)  # fmt: skip
+    return train_sft(opts, progress=False, say=lambda _: None)
+
+
+def test_sft_stops_once_validation_accuracy_reaches_the_target(tmp_path):
+    """From the shipped SFT model (about a quarter right), a 5% target is met at the first check."""
+    _need_train()
+    from ponder.lab.shipped import shipped_dir
+
+    record = _stop_run(tmp_path, str(shipped_dir("add3-sft")), 0.05)
+    assert record["stopped_early_at"] == 2 and record["global_step"] == 2
+    [(step, acc)] = record["validation"]
+    assert step == 2 and acc >= 0.05
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert not (tmp_path / "run" / "validation-model").exists()  # the snapshot is cleaned up
+
+
+def test_sft_runs_every_step_while_the_target_is_out_of_reach(tmp_path):
+    _need_train()
+    record = _stop_run(tmp_path, None, 1.0)  # a fresh model answers nothing right
+    assert record["stopped_early_at"] is None and record["global_step"] == 6
+    assert [step for step, _ in record["validation"]] == [2, 4]  # not at the last step: training ends
+    assert all(acc == 0.0 for _, acc in record["validation"])
+
+
+def test_validation_problems_avoid_training_questions():
+    _need_train()
+    from ponder.lab.early_stop import validation_problems
+    from ponder.lab.traces import make_problems
+
+    trained_on = {p.question for p in make_problems("add", 5000, seed=0, digits=3)}
+    problems = validation_problems("add", 64, 0, trained_on, digits=3)
+    assert len(problems) == 64 and not trained_on & {p.question for p in problems}

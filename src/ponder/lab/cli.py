@@ -50,6 +50,12 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
     s.add_argument(
         "--threads", type=positive_int, help="CPU threads (default: all; 1 on a busy shared CPU)"
     )
+    s.add_argument(
+        "--stop-at-accuracy", type=float, metavar="X",
+        help="stop once greedy accuracy on validation problems (another seed) reaches X, e.g. 0.3",
+    )  # fmt: skip
+    s.add_argument("--validate-every", type=positive_int, default=25, help="with --stop-at-accuracy")
+    s.add_argument("--validate-problems", type=positive_int, default=64, help="with --stop-at-accuracy")
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train_sft)
@@ -80,6 +86,9 @@ def sft_command(opts) -> str:
     words += ["--from", opts.init_from] if opts.init_from else ["--size", opts.size]
     words += ["--out", opts.out, "--seed", str(opts.seed), "--device", opts.device]
     words += ["--save-every", str(opts.save_every), "--log-every", str(opts.log_every)]
+    if opts.stop_at_accuracy is not None:
+        words += ["--stop-at-accuracy", str(opts.stop_at_accuracy), "--validate-every",
+                  str(opts.validate_every), "--validate-problems", str(opts.validate_problems)]  # fmt: skip
     return shlex.join(words)
 
 
@@ -93,7 +102,8 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
         examples=args.examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         schedule=args.schedule, size=args.size, init_from=args.init_from, seed=args.seed, device=args.device,
         save_every=args.save_every, log_every=args.log_every, resume=args.resume,
-        threads=args.threads,
+        threads=args.threads, stop_at_accuracy=args.stop_at_accuracy,
+        validate_every=args.validate_every, validate_problems=args.validate_problems,
     )  # fmt: skip
     if opts.task is not None:  # an unknown option value surfaces here, before any model work
         traces.make_problems(opts.task, 1, opts.seed, **opts.task_options)

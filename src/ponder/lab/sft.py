@@ -42,7 +42,8 @@ from ponder.lab import format, traces
 # Settings that must match for --resume to continue a run (steps included: the LR schedule
 # depends on it). Device, save_every and resume itself may change between sessions.
 IDENTITY = ("task", "task_options", "data", "examples", "steps", "batch_size", "lr", "schedule",
-            "size", "init_from", "seed")  # fmt: skip
+            "size", "init_from", "seed", "stop_at_accuracy", "validate_every",
+            "validate_problems")  # fmt: skip
 
 SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine"}  # ours -> transformers' name
 
@@ -66,6 +67,9 @@ class SFTOptions:
     log_every: int = 10  # loss logging interval in steps
     resume: bool = False
     threads: int | None = None  # CPU threads for torch (None: torch's default, every core)
+    stop_at_accuracy: float | None = None  # stop once greedy validation accuracy reaches this (0-1]
+    validate_every: int = 25  # steps between validations (with stop_at_accuracy)
+    validate_problems: int = 64  # validation problems (another seed; no training question)
 
     def __post_init__(self) -> None:
         if self.data is None and self.task not in traces.TASKS:
@@ -83,19 +87,27 @@ class SFTOptions:
                     f"--{extra[0]} does not apply to task {self.task} (its options: "
                     + ", ".join(f"--{o}" for o in allowed) + ")"
                 )
-        for name in ("examples", "steps", "batch_size", "save_every", "log_every", "threads"):
+        for name in ("examples", "steps", "batch_size", "save_every", "log_every", "threads",
+                     "validate_every", "validate_problems"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserError(f"--lr must be a positive number; got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        if self.stop_at_accuracy is not None:
+            if not 0 < self.stop_at_accuracy <= 1:
+                raise UserError(f"--stop-at-accuracy must be in (0, 1]; got {self.stop_at_accuracy}")
+            if self.data is not None:
+                raise UserError("--stop-at-accuracy needs a generated --task to validate on, not --data")
         if self.init_from is not None and not os.path.isdir(self.init_from):
             raise UserError(f"--from {self.init_from}: no such model directory")
 
     def identity(self) -> dict:
         d = asdict(self)
-        return {k: d[k] for k in IDENTITY}
+        if self.stop_at_accuracy is None:  # validation settings change nothing; older runs lack them
+            d.pop("validate_every"), d.pop("validate_problems")
+        return {k: d[k] for k in IDENTITY if k in d}
 
 
 def build_rows(opts: SFTOptions, eos: str = format.EOS) -> list[dict]:
@@ -193,6 +205,17 @@ def train_sft(
         max_length=1024,
         dataloader_num_workers=0,
     )
+    callbacks = list(callbacks or [])
+    stopper = None
+    if opts.stop_at_accuracy is not None:
+        from ponder.lab.early_stop import StopAtAccuracy, validation_problems
+
+        task, task_opts = opts.task, opts.task_options
+        trained_on = {p.question for p in traces.make_problems(task, opts.examples, opts.seed, **task_opts)}
+        problems = validation_problems(task, opts.validate_problems, opts.seed, trained_on, **task_opts)
+        stopper = StopAtAccuracy(problems, opts.stop_at_accuracy, opts.validate_every, tokenizer,
+                                 out / "validation-model", say=say)  # fmt: skip
+        callbacks.append(stopper)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -228,5 +251,7 @@ def train_sft(
         final_loss=losses[-1][1] if losses else None,
         losses=losses,
     )
+    if stopper is not None:
+        record.update(validation=stopper.history, stopped_early_at=stopper.stopped_at)
     write_record(out, record)
     return record
