@@ -18,6 +18,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 from transformers.utils import logging as hf_logging
 
+from ponder.errors import UserError
 from ponder.lab import traces
 from ponder.lab.evaluate import accuracy
 from ponder.lab.model import save
@@ -29,9 +30,12 @@ VALIDATION_SEED_OFFSET = 20_000  # lab_scaling's held-out test set uses 10_000 +
 def validation_problems(task: str, n: int, seed: int, exclude: set[str], **options) -> list[Problem]:
     """``n`` problems of ``task`` whose questions are not in ``exclude`` (the training questions)."""
     fresh = traces.make_problems(task, 2 * n + 50, VALIDATION_SEED_OFFSET + seed, **options)
-    chosen = [p for p in fresh if p.question not in exclude][:n]
-    if len(chosen) < n:  # a small task space (short additions) may not have n unseen questions
-        chosen = [p for p in fresh if p.question not in exclude]
+    chosen = [p for p in fresh if p.question not in exclude][:n]  # fewer in a small task space
+    if not chosen:
+        raise UserError(
+            "--stop-at-accuracy: training covers every question of this task; nothing is left to "
+            "validate on (use fewer --examples or a harder task)"
+        )
     return chosen
 
 

@@ -170,6 +170,17 @@ def train_sft(
         tokenizer = make_char_tokenizer()
         model = make_tiny_llama(tokenizer, opts.size, seed=opts.seed)
     rows = build_rows(opts, tokenizer.eos_token)
+    callbacks = list(callbacks or [])
+    stopper = None
+    if opts.stop_at_accuracy is not None:
+        from ponder.lab.early_stop import StopAtAccuracy, validation_problems
+
+        task, task_opts = opts.task, opts.task_options
+        trained_on = {p.question for p in traces.make_problems(task, opts.examples, opts.seed, **task_opts)}
+        problems = validation_problems(task, opts.validate_problems, opts.seed, trained_on, **task_opts)
+        stopper = StopAtAccuracy(problems, opts.stop_at_accuracy, opts.validate_every, tokenizer,
+                                 out / "validation-model", say=say)  # fmt: skip
+        callbacks.append(stopper)
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "command": command,
@@ -205,17 +216,6 @@ def train_sft(
         max_length=1024,
         dataloader_num_workers=0,
     )
-    callbacks = list(callbacks or [])
-    stopper = None
-    if opts.stop_at_accuracy is not None:
-        from ponder.lab.early_stop import StopAtAccuracy, validation_problems
-
-        task, task_opts = opts.task, opts.task_options
-        trained_on = {p.question for p in traces.make_problems(task, opts.examples, opts.seed, **task_opts)}
-        problems = validation_problems(task, opts.validate_problems, opts.seed, trained_on, **task_opts)
-        stopper = StopAtAccuracy(problems, opts.stop_at_accuracy, opts.validate_every, tokenizer,
-                                 out / "validation-model", say=say)  # fmt: skip
-        callbacks.append(stopper)
     trainer = SFTTrainer(
         model=model,
         args=args,
