@@ -27,6 +27,7 @@ from pathlib import Path
 from ponder.bench.report import summarize, write_report
 from ponder.bench.runner import grid, run_local
 from ponder.bench.store import Store
+from ponder.budget import Budget
 from ponder.models import Request, ScriptedModel, ScriptedReply
 from ponder.problems.base import Problem
 from ponder.think import parse_strategy
@@ -113,7 +114,8 @@ def main() -> None:
     ap.add_argument("--db", default="runs/simulated.sqlite")
     args = ap.parse_args()
 
-    specs = [parse_strategy(s).spec for s in STRATEGIES]  # canonical names, as the store keeps them
+    strategies = [parse_strategy(s) for s in STRATEGIES]
+    specs = [s.spec for s in strategies]  # canonical names, as the store keeps them
     sims = make_problems(args.problems, args.seed)
     model = simulated_model(sims, args.seed)
     store = Store(args.db)
@@ -121,7 +123,7 @@ def main() -> None:
     store.open_run(run, {"task": "SIMULATED", "model": "SIMULATED-sampler", "strategies": specs},
                    "benchmark", {"backend": "simulated"})
     done = store.done(run)
-    cells = [c for c in grid([s.problem for s in sims], specs, [0], [args.seed]) if c.key not in done]
+    cells = [c for c in grid([s.problem for s in sims], strategies, [Budget()], [args.seed]) if c.key not in done]
     print(f"{len(cells)} cells to run (SIMULATED sampler)", file=sys.stderr)
     asyncio.run(run_local(run, cells, model, store.add, concurrency=8))
     stats = {s.label: s for s in summarize(store.rows(run))}

@@ -29,6 +29,7 @@ from ponder.bench.plots import plot_accuracy_vs_tokens
 from ponder.bench.report import summarize, write_report
 from ponder.bench.runner import grid, run_local
 from ponder.bench.store import Store
+from ponder.budget import Budget
 from ponder.models import resolve
 from ponder.problems import load_problems
 from ponder.think import parse_strategy
@@ -43,7 +44,7 @@ STRATEGIES = [
     f"reflect:verifier=arith,split=line,{T}",
     f"think:min_think=64,{T}",
     f"beam:verifier=arith,{STEP}",
-    f"beam:verifier=confidence,{STEP}",
+    f"beam:verifier=prob,{STEP}",  # the mean token probability (the step verifier once named "confidence")
     f"mcts:verifier=arith,{STEP}",
     f"auto:verifier=arith,split=line,probe_tokens=128,{T}",
 ]
@@ -84,7 +85,8 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    specs = [parse_strategy(s).spec for s in (args.strategy or STRATEGIES)]
+    strategies = [parse_strategy(s) for s in (args.strategy or STRATEGIES)]
+    specs = [s.spec for s in strategies]
     options = {"digits": args.digits, "op": "add"} if args.task == "arith" else {}
     # Held out: the lab models trained on this generator's seed-0 problems (the shipped ones on
     # its first 5,000), so draw from seed 10,000 + SEED and drop any question seen in training.
@@ -99,7 +101,7 @@ def main() -> int:
               "seeds": [args.seed], "strategies": specs, "budgets": [0], "threads": args.threads}
     store.open_run(run, config, __version__, model.describe())
     done = store.done(run)
-    cells = [c for c in grid(problems, specs, [0], [args.seed]) if c.key not in done]
+    cells = [c for c in grid(problems, strategies, [Budget()], [args.seed]) if c.key not in done]
     print(f"run {run}: {len(cells)} cells to run ({len(done)} stored)", file=sys.stderr)
     start, count = time.perf_counter(), [0]
 

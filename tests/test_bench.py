@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from ponder.think import parse_strategy
+from ponder.budget import Budget
 from ponder.bench.cli import parse_budgets, split_strategies
 from ponder.bench.report import write_report
 from ponder.bench.runner import grid, run_local
@@ -36,8 +38,8 @@ def test_split_strategies_and_budgets():
     assert split_strategies(["beam:beams=2,verifier=prm:/m/prm,cot"]) == [
         "beam:beams=2,verifier=prm:/m/prm", "cot"
     ]
-    assert parse_budgets("500, 2000") == [500, 2000]
-    assert parse_budgets(None) == [0]
+    assert parse_budgets("500, 2000") == [Budget(500), Budget(2000)]
+    assert parse_budgets(None) == [Budget()]
     for bad in ("0", "-5", "abc", "1.5", ""):
         with pytest.raises(ValueError):
             parse_budgets(bad)
@@ -47,7 +49,7 @@ def test_run_local_grades_stores_and_resumes(tmp_path):
     problems = load_problems("arith", limit=6, seed=3, op="mix")
     store = Store(tmp_path / "r.sqlite")
     store.open_run("t", {"task": "arith", "model": "scripted"}, "test", {})
-    cells = grid(problems, ["cot", "vote:n=3"], [0, 400], [0])
+    cells = grid(problems, [parse_strategy("cot"), parse_strategy("vote:n=3")], [Budget(), Budget(400)], [0])
     model = ScriptedModel(arith_solver)
     asyncio.run(run_local("t", cells, model, store.add, concurrency=3))
     rows = store.rows("t")
@@ -62,7 +64,7 @@ def test_run_local_grades_stores_and_resumes(tmp_path):
     done = store.done("t")
     assert [c for c in cells if c.key not in done] == []
     calls_before = len(model.requests)
-    todo = [c for c in grid(problems, ["cot", "vote:n=3", "vote:n=5"], [0], [0]) if c.key not in done]
+    todo = [c for c in grid(problems, [parse_strategy("cot"), parse_strategy("vote:n=3"), parse_strategy("vote:n=5")], [Budget()], [0]) if c.key not in done]
     asyncio.run(run_local("t", todo, model, store.add))
     assert len(model.requests) - calls_before == len(problems)  # only the new strategy ran
     assert len(store.rows("t")) == 6 * 2 * 2 + 6
@@ -72,7 +74,7 @@ def test_report_from_a_tiny_run(tmp_path):
     problems = load_problems("arith", limit=8, seed=1, op="mix")
     store = Store(tmp_path / "r.sqlite")
     store.open_run("tiny", {"task": "arith", "model": "scripted"}, "test", {})
-    cells = grid(problems, ["cot", "vote:n=4"], [0], [0])
+    cells = grid(problems, [parse_strategy("cot"), parse_strategy("vote:n=4")], [Budget()], [0])
     asyncio.run(run_local("tiny", cells, ScriptedModel(arith_solver), store.add))
     paths = write_report(store, ["tiny"], tmp_path / "out")
     md = paths.markdown.read_text()

@@ -32,7 +32,8 @@ def assert_one_line_error(proc, *fragments):
     [
         (["solve", ""], ["question is empty"]),
         (["solve", "   "], ["question is empty"]),
-        (["solve", "hi", "--max-tokens", "0"], ["--max-tokens", "positive"]),
+        (["solve", "hi", "--max-tokens", "0"], ["--max-tokens", "from 1 to"]),
+        (["solve", "hi", "--temperature", "nan"], ["--temperature", "from 0 to 2", "nan"]),
         (["solve", "hi", "--max-tokens", "-3"], ["--max-tokens"]),
         (["solve", "hi", "--max-tokens", "ten"], ["--max-tokens"]),
         (["solve", "hi", "--temperature", "-1"], ["--temperature"]),

@@ -21,7 +21,8 @@ from ponder.lab.rewards import (
 )
 from ponder.lab.synth import SynthFile, trim_to_answer
 from ponder.problems import load_problems
-from ponder.verify import Verdict
+from ponder.verify import Score as Verdict
+from ponder.verify import grade
 
 TRAIN = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
 
@@ -79,7 +80,7 @@ def test_correctness_reward_goes_through_verify_check(monkeypatch):
         seen.append((problem, answer))
         return Verdict(answer == "-1", 1.0 if answer == "-1" else 0.0, "patched")
 
-    monkeypatch.setattr(ponder.verify, "check", upside_down)
+    monkeypatch.setattr(grade, "check", upside_down)
     assert correctness_reward(["", ""], completions, **cols) == [0.0, 1.0]
     # the Problem was rebuilt from the columns, the answer extracted from the text
     assert [a for _, a in seen] == [p.answer, "-1"]
@@ -149,7 +150,7 @@ def test_synth_keeps_exactly_what_the_verifier_accepts(tmp_path):
         assert row["answer"] == p.answer and row["correct"] is True
         assert row["task"] == "arith:digits=2" and row["strategy"] == "cot"
         assert row["model"] == model
-        assert ponder.verify.verify(p, row["completion"]).correct
+        assert ponder.verify.verify(p, row["completion"]).ok
     rejected = [json.loads(line) for line in out.with_name("synth.rejected.jsonl").read_text().splitlines()]
     assert [r["problem_id"] for r in rejected] == [p.id for p in problems[1::2]]
 
@@ -293,11 +294,11 @@ def test_grpo_checkpoints_crash_and_resume(start_checkpoint, tmp_path):
 
 def test_grpo_reward_is_the_verifier(start_checkpoint, tmp_path, monkeypatch):
     """With the verifier patched to accept everything, every rollout earns the full reward: the
-    trainer's reward IS ponder.verify.check."""
+    trainer's reward IS the check scorer's ponder.verify.grade.check."""
     _need_train()
     from ponder.lab.grpo import train_grpo
 
-    monkeypatch.setattr(ponder.verify, "check", lambda problem, answer: Verdict(True, 1.0, "ok"))
+    monkeypatch.setattr(grade, "check", lambda problem, answer: Verdict(True, 1.0, "ok"))
     record = train_grpo(
         _opts(start_checkpoint, tmp_path / "g", steps=2, format_reward=0.0), progress=False
     )

@@ -46,8 +46,8 @@ def test_every_trace_ends_in_an_answer_the_grader_accepts(task, options):
         trace, answer = traces.worked_solution(p)
         text = traces.completion(p)
         assert text == format.completion_text(trace, answer)
-        assert check(p, answer).correct, (p.question, text)
-        assert verify(p, text).correct, (p.question, text)  # extraction + grading, as in bench
+        assert check(p, answer).ok, (p.question, text)
+        assert verify(p, text).ok, (p.question, text)  # extraction + grading, as in bench
 
 
 def test_traces_are_reproducible_and_seeded():
@@ -69,7 +69,7 @@ def test_countdown_traces_search_and_end_in_a_valid_expression():
     backtracks = 0
     for p in traces.make_problems("countdown", 200, seed=1):
         trace, expr = traces.worked_solution(p)
-        assert check_countdown(expr, p.meta["numbers"], p.meta["target"]).correct
+        assert check_countdown(expr, p.meta["numbers"], p.meta["target"]).ok
         assert " " not in expr  # one "word": extract_answer keeps it whole
         lines = trace.splitlines()
         assert all(line.startswith("try ") for line in lines)
@@ -82,7 +82,7 @@ def test_countdown_traces_search_and_end_in_a_valid_expression():
 def test_sudoku_trace_backtracks_from_dead_ends():
     trace, answer = traces.sudoku_trace("..12/..../..../2.3.")
     assert "none back" in trace and "?" in trace
-    assert check_sudoku(answer, "..12/..../..../2.3.").correct
+    assert check_sudoku(answer, "..12/..../..../2.3.").ok
 
 
 def test_sudoku_checker_accepts_solutions_and_rejects_corruptions():
@@ -91,19 +91,19 @@ def test_sudoku_checker_accepts_solutions_and_rejects_corruptions():
     rng = random.Random(0)
     for p in problems:
         ref = p.answer
-        assert check(p, ref).correct
-        assert check(p, ref.replace("/", " ")).correct  # other row separators are fine
+        assert check(p, ref).ok
+        assert check(p, ref.replace("/", " ")).ok  # other row separators are fine
         rows = [list(r) for r in ref.split("/")]
         r, c = rng.randrange(4), rng.randrange(3)
         rows[r][c], rows[r][c + 1] = rows[r][c + 1], rows[r][c]  # breaks two columns
-        assert not check(p, "/".join(map("".join, rows))).correct
-        assert not check(p, ref[:-1]).correct  # too short
-        assert not check(p, ref.replace("1", "5")).correct  # not a digit 1-4
-        assert not check(p, None).correct
+        assert not check(p, "/".join(map("".join, rows))).ok
+        assert not check(p, ref[:-1]).ok  # too short
+        assert not check(p, ref.replace("1", "5")).ok  # not a digit 1-4
+        assert not check(p, None).ok
     # Keeps the givens: a valid grid that changes a given cell is wrong.
     v = check_sudoku("2143/3412/1234/4321", "1.../..../..../....")
-    assert not v.correct and "given" in v.reason
-    assert check_sudoku("1234/3412/2143/4321", "1.../..../..../....").correct
+    assert not v.ok and "given" in v.reason
+    assert check_sudoku("1234/3412/2143/4321", "1.../..../..../....").ok
     assert "repeats" in check_sudoku("1234/1234/2143/4321", "..../..../..../....").reason
 
 
@@ -286,7 +286,7 @@ def _stop_run(tmp_path, init_from, target):
 def test_sft_stops_once_validation_accuracy_reaches_the_target(tmp_path):
     """From the shipped SFT model (about a quarter right), a 5% target is met at the first check."""
     _need_train()
-    from ponder.lab.shipped import shipped_dir
+    from ponder.models.shipped import shipped_dir
 
     record = _stop_run(tmp_path, str(shipped_dir("add3-sft")), 0.05)
     assert record["stopped_early_at"] == 2 and record["global_step"] == 2

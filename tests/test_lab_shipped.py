@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ponder.lab.shipped import ROOT, shipped_dir, shipped_names
+from ponder.models.shipped import ROOT, shipped_dir, shipped_names
 from ponder.models import ModelError
 
 TRAIN = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")

@@ -3,6 +3,8 @@ OpenAI-compatible HTTP server on loopback."""
 
 import pytest
 
+from ponder.think import parse_strategy
+from ponder.budget import Budget
 from ponder.bench.ray_executor import run_ray
 from ponder.bench.runner import grid
 from ponder.bench.store import Store
@@ -21,7 +23,7 @@ def test_ray_workers_fill_the_same_store(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with StubServer(["Seven it is.\n\\boxed{7}"]) as server:
-            cells = grid(problems, ["cot", "vote:n=2"], [0], [0])
+            cells = grid(problems, [parse_strategy("cot"), parse_strategy("vote:n=2")], [Budget()], [0])
             run_ray("ray", cells, f"openai:stub-model@{server.base_url}", store.add, workers=2)
             posts = [r for r in server.requests if r["path"].endswith("/chat/completions")]
     finally:

@@ -244,7 +244,9 @@ def test_400_names_what_is_wrong(server):
             "ponder.strategy",
             "bad parameter",
         ),
-        (dict(model="ponder", max_tokens=MAX_BUDGET + 1), "max_tokens", "between 1"),
+        (dict(model="ponder", max_tokens=MAX_BUDGET + 1), "max_tokens", f"at most {MAX_BUDGET}"),
+        (dict(model="ponder/cot:temperature=nan"), "model", "temperature must be a number"),
+        (dict(model="ponder/beam", temperature=0), "temperature", "must be > 0 for beam"),
         (dict(model="ponder", n=3), "n", "n must be 1"),
     ]
     for kwargs, param, words in cases:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from ponder.budget import Usage
-from ponder.events import Phase, Result, Sampled, Scored, Spent, Stopped, TextDelta, Voted
+from ponder.events import Chosen, Phase, Result, Sampled, Scored, Spent, Stopped, TextDelta, Voted
 from ponder.models import ScriptedModel
 from ponder.serve.protocol import ApiError, parse_chat_request
 from ponder.serve.run import settle, think
@@ -105,8 +105,11 @@ def test_question_is_the_last_user_message():
         ({"ponder": {"budget": "lots"}}, "ponder.budget", "must be an integer"),
         ({"ponder": {"bugdet": 5}}, "ponder.bugdet", "unknown ponder option 'bugdet'"),
         ({"ponder": "vote"}, "ponder", "must be an object"),
-        ({"max_tokens": 6000}, "max_tokens", "between 1 and 5000"),
-        ({"max_completion_tokens": 0}, "max_completion_tokens", "between 1 and 5000"),
+        ({"max_tokens": 6000}, "max_tokens", "at most 5000"),
+        ({"max_completion_tokens": 0}, "max_completion_tokens", "max_tokens must be an integer from 1"),
+        ({"model": "ponder/cot:max_tokens=6000"}, "model", "at most 5000"),
+        ({"temperature": float("nan")}, "temperature", "from 0 to 2, got nan"),
+        ({"model": "ponder/cot:temperature=99"}, "model", "from 0 to 2, got 99"),
         ({"temperature": 3}, "temperature", "from 0 to 2"),
         ({"n": 4}, "n", "n must be 1"),
         ({"tools": [{"type": "function"}]}, "tools", "not supported"),
@@ -181,9 +184,8 @@ def test_transcript_reused_numbers_notes_and_unfinished_samples():
 
 def test_reasoning_tokens_are_what_did_not_reach_the_answer():
     model = ScriptedModel(["unused"])
-    sampled = [Sampled(0, "a b c", "c", 3, "stop"), Sampled(1, "d e", "e", 2, "length")]
     usage = Usage(prompt_tokens=40, completion_tokens=9, calls=3)  # 4 more tokens: judge calls
-    a = settle(Result("e", "d e", "how", usage), sampled, model, "best_of_n")
+    a = settle(Result("e", Chosen(1, "d e", 2, "length"), "how", usage), "best_of_n")
     assert a.usage == {
         "prompt_tokens": 40,
         "completion_tokens": 9,
@@ -191,12 +193,12 @@ def test_reasoning_tokens_are_what_did_not_reach_the_answer():
         "completion_tokens_details": {"reasoning_tokens": 7},
     }
     assert a.finish_reason == "length" and a.content == "d e"
-    # content that is no sample's text (a synthesis): counted with the model's tokenizer
-    b = settle(Result("x", "so x it is", "synthesis", usage), sampled, model, "deepthink")
+    # a synthesis is a sample of its own, with its own tokens
+    b = settle(Result("x", Chosen(3, "so x it is", 4, "stop"), "synthesis", usage), "deepthink")
     assert b.usage["completion_tokens_details"]["reasoning_tokens"] == 9 - 4
     assert b.finish_reason == "stop"
     # nothing fitted the budget: empty content, cut
-    c = settle(Result(None, "", "budget too small for the prompt", Usage()), [], model, "cot")
+    c = settle(Result(None, None, "budget too small for the prompt", Usage()), "cot")
     assert c.finish_reason == "length" and c.usage["total_tokens"] == 0
 
 

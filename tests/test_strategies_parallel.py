@@ -18,7 +18,7 @@ from ponder.think.best_of_n import BestOfN
 from ponder.think.vote import Vote
 from ponder.verify.judge import JUDGE_SYSTEM
 from ponder.verify.scorers import SCORERS
-from ponder.verify.scoring import Scored as ScoredValue
+from ponder.verify import Score
 
 PROBLEM = Problem("p1", "What is 3 + 4?", "7", kind="numeric")
 
@@ -75,9 +75,9 @@ def run(strategy, model, budget=Budget()):
     assert isinstance(events[-1], Final)
     assert sum(isinstance(e, Final) for e in events) == 1
     result = events[-1].result
-    # the trace is every non-TextDelta event before Final, as dicts
+    # the trace is every non-TextDelta event before Final
     kept = [e for e in events[:-1] if not isinstance(e, TextDelta)]
-    assert result.trace == [e.to_dict() for e in kept]
+    assert result.trace == kept
     return result, events
 
 
@@ -103,15 +103,18 @@ class TableScorer:
     cost: int = 0
     name: str = "table"
     top_logprobs: int = 0
+    logprobs: bool = False
+    needs_sample: bool = False
+    levels: frozenset = frozenset({"answer"})
 
-    def max_cost(self, problem, sample, model):
+    def max_cost(self, problem, attempt, model):
         return self.cost
 
-    async def score(self, problem, sample, model):
+    async def score(self, problem, attempt, model):
         for key, value in self.table.items():
-            if f"\\boxed{{{key}}}" in sample.text:
-                return ScoredValue(value, f"table says {value}")
-        return ScoredValue(len(sample.text), "length")
+            if f"\\boxed{{{key}}}" in attempt.text:
+                return Score(True, value, f"table says {value}")
+        return Score(True, len(attempt.text), "length")
 
 
 @pytest.fixture

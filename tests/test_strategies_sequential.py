@@ -26,7 +26,9 @@ from recording import Recorder
 from ponder.think import StrategySpecError, parse_strategy
 from ponder.think.steps import split_steps, states_answer
 from ponder.verify.judge import JUDGE_SYSTEM
-from ponder.verify.process import STEP_JUDGE_SYSTEM, check_equations, make_step_scorer
+from ponder.verify import Attempt, make_scorer
+from ponder.verify.arith import check_equations
+from ponder.verify.judge import STEP_JUDGE_SYSTEM
 
 PROBLEM = Problem(id="p1", question="Compute 47 + 85.", answer="132", kind="numeric")
 RIGHT = "7+5+0=12 > 2\n4+8+1=13 > 132\nAnswer: 132"
@@ -63,7 +65,7 @@ def result_of(events, model: Recorder | None = None):
     """The Result, after checking its trace and (given the model) that its usage is exact."""
     assert isinstance(events[-1], Final)
     result = events[-1].result
-    assert result.trace == [e.to_dict() for e in events[:-1] if not isinstance(e, TextDelta)]
+    assert result.trace == [e for e in events[:-1] if not isinstance(e, TextDelta)]
     if model is not None:
         total = sum(model.usages, Usage())
         assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.calls) == (
@@ -111,10 +113,12 @@ def test_arith_checks_every_equation_exactly(text, checked, wrong):
 
 
 def test_step_scorer_registry():
-    assert make_step_scorer("arith").name == "arith"
-    assert make_step_scorer("prm:/some/dir").name == "prm:/some/dir"  # loads on first use
-    with pytest.raises(ValueError, match="unknown step verifier"):
-        make_step_scorer("oracle")
+    assert make_scorer("arith", level="step").name == "arith"
+    assert make_scorer("prm:/some/dir", level="step").name == "prm:/some/dir"  # loads on first use
+    with pytest.raises(ValueError, match="unknown verifier"):
+        make_scorer("oracle", level="step")
+    with pytest.raises(ValueError, match="cannot rate steps"):
+        make_scorer("check", level="step")
 
 
 # --- reflect ---
@@ -167,7 +171,7 @@ def test_reflect_rounds_are_bounded_and_the_last_text_answers():
 
 def test_reflect_rejects_settings_that_cannot_work():
     with pytest.raises(StrategySpecError, match="needs each step's own sample"):
-        parse_strategy("reflect:verifier=confidence")
+        parse_strategy("reflect:verifier=prob")
     with pytest.raises(StrategySpecError, match="temperature must be > 0"):
         parse_strategy("reflect:temperature=0")
     with pytest.raises(StrategySpecError, match="split"):
@@ -251,7 +255,7 @@ def test_beam_confidence_verifier_and_diverse_subtrees():
         "7+5+0=12 > 2\n": [ScriptedReply("Answer: 132", logprobs=[-0.1, -0.1])],
         "7+5+0=11 > 1\n": [ScriptedReply("Answer: 121", logprobs=[-0.1, -0.1])],
     })  # fmt: skip
-    plain = "beam:beams=2,expand=2,verifier=confidence,split=line"
+    plain = "beam:beams=2,expand=2,verifier=prob,split=line"
     events = events_of(parse_strategy(plain), model)
     assert of(events, Kept)[0].nodes == [1, 2]  # the two most confident first steps (same text)
     assert result_of(events, model).answer == "132"
@@ -362,7 +366,7 @@ SPECS = [
     "beam:beams=2,expand=2,verifier=judge,split=line,step_tokens=8,max_tokens=24",
     "beam:beams=2,expand=3,verifier=arith,split=line,diverse=true,step_tokens=8,max_tokens=24",
     "mcts:simulations=5,expand=2,verifier=judge,split=line,step_tokens=8,max_tokens=24",
-    "mcts:simulations=5,expand=2,verifier=confidence,split=line,step_tokens=8,max_tokens=24",
+    "mcts:simulations=5,expand=2,verifier=prob,split=line,step_tokens=8,max_tokens=24",
     "auto:verifier=arith,split=line,max_tokens=24",
     "auto:verifier=judge,split=line,hard_with=beam,easy=1,hard=1,max_tokens=24",
     "auto:split=line,hard_with=mcts,hard=1,max_tokens=24",
@@ -403,7 +407,7 @@ def test_every_new_strategy_parses_and_has_a_canonical_spec():
         parse_strategy("auto:hard_with=vote")
     with pytest.raises(StrategySpecError, match="min_think must not exceed"):
         parse_strategy("think:min_think=10,max_think=5")
-    with pytest.raises(StrategySpecError, match="unknown step verifier"):
+    with pytest.raises(StrategySpecError, match="unknown verifier"):
         parse_strategy("beam:verifier=oracle")
 
 
@@ -444,20 +448,21 @@ def prm_dirs(tmp_path_factory):
 def test_prm_scores_steps_and_charges_its_input(prm_dirs, kind):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    scorer = make_step_scorer(f"prm:{prm_dirs[kind]}")
+    scorer = make_scorer(f"prm:{prm_dirs[kind]}", level="step")
     prefix, step = "7+5+0=12 > 2\n", "4+8+1=13 > 132"
-    cost = scorer.max_cost(PROBLEM, prefix, step, None)
-    r = asyncio.run(scorer.score(PROBLEM, prefix, step, None))
-    assert 0.0 <= r.score <= 1.0 and r.usage == Usage(prompt_tokens=cost, calls=1)
-    whole = asyncio.run(scorer.score_solution(PROBLEM, RIGHT, None))
-    assert 0.0 <= whole.score <= 1.0
-    assert whole.usage.prompt_tokens == scorer.max_solution_cost(PROBLEM, RIGHT, None)
+    attempt = Attempt(prefix + step, step=step)
+    cost = scorer.max_cost(PROBLEM, attempt, None)
+    r = asyncio.run(scorer.score(PROBLEM, attempt, None))
+    assert 0.0 <= r.value <= 1.0 and r.usage == Usage(prompt_tokens=cost, calls=1)
+    whole = asyncio.run(scorer.score(PROBLEM, Attempt(RIGHT, "132"), None))
+    assert 0.0 <= whole.value <= 1.0
+    assert whole.usage.prompt_tokens == scorer.max_cost(PROBLEM, Attempt(RIGHT, "132"), None)
     # the step scores of a token-level PRM are read at each step's end: the same positions in
     # the whole solution give the same scores (a causal model reads no further)
     if kind == "token":
         steps = split_steps(RIGHT, "line")
-        scores, _ = scorer._scores(PROBLEM, steps)
-        assert abs(scores[1] - r.score) < 1e-5 and abs(min(scores) - whole.score) < 1e-6
+        scores, _ = scorer.prm.step_scores(PROBLEM.question, steps)
+        assert abs(scores[1] - r.value) < 1e-5 and abs(min(scores) - whole.value) < 1e-6
     # and it works inside a strategy
     model = by_prefix({"": ["7+5+0=12 > 2"], "7+5+0=12 > 2\n": ["Answer: 132"]})
     spec = f"beam:beams=1,expand=1,split=line,step_tokens=16,verifier=prm:{prm_dirs[kind]}"

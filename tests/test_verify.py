@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ponder.problems.base import Problem
-from ponder.verify import Verdict, check, math_equal, verify
+from ponder.verify import Score, check, math_equal, verify
 from ponder.verify.countdown import check_countdown
 from ponder.verify.numeric import numeric_equal
 
@@ -106,8 +106,8 @@ CASES = [
 @pytest.mark.parametrize(("candidate", "reference", "kind", "expected"), CASES)
 def test_check_table(candidate, reference, kind, expected):
     verdict = check(Problem("t", "q", reference, kind), candidate)
-    assert verdict.correct is expected, (candidate, reference, verdict)
-    assert verdict.score == (1.0 if expected else 0.0)
+    assert verdict.ok is expected, (candidate, reference, verdict)
+    assert verdict.value == (1.0 if expected else 0.0)
 
 
 def test_table_is_big_enough():
@@ -186,32 +186,32 @@ COUNTDOWN = [
 @pytest.mark.parametrize(("expression", "numbers", "target", "correct", "reason"), COUNTDOWN)
 def test_check_countdown(expression, numbers, target, correct, reason):
     verdict = check_countdown(expression, numbers, target)
-    assert verdict.correct is correct, verdict
+    assert verdict.ok is correct, verdict
     assert reason in verdict.reason
 
 
 def test_check_dispatches_on_kind():
     countdown = Problem("c", "q", "(3 + 7) * 50 + 25", "countdown", {"numbers": [3, 7, 25, 50], "target": 525})
-    assert check(countdown, "50 * (3 + 7) + 25") == Verdict(True, 1.0, "equals 525")
+    assert check(countdown, "50 * (3 + 7) + 25") == Score(True, 1.0, "equals 525")
     assert check(countdown, "7 * 7").reason == "uses 7 twice"
-    assert check(Problem("m", "q", r"\frac{1}{2}", "math"), "0.5").correct
-    assert not check(Problem("e", "q", "1/2", "exact"), "x").correct
-    assert check(Problem("n", "q", "27.0", "numeric"), "27").correct
+    assert check(Problem("m", "q", r"\frac{1}{2}", "math"), "0.5").ok
+    assert not check(Problem("e", "q", "1/2", "exact"), "x").ok
+    assert check(Problem("n", "q", "27.0", "numeric"), "27").ok
 
 
 def test_no_answer():
     problem = Problem("m", "q", "5", "math")
-    assert check(problem, None) == Verdict(False, 0.0, "no answer")
-    assert check(problem, "   ") == Verdict(False, 0.0, "no answer")
-    assert verify(problem, "") == Verdict(False, 0.0, "no answer")
+    assert check(problem, None) == Score(False, 0.0, "no answer")
+    assert check(problem, "   ") == Score(False, 0.0, "no answer")
+    assert verify(problem, "") == Score(False, 0.0, "no answer")
 
 
 def test_verify_extracts_then_checks():
     problem = Problem("m", "q", r"\frac{14}{3}", "math")
-    assert verify(problem, r"So the answer is $\boxed{\dfrac{14}{3}}$.").correct
-    assert not verify(problem, r"Thus \boxed{5}.").correct
+    assert verify(problem, r"So the answer is $\boxed{\dfrac{14}{3}}$.").ok
+    assert not verify(problem, r"Thus \boxed{5}.").ok
     gsm = Problem("g", "q", "18", "math")
-    assert verify(gsm, "She makes 9 * 2 = $18.\n#### 18").correct
+    assert verify(gsm, "She makes 9 * 2 = $18.\n#### 18").ok
 
 
 def test_our_mistakes_raise():

@@ -32,6 +32,15 @@ class Usage:
             self.seconds + other.seconds,
         )
 
+    def __sub__(self, other: Usage) -> Usage:
+        """What was spent since ``other`` (an earlier reading of the same meter)."""
+        return Usage(
+            self.prompt_tokens - other.prompt_tokens,
+            self.completion_tokens - other.completion_tokens,
+            self.calls - other.calls,
+            self.seconds - other.seconds,
+        )
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["total_tokens"] = self.total_tokens
@@ -40,13 +49,11 @@ class Usage:
 
 @dataclass(frozen=True)
 class Budget:
-    """A cap on total tokens (prompt + completion over all calls) for one problem. None: no cap."""
+    """A cap on total tokens (prompt + completion over all calls) for one problem; ``Budget()``
+    (``max_tokens=None``) is no cap, its only spelling. ``think.meter.Meter`` enforces it."""
 
     max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"a budget must be a positive number of tokens, got {self.max_tokens}")
-
-    def remaining(self, spent: Usage) -> int | None:
-        return None if self.max_tokens is None else self.max_tokens - spent.total_tokens

@@ -12,7 +12,7 @@ import json
 import sys
 
 from ponder import __version__
-from ponder.argtypes import non_negative_float, positive_int
+from ponder.argtypes import integer, number, positive_int
 from ponder.budget import Budget
 from ponder.errors import UserError
 from ponder.bench.store import RunMismatchError
@@ -36,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help=f"model spec ($PONDER_MODEL or 'default'); {spec_help()}")
     s.add_argument("--strategy", default="cot", help="NAME[:key=value,...], e.g. cot or vote:n=8")
     s.add_argument("--budget", type=positive_int, help="cap on total tokens (prompt + completion)")
-    s.add_argument("--max-tokens", type=positive_int, help="cap on tokens per sample (default 512)")
-    s.add_argument("--temperature", type=non_negative_float, help="sampling temperature")
-    s.add_argument("--seed", type=int, help="seed for reproducible sampling")
+    s.add_argument("--max-tokens", type=integer, help="cap on tokens per sample (default 512)")
+    s.add_argument("--temperature", type=number, help="sampling temperature, 0 to 2")
+    s.add_argument("--seed", type=integer, help="seed for reproducible sampling")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     s.set_defaults(func=cmd_solve)
 
@@ -54,15 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def strategy_from_args(args: argparse.Namespace):
+    """``--strategy`` with ``--max-tokens``, ``--temperature`` and ``--seed`` filling its sampling
+    settings; a bad flag value is named as the flag."""
+    flags = {"max_tokens": "--max-tokens", "temperature": "--temperature", "seed": "--seed"}
+    try:
+        return parse_strategy(
+            args.strategy, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed
+        )
+    except StrategySpecError as e:
+        if e.field in flags and not e.from_spec:
+            raise UserError(f"{flags[e.field]}: {e.detail}") from None
+        raise UserError(f"--strategy: {e}") from None
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from ponder.problems.base import Problem
     from ponder.terminal import solve_and_render
 
     if not args.question.strip():
         raise UserError("the question is empty")
-    strategy = parse_strategy(
-        args.strategy, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed
-    )
+    strategy = strategy_from_args(args)
     model = resolve(args.model)
     problem = Problem(id="cli", question=args.question.strip(), kind="math")
     result = asyncio.run(

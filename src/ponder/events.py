@@ -1,7 +1,9 @@
 """Typed events that strategies stream while they work, ending in ``Final``.
 
 Sinks (the terminal, an HTTP stream, the results database) consume these; strategies know nothing of
-sinks. Every event serialises to a plain dict (``to_dict``) so traces can be stored and replayed.
+sinks. Every event carries ``t``, seconds since its strategy run started (set when it is emitted).
+A Result's trace is the run's events themselves; they become plain dicts (``to_dict``) only where
+they are written (the results store, JSON output, an SSE stream).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from ponder.budget import Usage
 
 @dataclass
 class Event:
+    t: float = field(default=0.0, kw_only=True)  # seconds since the strategy run started
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["type"] = type(self).__name__
@@ -144,15 +148,33 @@ class Spent(Event):
     usage: Usage
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """The sample a Result's answer text is: its index among the run's Sampled events (the
+    ``sample`` they carry), its text, its own completion tokens and how it finished. A text that
+    no single sample wrote (a beam joined from steps, a solution continued after a backtrack)
+    counts the completion tokens of the samples that wrote it."""
+
+    index: int
+    text: str
+    completion_tokens: int
+    finish_reason: str
+
+
 @dataclass
 class Result:
-    """How a strategy ended: the answer, how it was chosen, what it cost, and the trace."""
+    """How a strategy ended: the answer, the chosen sample, how it was chosen, what it cost, and
+    the trace (every event of the run but the text deltas, in order)."""
 
     answer: str | None
-    text: str
+    chosen: Chosen | None
     how: str
     usage: Usage
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[Event] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.chosen.text if self.chosen is not None else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,7 +182,8 @@ class Result:
             "text": self.text,
             "how": self.how,
             "usage": self.usage.to_dict(),
-            "trace": self.trace,
+            "chosen": None if self.chosen is None else asdict(self.chosen),
+            "trace": [e.to_dict() for e in self.trace],
         }
 
 

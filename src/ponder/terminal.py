@@ -70,7 +70,7 @@ async def solve_and_render(
 ) -> Result:
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
-    stream_text = not json_mode and getattr(strategy, "spec_name", "") == "cot"
+    stream_text = not json_mode and getattr(strategy, "name", "") == "cot"
     status = _Status()
     result: Result | None = None
     live = Live(status.render(), console=err, transient=False, refresh_per_second=8)

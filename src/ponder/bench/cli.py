@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from ponder import __version__
 from ponder.argtypes import positive_int
+from ponder.budget import Budget
 from ponder.errors import UserError
 
 DEFAULT_DB = "runs/ponder.sqlite"
@@ -74,15 +75,15 @@ def split_strategies(values: list[str]) -> list[str]:
     return specs
 
 
-def parse_budgets(text: str | None) -> list[int]:
+def parse_budgets(text: str | None) -> list[Budget]:
     if text is None:
-        return [0]
+        return [Budget()]
     out = []
     for piece in text.split(","):
         piece = piece.strip()
         if not re.fullmatch(r"\d+", piece) or int(piece) < 1:
             raise ValueError(f"--budget: {piece!r} is not a positive integer number of tokens")
-        out.append(int(piece))
+        out.append(Budget(int(piece)))
     return out
 
 
@@ -93,18 +94,6 @@ def parse_seeds(text: str) -> list[int]:
         raise ValueError(f"--seed: {text!r} is not an integer or a comma-separated list") from None
 
 
-def parse_task(text: str) -> tuple[str, dict]:
-    """"arith:digits=5,op=mul" -> ("arith", {"digits": 5, "op": "mul"})."""
-    name, _, params = text.strip().partition(":")
-    options: dict = {}
-    for piece in filter(None, (p.strip() for p in params.split(","))):
-        key, eq, value = piece.partition("=")
-        if not eq or not key.strip():
-            raise UserError(f"--task: bad option {piece!r} in {text!r}; write NAME:key=value,...")
-        options[key.strip()] = int(value) if re.fullmatch(r"-?\d+", value.strip()) else value.strip()
-    return name, options
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower()
 
@@ -112,9 +101,10 @@ def _slug(text: str) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from ponder.bench.progress import BenchProgress
     from ponder.bench.runner import grid, run_local
-    from ponder.bench.store import Store
+    from ponder.bench.store import Store, budget_column
     from ponder.models import resolve
     from ponder.problems import load_problems
+    from ponder.problems.tasks import parse_task
     from ponder.think import parse_strategy
 
     # --- validate everything before any model work ---
@@ -122,7 +112,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         budgets, seeds = parse_budgets(args.budget), parse_seeds(args.seed)
     except ValueError as e:
         raise UserError(str(e)) from None
-    specs = [parse_strategy(s).spec for s in split_strategies(args.strategy)]
+    strategies = [parse_strategy(s) for s in split_strategies(args.strategy)]
+    specs = [s.spec for s in strategies]
     task, task_options = parse_task(args.task)
     problems = load_problems(
         task, data=args.data, limit=args.limit, seed=seeds[0], level=args.level,
@@ -136,7 +127,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = {
         "task": args.task, "model": model_spec, "data": args.data, "limit": args.limit,
         "level": args.level, "subject": args.subject, "seeds": seeds,
-        "strategies": specs, "budgets": budgets, "executor": args.executor,
+        "strategies": specs, "budgets": [budget_column(b) for b in budgets],
+        "executor": args.executor,
     }
     identity = model.describe()
     concurrency = args.concurrency or (8 if identity.get("backend") == "openai" else 1)
@@ -144,7 +136,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     store.open_run(run, config, __version__, identity)
 
     done = store.done(run)
-    cells = [c for c in grid(problems, specs, budgets, seeds) if c.key not in done]
+    cells = [c for c in grid(problems, strategies, budgets, seeds) if c.key not in done]
     err = Console(stderr=True, highlight=False)
     total = len(problems) * len(specs) * len(budgets) * len(seeds)
     err.print(
@@ -184,7 +176,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ponder.bench.report import ReportError, write_report
-    from ponder.bench.store import Store
+    from ponder.bench.store import Store, budget_column
 
     if len(args.runs) > 2:
         raise UserError("report takes one run, or two to compare")

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 if TYPE_CHECKING:
-    from ponder.bench.report import ConfigStats
+    from ponder.bench.stats import ConfigStats
 
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 FONT = 9

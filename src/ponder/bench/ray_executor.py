@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 
 from ponder.bench.runner import Cell, run_cell
 from ponder.bench.store import ResultRow
+from ponder.budget import Budget
 
 
 class RayUnavailable(RuntimeError):
@@ -22,7 +23,11 @@ class _Worker:
 
         self.model = resolve(model_spec)
 
-    def run(self, run: str, cell: Cell) -> ResultRow:
+    def run(self, run: str, wire: tuple) -> ResultRow:
+        from ponder.think import parse_strategy
+
+        problem, spec, budget, seed = wire  # strings across the process boundary, not objects
+        cell = Cell(problem, parse_strategy(spec), Budget(budget), seed)
         return asyncio.run(run_cell(run, cell, self.model))
 
 
@@ -49,7 +54,8 @@ def run_ray(
     actors = [worker_cls.remote(model_spec) for _ in range(workers)]
     try:
         pool = ActorPool(actors)
-        for row in pool.map_unordered(lambda actor, cell: actor.run.remote(run, cell), list(cells)):
+        wires = [(c.problem, c.strategy.spec, c.budget.max_tokens, c.seed) for c in cells]
+        for row in pool.map_unordered(lambda actor, w: actor.run.remote(run, w), wires):
             on_row(row)
     finally:
         for actor in actors:

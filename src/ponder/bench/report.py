@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ponder.bench.plots import plot_accuracy_vs_tokens
-from ponder.bench.stats import paired_difference, pareto_frontier, wilson_interval
+from ponder.bench.stats import (
+    ConfigStats,
+    paired_difference,
+    pareto_frontier,
+    wilson_interval,
+)
 from ponder.bench.store import ResultRow, Store
 
 
@@ -30,23 +35,6 @@ class ReportPaths:
     markdown: Path
     html: Path
     plots: list[Path]
-
-
-@dataclass
-class ConfigStats:
-    label: str
-    strategy: str
-    budget: int
-    n: int  # rows: (problem, seed) cells
-    correct: int
-    accuracy: float
-    ci_low: float
-    ci_high: float
-    mean_tokens: float  # prompt + completion, per problem
-    mean_completion: float
-    mean_calls: float
-    mean_latency: float  # seconds
-    pareto: bool = False
 
 
 def config_label(strategy: str, budget: int) -> str:

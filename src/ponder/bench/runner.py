@@ -9,32 +9,40 @@ workers instead. Both executors call ``run_cell``, so a row means the same thing
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ponder.bench.store import ResultRow
+from ponder.bench.store import ResultRow, budget_column
 from ponder.budget import Budget
 from ponder.models.base import Model
 from ponder.problems.base import Problem
-from ponder.think import final_result, parse_strategy
-from ponder.verify import check
+from ponder.think import StrategyBase, final_result
+from ponder.verify import Attempt, Check, Scorer
 
 
 @dataclass(frozen=True)
 class Cell:
     problem: Problem
-    strategy: str  # canonical spec, without the seed
-    budget: int  # 0 = no cap
+    strategy: StrategyBase  # its seed is the cell's, set when the cell runs
+    budget: Budget
     seed: int
 
     @property
     def key(self) -> tuple[str, str, int, int]:
-        return (self.problem.id, self.strategy, self.budget, self.seed)
+        """The cell's row key in the store (strings and ints: the store is a process boundary)."""
+        return (self.problem.id, self.strategy.spec, budget_column(self.budget), self.seed)
+
+    def seeded(self) -> StrategyBase:
+        return dataclasses.replace(self.strategy, seed=self.seed)
 
 
 def grid(
-    problems: list[Problem], strategies: list[str], budgets: list[int], seeds: list[int]
+    problems: list[Problem],
+    strategies: list[StrategyBase],
+    budgets: list[Budget],
+    seeds: list[int],
 ) -> list[Cell]:
     """Every cell, problem-major so that partial runs cover whole problems across strategies."""
     return [
@@ -42,32 +50,34 @@ def grid(
     ]
 
 
-async def run_cell(run: str, cell: Cell, model: Model) -> ResultRow:
-    """Run one strategy on one problem and grade it. A wrong or missing answer is a result, not an
-    error; exceptions from here mean the setup or our code is broken and stop the run."""
-    strategy = parse_strategy(cell.strategy, seed=cell.seed)
+async def run_cell(
+    run: str, cell: Cell, model: Model, grader: Scorer | None = None
+) -> ResultRow:
+    """Run one strategy on one problem and grade it with ``grader`` (the task's ``check`` scorer
+    by default). A wrong or missing answer is a result, not an error; exceptions from here mean
+    the setup or our code is broken and stop the run."""
     start = time.perf_counter()
-    result = await final_result(strategy.run(cell.problem, model, Budget(cell.budget or None)))
+    result = await final_result(cell.seeded().run(cell.problem, model, cell.budget))
     latency = time.perf_counter() - start
-    verdict = check(cell.problem, result.answer)
+    grade = await (grader or Check()).score(
+        cell.problem, Attempt(result.text, result.answer), model
+    )
     return ResultRow(
         run=run,
         problem_id=cell.problem.id,
-        strategy=cell.strategy,
-        budget=cell.budget,
+        strategy=cell.strategy.spec,
+        budget=budget_column(cell.budget),
         seed=cell.seed,
         answer=result.answer,
         reference=cell.problem.answer,
-        correct=verdict.correct,
-        how=f"{result.how}; graded: {verdict.reason}",
+        correct=grade.ok,
+        how=f"{result.how}; graded: {grade.reason}",
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
         calls=result.usage.calls,
         latency=latency,
-        trace=result.trace,
+        trace=[e.to_dict() for e in result.trace],
     )
-
-
 async def run_local(
     run: str,
     cells: Iterable[Cell],

@@ -1,4 +1,5 @@
-"""Small statistics for benchmark reports: intervals, Pareto frontiers and paired comparisons.
+"""Small statistics for benchmark reports: intervals, Pareto frontiers and paired comparisons, and
+``ConfigStats``, one configuration's summary that the report tabulates and the plots draw.
 
 - Wilson score interval for an accuracy (Wilson 1927): honest at small n and near 0 or 1, where the
   normal "p ± 1.96·se" interval is not.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,3 +92,20 @@ def paired_difference(
         c_only_b=only_b,
         p_mcnemar=mcnemar_exact(only_a, only_b),
     )
+
+
+@dataclass
+class ConfigStats:
+    label: str
+    strategy: str
+    budget: int
+    n: int  # rows: (problem, seed) cells
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    mean_tokens: float  # prompt + completion, per problem
+    mean_completion: float
+    mean_calls: float
+    mean_latency: float  # seconds
+    pareto: bool = False

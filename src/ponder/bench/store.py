@@ -15,6 +15,8 @@ import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ponder.budget import Budget
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     name TEXT PRIMARY KEY,
@@ -36,6 +38,11 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 Key = tuple[str, str, int, int]  # (problem_id, strategy, budget, seed)
+
+
+def budget_column(budget: Budget) -> int:
+    """How a Budget is written in the store: its cap, 0 for no cap (SQLite keys need a value)."""
+    return budget.max_tokens or 0
 
 
 class RunMismatchError(ValueError):

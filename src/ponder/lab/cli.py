@@ -9,13 +9,12 @@ fails in one line that says what to install.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shlex
 
 from ponder.argtypes import positive_int
 from ponder.errors import UserError
+from ponder.lab.train_args import require_train_packages
 
-TRAIN_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
 
 
 def add_train_commands(sub) -> argparse._SubParsersAction:
@@ -63,12 +62,6 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
 
     add_grpo_command(tsub)
     return tsub
-
-
-def require_train_packages() -> None:
-    missing = [m for m in TRAIN_PACKAGES if importlib.util.find_spec(m) is None]
-    if missing:
-        raise UserError(f"ponder train needs {', '.join(missing)}: pip install 'ponder[train]'")
 
 
 def sft_command(opts) -> str:

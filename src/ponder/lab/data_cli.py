@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ponder.argtypes import positive_int
-from ponder.bench.cli import parse_task
+from ponder.problems.tasks import parse_task
+from ponder.budget import Budget
 from ponder.errors import UserError
 
 
@@ -78,7 +79,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ponder.think import parse_strategy
 
     # --- validate everything before any model work ---
-    strategy = parse_strategy(args.strategy).spec
+    strategy = parse_strategy(args.strategy)
     task, task_options = parse_task(args.task)
     problems = load_problems(task, data=args.data, limit=args.limit, seed=args.seed, **task_options)
     if not problems:
@@ -90,7 +91,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     todo = sum(p.id not in out.done for p in problems)
     err.print(
-        f"synth [bold]{escape(args.task)}[/bold] with {escape(model.name)} / {escape(strategy)}: "
+        f"synth [bold]{escape(args.task)}[/bold] with {escape(model.name)} / {escape(strategy.spec)}: "
         f"{len(problems)} problems, {len(problems) - todo} already in {escape(str(out.path))}"
     )
     progress = _SynthProgress(todo, err)
@@ -106,7 +107,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             stats = asyncio.run(
                 synthesize(
                     problems, model, strategy, out, task=args.task,
-                    model_spec=args.model or "default", budget=args.budget or 0, seed=args.seed,
+                    model_spec=args.model or "default", budget=Budget(args.budget), seed=args.seed,
                     concurrency=concurrency, on_result=on_result,
                 )
             )

@@ -1,5 +1,5 @@
 """Quick accuracy of a lab model: ponder strategies through the real ``hf:`` backend, graded by
-``verify.check`` via the bench's ``run_cell`` (one grading path for bench, lab and RL)."""
+the ``check`` scorer via the bench's ``run_cell`` (one grading path for bench, lab and RL)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ponder.bench.runner import Cell, run_cell
 from ponder.bench.store import ResultRow
+from ponder.budget import Budget
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.think import parse_strategy
@@ -41,9 +42,9 @@ def accuracy(
 
     if isinstance(model, str):
         model = resolve(model if ":" in model else f"hf:{model}")
-    spec = parse_strategy(strategy, max_tokens=max_tokens).spec
+    built = parse_strategy(strategy, max_tokens=max_tokens)
     chosen = problems if n is None else problems[:n]
-    rows = asyncio.run(_run(model, [Cell(p, spec, 0, seed) for p in chosen]))
+    rows = asyncio.run(_run(model, [Cell(p, built, Budget(), seed) for p in chosen]))
     return Accuracy(
         correct=sum(r.correct for r in rows),
         total=len(rows),

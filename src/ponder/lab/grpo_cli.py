@@ -7,7 +7,7 @@ import argparse
 import shlex
 
 from ponder.argtypes import positive_int
-from ponder.lab.cli import require_train_packages
+from ponder.lab.train_args import require_train_packages
 
 
 def add_grpo_command(tsub) -> None:

@@ -2,9 +2,11 @@
 
 A reward is ``reward(prompts, completions, **columns) -> list[float]``: TRL passes every dataset
 column (here ``question``, ``answer``, ``kind``, ``meta`` as JSON, optionally ``problem_id``) as a
-list with one entry per completion. ``correctness_reward`` rebuilds the Problem from those columns
-and grades the completion with ``ponder.verify.verify`` — extract the final answer, then
-``verify.check`` — the code that grades ``ponder bench``. One grader, three uses (STYLE.md 4).
+list with one entry per completion. ``scorer_reward(scorer)`` rebuilds the Problem from those
+columns and rates each completion with ``scorer`` — any free scorer of ``verify.scorers`` (one that
+calls no model). ``correctness_reward`` is ``scorer_reward`` of the ``check`` scorer: extract the
+final answer, then ``verify.check`` — the object that grades ``ponder bench`` and selects in
+``best_of_n:verifier=check``. One grader, three uses (STYLE.md 4).
 
 ``format_reward`` is 1.0 when the completion ends with an ``Answer: ...`` line (the lab format,
 ``format.completion_text``); its weight is applied by TRL (``GRPOConfig.reward_weights``).
@@ -15,13 +17,15 @@ prompts); both are accepted.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
 from typing import Any
 
-from ponder import verify  # looked up at call time: grading is whatever verify.check is now
 from ponder.problems.base import Problem
+from ponder.verify import Attempt, Check, Scorer
+from ponder.verify.extract import extract_answer
 
 RewardFunc = Callable[..., list[float]]
 
@@ -59,23 +63,45 @@ def problem_columns(problem: Problem) -> dict[str, Any]:
     }
 
 
-def correctness_reward(
-    prompts: list,
-    completions: list,
-    question: list[str],
-    answer: list[str | None],
-    kind: list[str],
-    meta: list[str],
-    problem_id: list[str] | None = None,
-    **_: Any,
-) -> list[float]:
-    """1.0 for a completion whose final answer the task's verifier accepts, else 0.0."""
-    ids = problem_id or [f"rl-{i}" for i in range(len(completions))]
-    rewards = []
-    for c, q, a, k, m, pid in zip(completions, question, answer, kind, meta, ids, strict=True):
-        verdict = verify.verify(problem_from_columns(q, a, k, m, pid), completion_text(c))
-        rewards.append(1.0 if verdict.correct else 0.0)
-    return rewards
+def scorer_reward(scorer: Scorer) -> RewardFunc:
+    """A TRL reward function: each completion's ``scorer`` value (1.0 / 0.0 for exact checkers).
+
+    The scorer must not ask the model being scored (a judge): the trainer has no budget meter or
+    inference model for it, and a policy grading itself is not a reward to train on.
+    """
+    if scorer.calls_model:
+        raise ValueError(f"the {scorer.name} scorer calls a model: it cannot be a reward")
+
+    def reward(
+        prompts: list,
+        completions: list,
+        question: list[str],
+        answer: list[str | None],
+        kind: list[str],
+        meta: list[str],
+        problem_id: list[str] | None = None,
+        **_: Any,
+    ) -> list[float]:
+        ids = problem_id or [f"rl-{i}" for i in range(len(completions))]
+        rows = zip(completions, question, answer, kind, meta, ids, strict=True)
+        jobs = []
+        for c, q, a, k, m, pid in rows:
+            problem, text = problem_from_columns(q, a, k, m, pid), completion_text(c)
+            jobs.append((problem, Attempt(text, extract_answer(text))))
+
+        async def score_all() -> list[float]:
+            scores = await asyncio.gather(*(scorer.score(p, a, None) for p, a in jobs))
+            return [s.value for s in scores]
+
+        return asyncio.run(score_all())
+
+    reward.__name__ = f"{scorer.name}_reward"  # TRL logs each reward under its function's name
+    return reward
+
+
+correctness_reward = scorer_reward(Check())
+correctness_reward.__name__ = "correctness_reward"
+correctness_reward.__doc__ = "1.0 for a completion whose final answer the task's verifier accepts."
 
 
 def format_reward(prompts: list, completions: list, **_: Any) -> list[float]:
@@ -83,17 +109,22 @@ def format_reward(prompts: list, completions: list, **_: Any) -> list[float]:
     return [1.0 if _ENDS_WITH_ANSWER.search(completion_text(c)) else 0.0 for c in completions]
 
 
-def reward_setup(format_weight: float = 0.0) -> tuple[list[RewardFunc], list[float]]:
-    """The reward functions and their weights for ``GRPOConfig.reward_weights``."""
+def reward_setup(
+    format_weight: float = 0.0, scorer: Scorer | None = None
+) -> tuple[list[RewardFunc], list[float]]:
+    """The reward functions and their weights for ``GRPOConfig.reward_weights``: the ``scorer``'s
+    reward (the task's ``check`` by default), plus the format reward when it has a weight."""
     if format_weight < 0:
         raise ValueError(f"format reward weight must be >= 0, got {format_weight}")
+    main = correctness_reward if scorer is None else scorer_reward(scorer)
     if format_weight == 0:
-        return [correctness_reward], [1.0]
-    return [correctness_reward, format_reward], [1.0, float(format_weight)]
+        return [main], [1.0]
+    return [main, format_reward], [1.0, float(format_weight)]
 
 
 __all__ = [
     "completion_text",
+    "scorer_reward",
     "correctness_reward",
     "format_reward",
     "problem_columns",

@@ -28,10 +28,12 @@ from pathlib import Path
 
 from ponder.bench.runner import Cell, run_local
 from ponder.bench.store import ResultRow
+from ponder.budget import Budget
 from ponder.errors import UserError
 from ponder.lab import format
 from ponder.models.base import Model
 from ponder.problems.base import Problem
+from ponder.think import StrategyBase
 from ponder.verify import check
 
 # The patterns extract_answer reads answers with, so the cut lands where the answer was read.
@@ -71,7 +73,7 @@ def sampled_texts(row: ResultRow) -> list[tuple[str, str | None]]:
 def accepted_text(problem: Problem, row: ResultRow) -> str | None:
     """The first sample whose own answer the verifier accepts (None: no sample to keep)."""
     for text, answer in sampled_texts(row):
-        if answer is not None and check(problem, answer).correct:
+        if answer is not None and check(problem, answer).ok:
             return text
     return None
 
@@ -137,17 +139,18 @@ def synth_row(problem: Problem, text: str, correct: bool, task: str, model: str,
 async def synthesize(
     problems: list[Problem],
     model: Model,
-    strategy: str,
+    strategy: StrategyBase,
     out: SynthFile,
     *,
     task: str,
     model_spec: str,
-    budget: int = 0,
+    budget: Budget = Budget(),
     seed: int = 0,
     concurrency: int = 1,
     on_result: Callable[[SynthStats], None] | None = None,
 ) -> SynthStats:
-    """Run ``strategy`` (a canonical spec) on the problems not yet in ``out``; append what to keep.
+    """Run ``strategy`` on the problems not yet in ``out``; append what to keep (rows name it by
+    its spec).
 
     A wrong answer is a rejected row, not an error; a model or code failure stops the run (rows
     written so far stay, and a re-run resumes after them).
@@ -162,18 +165,18 @@ async def synthesize(
         stats.seen += 1
         text = accepted_text(problem, row) if row.correct else None
         if text is not None:
-            out.append(synth_row(problem, text, True, task, model_spec, strategy))
+            out.append(synth_row(problem, text, True, task, model_spec, strategy.spec))
             stats.kept += 1
         elif out.keep == "all":
             samples = sampled_texts(row)
             first = samples[0][0] if samples else ""
-            out.append(synth_row(problem, first, False, task, model_spec, strategy))
+            out.append(synth_row(problem, first, False, task, model_spec, strategy.spec))
             stats.kept += 1
         else:
             why = "no sample's own answer is accepted" if row.correct else "rejected by the verifier"
             out.append(
                 {"problem_id": problem.id, "answer": row.answer, "reference": problem.answer,
-                 "reason": f"{why} ({row.how})", "model": model_spec, "strategy": strategy},
+                 "reason": f"{why} ({row.how})", "model": model_spec, "strategy": strategy.spec},
                 rejected=True,
             )
         if on_result is not None:

@@ -57,7 +57,7 @@ def resolve(spec: str | None = None, **options) -> Model:
 
             return HFModel(rest, **options)
         if kind == "lab":
-            from ponder.lab.shipped import shipped_dir
+            from ponder.models.shipped import shipped_dir
             from ponder.models.hf import HFModel
 
             model = HFModel(str(shipped_dir(rest)), **options)

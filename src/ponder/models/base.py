@@ -146,6 +146,8 @@ class Model(Protocol):
     """Anything that can sample completions. Knows nothing of strategies."""
 
     name: str
+    # Optional: ``exact_usage = False`` on a backend whose ``count_prompt_tokens`` is an estimate
+    # (the budget meter then trusts the reported usage instead of checking it against its plan).
 
     async def generate(
         self,

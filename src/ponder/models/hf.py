@@ -55,6 +55,37 @@ def _short(exc: BaseException) -> str:
     return msg if len(msg) <= 200 else msg[:197] + "..."
 
 
+def pick_device(device: str) -> str:
+    """``auto``: cuda, else mps, else cpu."""
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+def load_pretrained(path: str, auto_class, device: str, dtype: str, fail: str):
+    """(device, tokenizer, model in eval mode) for a transformers checkpoint; any failure is a
+    ModelError that starts with ``fail``. Shared by the hf backend and the PRM loader."""
+    import torch
+    import transformers
+
+    device = pick_device(device)
+    if dtype == "auto":
+        # CPU kernels for half precision are slow or missing: keep float32 there.
+        torch_dtype: Any = torch.float32 if device == "cpu" else "auto"
+    else:
+        torch_dtype = getattr(torch, dtype, None)
+        if not isinstance(torch_dtype, torch.dtype):
+            raise ModelError(f"{fail}: unknown dtype {dtype!r}")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        model = auto_class.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+    except Exception as e:  # OSError, ValueError, Hub errors...: all mean "setup is wrong"
+        raise ModelError(f"{fail}: {_short(e)}") from None
+    return device, tokenizer, model
+
+
 class HFModel:
     def __init__(self, path_or_id: str, device: str = "auto", dtype: str = "auto") -> None:
         try:
@@ -73,23 +104,9 @@ class HFModel:
         if is_path and not os.path.isdir(local):
             why = "not a directory" if os.path.exists(local) else "no such directory"
             raise ModelError(f"{fail}: {why}")
-        if device == "auto":
-            mps = torch.backends.mps.is_available()
-            device = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
-        self.device = device
-        if dtype == "auto":
-            # CPU kernels for half precision are slow or missing: keep float32 there.
-            torch_dtype: Any = torch.float32 if device == "cpu" else "auto"
-        else:
-            torch_dtype = getattr(torch, dtype, None)
-            if not isinstance(torch_dtype, torch.dtype):
-                raise ModelError(f"{fail}: unknown dtype {dtype!r}")
-        try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.path)
-            auto = transformers.AutoModelForCausalLM
-            self.model = auto.from_pretrained(self.path, dtype=torch_dtype).to(device).eval()
-        except Exception as e:  # OSError, ValueError, Hub errors...: all mean "setup is wrong"
-            raise ModelError(f"{fail}: {_short(e)}") from None
+        self.device, self.tokenizer, self.model = load_pretrained(
+            self.path, transformers.AutoModelForCausalLM, device, dtype, fail
+        )
         self.n_params = sum(p.numel() for p in self.model.parameters())
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])

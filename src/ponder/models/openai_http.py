@@ -122,6 +122,10 @@ class OpenAIModel:
     ``max_retries`` times by the SDK and times out after ``timeout`` seconds.
     """
 
+    # Prompt counts are estimates (no tokenizer over HTTP): the budget meter charges what the
+    # server reports and does not hold a call to its estimated plan (see think.meter).
+    exact_usage = False
+
     def __init__(
         self,
         model: str,

@@ -13,8 +13,9 @@ existing clients work unchanged; what ponder cannot honour is refused with a 400
   at most the server's ``max_budget``, which is also the budget when none is named.
 - ``ponder.events``: also send every strategy event as a ``ponder`` field of the stream's chunks
   (the live page uses it).
-- ``max_completion_tokens`` (or the older ``max_tokens``), ``temperature`` and ``seed`` fill the
-  strategy's fields of those names where the spec leaves them out; ``max_tokens`` is per sample.
+- ``max_completion_tokens`` (or the older ``max_tokens``), ``temperature``, ``top_p`` and ``seed``
+  fill the strategy's ``Sampling`` where the spec leaves them out (``max_tokens`` is per sample);
+  they are checked by ``Sampling`` itself, exactly as the spec's own keys are.
 - ``stream`` and ``stream_options.include_usage``.
 - ``n`` other than 1, and ``tools`` / ``functions``, are refused: ponder returns one choice (sample
   many with a strategy instead) and calls no client tools.
@@ -195,25 +196,31 @@ def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
         if body.get(key):
             raise invalid(key, f"{key} are not supported: ponder calls no client tools")
 
-    max_tokens = _int(body, "max_completion_tokens", "max_completion_tokens", 1, cap)
-    if max_tokens is None:
-        max_tokens = _int(body, "max_tokens", "max_tokens", 1, cap)
-    temperature = body.get("temperature")
-    if temperature is not None and (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not 0 <= temperature <= 2
-    ):
-        raise invalid(
-            "temperature", f"temperature must be a number from 0 to 2, got {temperature!r}"
-        )
-    seed = _int(body, "seed", "seed", -(2**63))
-
+    # Sampling fields go to the strategy's Sampling, which checks them (the same checks, and the
+    # same messages, as for a spec's keys and the CLI's flags).
+    tokens_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    labels = {"max_tokens": tokens_key, "temperature": "temperature", "top_p": "top_p",
+              "seed": "seed"}  # fmt: skip
+    sampling = {
+        "max_tokens": body.get(tokens_key),
+        "temperature": body.get("temperature"),
+        "top_p": body.get("top_p"),
+        "seed": body.get("seed"),
+    }
     spec, param = _strategy_spec(body, ponder, settings)
     try:
-        strategy = parse_strategy(spec, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        strategy = parse_strategy(spec, **sampling)
     except StrategySpecError as e:
+        if e.field in labels and not e.from_spec:  # a body field's value, not the spec's
+            raise invalid(labels[e.field], e.detail) from None
         raise invalid(param, f"{param}: {e}", code="invalid_strategy") from None
+    if strategy.sampling.max_tokens > cap:
+        where = param if sampling["max_tokens"] is None else tokens_key
+        raise invalid(
+            where,
+            f"max_tokens must be at most {cap} (the server's budget per request), "
+            f"got {strategy.sampling.max_tokens}",
+        )
 
     stream = _bool(body, "stream", "stream")
     options = body.get("stream_options") or {}

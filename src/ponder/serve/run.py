@@ -11,8 +11,7 @@ What a response carries:
 - ``usage`` is the Result's usage, i.e. the sum over every internal model call (samples, judge
   calls, syntheses), prompt tokens included. ``completion_tokens_details.reasoning_tokens`` is what
   did not reach the answer: all completion tokens minus the chosen sample's own completion tokens
-  (its count from the backend, via its Sampled event). When ``content`` is not one of the samples
-  (a synthesis), its tokens are counted with the model's tokenizer.
+  (``Result.chosen``, counted by the backend).
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.events import Event, Final, Result, Sampled
-from ponder.models.base import Model, ModelError, Request
+from ponder.events import Event, Final, Result
+from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.serve.protocol import ChatRequest
 from ponder.serve.transcript import Transcript
@@ -60,24 +59,11 @@ class Answer:
         }
 
 
-def content_tokens(model: Model, text: str, sampled: list[Sampled]) -> int:
-    if not text:
-        return 0
-    chosen = next((s for s in sampled if s.text == text), None)
-    if chosen is not None:
-        return chosen.completion_tokens
-    try:  # not a sample's text (a synthesis): the model's tokenizer says
-        return model.count_prompt_tokens(Request(prompt=text))
-    except (ModelError, ValueError):
-        return 0
-
-
-def settle(result: Result, sampled: list[Sampled], model: Model, strategy: str) -> Answer:
-    usage = result.usage
-    answer_tokens = min(content_tokens(model, result.text, sampled), usage.completion_tokens)
-    chosen = next((s for s in sampled if s.text == result.text), None)
+def settle(result: Result, strategy: str) -> Answer:
+    usage, chosen = result.usage, result.chosen
+    answer_tokens = min(chosen.completion_tokens if chosen else 0, usage.completion_tokens)
     cut = (chosen is not None and chosen.finish_reason == "length") or (
-        not result.text and usage.calls == 0
+        chosen is None and usage.calls == 0
     )
     return Answer(
         content=result.text,
@@ -103,18 +89,15 @@ async def think(request: ChatRequest, model: Model) -> AsyncIterator[Progress | 
     """
     problem = Problem(id="serve", question=request.question, kind="math")
     transcript = Transcript()
-    sampled: list[Sampled] = []
     result = None
     async with aclosing(request.strategy.run(problem, model, request.budget)) as events:
         async for ev in events:
             if isinstance(ev, Final):  # the last event; the Answer reports it
                 result = ev.result
                 continue
-            if isinstance(ev, Sampled):
-                sampled.append(ev)
             yield Progress(ev, transcript.feed(ev))
     if result is None:
         raise RuntimeError(f"strategy {request.strategy.spec} ended without a Final event")
     if tail := transcript.finish():
         yield Progress(None, tail)
-    yield settle(result, sampled, model, request.strategy.spec)
+    yield settle(result, request.strategy.spec)

@@ -67,7 +67,7 @@ def generic_note(ev: Event) -> str:
     parts = []
     for f in dataclasses.fields(ev):
         value = getattr(ev, f.name)
-        if _plain(value):
+        if f.name != "t" and _plain(value):  # the time stamp is for machines, not the reader
             parts.append(
                 f"{f.name}={value:.3g}" if isinstance(value, float) else f"{f.name}={value}"
             )

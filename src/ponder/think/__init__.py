@@ -1,37 +1,51 @@
-"""Strategies that spend test-time compute, and ``parse_strategy`` for ``NAME[:key=value,...]`` specs."""
+"""Strategies that spend test-time compute, and ``parse_strategy`` for ``NAME[:key=value,...]`` specs.
+
+A spec's keys are the strategy's own options and the fields of its ``Sampling`` (``max_tokens``,
+``temperature``, ``top_p``, ``seed``): ``vote:n=8,temperature=0.5``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
 
+from ponder.specs import SpecError, parse_spec
 from ponder.think.adaptive import Adaptive
 from ponder.think.auto import Auto
-from ponder.think.base import Strategy, final_result
+from ponder.think.base import Run, Strategy, StrategyBase, final_result
 from ponder.think.beam import Beam
 from ponder.think.best_of_n import BestOfN
+from ponder.think.config import SAMPLING_FIELDS, Sampling, SamplingError
 from ponder.think.confidence import Confidence
 from ponder.think.cot import Cot
 from ponder.think.deepthink import DeepThink
 from ponder.think.mcts import Mcts
+from ponder.think.meter import Meter, OverspendError
 from ponder.think.reflect import Reflect
 from ponder.think.think import Think
 from ponder.think.vote import Vote
 
-STRATEGIES: dict[str, type] = {"cot": Cot, "vote": Vote}
-STRATEGIES["best_of_n"] = BestOfN
-STRATEGIES["adaptive"] = Adaptive
-STRATEGIES["confidence"] = Confidence
-STRATEGIES["deepthink"] = DeepThink
-STRATEGIES["reflect"] = Reflect
-STRATEGIES["think"] = Think
-STRATEGIES["beam"] = Beam
-STRATEGIES["mcts"] = Mcts
-STRATEGIES["auto"] = Auto
+STRATEGIES: dict[str, type[StrategyBase]] = {
+    cls.name: cls
+    for cls in (Cot, Vote, BestOfN, Adaptive, Confidence, DeepThink, Reflect, Think, Beam, Mcts,
+                Auto)
+}  # fmt: skip
 
 
 class StrategySpecError(ValueError):
-    """A strategy spec the user wrote that cannot be built."""
+    """A strategy spec the user wrote that cannot be built.
+
+    ``field``: the Sampling field at fault, when it is one; ``from_spec``: whether its value was
+    written in the spec (else it came from ``defaults``: a CLI flag or a request field), so that
+    each front end can say where the bad value came from.
+    """
+
+    def __init__(
+        self, message: str, field: str | None = None, from_spec: bool = True, detail: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.field, self.from_spec = field, from_spec
+        self.detail = detail or message  # the message without the strategy's name
 
 
 def _convert(name: str, key: str, raw: str, kind) -> object:
@@ -53,43 +67,50 @@ def _convert(name: str, key: str, raw: str, kind) -> object:
     raise StrategySpecError(f"{name}: {key}={raw!r} is not a valid {getattr(kind, '__name__', kind)}")
 
 
-def parse_strategy(spec: str, **defaults) -> Strategy:
-    """Build a strategy from ``NAME[:key=value,...]``; ``defaults`` fill fields the spec leaves out
-    (only those the strategy has: e.g. a seed or temperature from the command line)."""
-    name, _, params = spec.strip().partition(":")
+def _type_name(kind) -> str:
+    """``int``, ``int | None``; a verifier field (a name or a Scorer object) reads ``str``."""
+    kinds = typing.get_args(kind) or (kind,)
+    plain = (int, float, str, bool, type(None))
+    names = ["None" if k is type(None) else k.__name__ for k in kinds if k in plain]
+    return " | ".join(names) or getattr(kind, "__name__", str(kind))
+
+
+def parse_strategy(spec: str, **defaults) -> StrategyBase:
+    """Build a strategy from ``NAME[:key=value,...]``; ``defaults`` fill the sampling settings
+    (``max_tokens``, ``temperature``, ``top_p``, ``seed``) the spec leaves out: values from the
+    command line or a request body."""
+    try:
+        name, pairs = parse_spec(spec, "strategy")
+    except SpecError as e:
+        raise StrategySpecError(str(e)) from None
     cls = STRATEGIES.get(name)
     if cls is None:
         raise StrategySpecError(
             f"unknown strategy {name!r} in {spec!r}; known: {', '.join(sorted(STRATEGIES))}"
         )
     hints = typing.get_type_hints(cls)
-    fields = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in defaults.items() if k in fields and v is not None}
-    for part in filter(None, (p.strip() for p in params.split(","))):
-        key, eq, raw = part.partition("=")
-        key = key.strip()
-        if not eq or key not in fields:
+    options = {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+    kwargs = {k: v for k, v in defaults.items() if k in SAMPLING_FIELDS and v is not None}
+    from_spec: set[str] = set()
+    for key, raw in pairs:
+        if key not in options:
             raise StrategySpecError(
-                f"bad parameter {part!r} in {spec!r}; {name} takes "
-                + ", ".join(f"{k}=<{getattr(t, '__name__', t)}>" for k, t in fields.items())
+                f"bad parameter '{key}={raw}' in {spec!r}; {name} takes "
+                + ", ".join(f"{k}=<{_type_name(t)}>" for k, t in options.items())
             )
-        kwargs[key] = _convert(name, key, raw.strip(), fields[key])
+        kwargs[key] = _convert(name, key, raw, options[key])
+        from_spec.add(key)
     try:
-        strategy = cls(**kwargs)
+        return cls(**kwargs)
+    except SamplingError as e:
+        raise StrategySpecError(
+            f"{name}: {e}", field=e.field, from_spec=e.field in from_spec, detail=str(e)
+        ) from None
     except (TypeError, ValueError) as e:
         raise StrategySpecError(str(e)) from None
-    strategy.spec = canonical_spec(name, strategy, cls)
-    return strategy
 
 
-def canonical_spec(name: str, strategy, cls) -> str:
-    """NAME:key=value for every field that differs from the class default (seed left out)."""
-    parts = []
-    for f in dataclasses.fields(cls):
-        value = getattr(strategy, f.name)
-        if f.name != "seed" and value != f.default:
-            parts.append(f"{f.name}={value}")
-    return name + (":" + ",".join(parts) if parts else "")
-
-
-__all__ = ["STRATEGIES", "Strategy", "StrategySpecError", "final_result", "parse_strategy"]
+__all__ = [
+    "STRATEGIES", "Meter", "OverspendError", "Run", "Sampling", "SamplingError", "Strategy",
+    "StrategyBase", "StrategySpecError", "final_result", "parse_strategy",
+]  # fmt: skip

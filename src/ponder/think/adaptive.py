@@ -31,23 +31,13 @@ a shorter single sample; when not even that fits, sampling stops.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Final, Result, Spent, Stopped, Voted
-from ponder.models.base import Model
+from ponder.events import Result, Stopped, Voted
 from ponder.problems.base import Problem
-from ponder.think.sampling import (
-    Batch,
-    first_text,
-    leader,
-    logged,
-    plan_batch,
-    sample_batch,
-    tally,
-)
+from ponder.think.base import Run, StrategyBase, seed_at
+from ponder.think.sampling import Candidate, first_with, leader, plan_batch, sample_batch, tally
 
 
 def leader_probability(a: int, b: int) -> Fraction:
@@ -65,17 +55,16 @@ def top_two(votes: dict[str, float]) -> tuple[int, int]:
 
 
 @dataclass
-class Adaptive:
+class Adaptive(StrategyBase):
     wave: int = 4  # samples per batched request
     max_samples: int = 16  # never more samples than this
     confidence: float = 0.95  # stop when P(leader truly ahead of the runner-up) reaches this
-    max_tokens: int = 512
-    temperature: float = 0.7
-    seed: int | None = None  # wave w starts at seed + samples drawn so far
+    temperature: float = 0.7  # wave w starts at seed + samples drawn so far
 
-    spec_name = "adaptive"
+    name = "adaptive"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.wave < 1:
             raise ValueError("adaptive: wave must be a positive integer")
         if self.max_samples < 1:
@@ -85,62 +74,51 @@ class Adaptive:
                 "adaptive: confidence must be in (0.5, 1): at 0.5 a tie counts as settled, "
                 "at 1 nothing ever does"
             )
-        if self.max_tokens < 1:
-            raise ValueError("adaptive: max_tokens must be a positive integer")
-        if self.temperature < 0:
-            raise ValueError("adaptive: temperature must be >= 0")
 
-    def _plan_wave(self, problem: Problem, model: Model, budget: Budget, spent: Usage, drawn: int):
+    def _plan_wave(self, problem: Problem, run: Run, drawn: int):
         """The next wave's request: as many full-length samples as fit (up to ``wave``), else one
         shorter sample; None when not even that fits."""
         n = min(self.wave, self.max_samples - drawn)
-        seed = None if self.seed is None else self.seed + drawn
-        args = dict(max_tokens=self.max_tokens, temperature=self.temperature, seed=seed)
-        req = plan_batch(problem, model, budget, spent, n=n, **args)
-        remaining = budget.remaining(spent)
-        if req is None or remaining is None or req.max_tokens == self.max_tokens:
+        seed = seed_at(self.sampling, drawn)
+        req = plan_batch(run, problem, self.sampling, n, seed=seed)
+        full_length = self.sampling.max_tokens
+        if req is None or run.meter.remaining is None or req.max_tokens == full_length:
             return req
-        full = (remaining - model.count_prompt_tokens(req)) // self.max_tokens
-        return plan_batch(problem, model, budget, spent, n=max(1, min(n, full)), **args)
+        room = run.meter.remaining - run.model.count_prompt_tokens(req)
+        return plan_batch(run, problem, self.sampling, max(1, min(n, room // full_length)), seed=seed)
 
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
-        spent, cands, trace = Usage(), [], []
-        votes: dict[str, float] = {}
-        p = Fraction(0)
+    async def solve(
+        self, problem: Problem, run: Run, first: list[Candidate] | None = None, lead: str = ""
+    ) -> Result:
+        """Adaptive voting; ``first``: samples already drawn (``auto``'s probe), counted as the
+        first wave; ``lead`` starts the ``how`` line."""
+        cands = list(first or [])
+        votes = tally(cands)
+        p = leader_probability(*top_two(votes)) if cands else Fraction(0)
         while True:
             drawn = len(cands)
+            if cands and votes and p >= Fraction(self.confidence):
+                reason = f"settled after {drawn} samples: P={float(p):.2f}"
+                break
             if drawn >= self.max_samples:
                 reason = "max_samples reached"
                 break
-            req = self._plan_wave(problem, model, budget, spent, drawn)
+            req = self._plan_wave(problem, run, drawn)
             if req is None:
                 reason = f"budget exhausted after {drawn} samples"
                 break
-            batch = None
-            async for item in sample_batch(model, req, first_index=drawn):
-                if isinstance(item, Batch):
-                    batch = item
-                    continue
-                yield logged(trace, item)
-            spent = spent + batch.usage
-            yield logged(trace, Spent(spent))
-            cands += batch.candidates
+            cands += (await sample_batch(run, req, first_index=drawn)).candidates
             votes = tally(cands)
-            yield logged(trace, Voted({k: float(v) for k, v in votes.items()}, leader(votes)))
-            a, b = top_two(votes)
-            p = leader_probability(a, b)
-            if a > 0 and p >= Fraction(self.confidence):
-                reason = f"settled after {len(cands)} samples: P={float(p):.2f}"
-                break
+            run.emit(Voted({k: float(v) for k, v in votes.items()}, leader(votes)))
+            p = leader_probability(*top_two(votes))
 
-        yield logged(trace, Stopped(reason))
+        run.emit(Stopped(reason))
         best = leader(votes)
         if best is None:
-            how = f"{reason}; no answer in any of {len(cands)} samples"
-            text = cands[0].sample.text if cands else ""
-            yield Final(Result(None, text, how, spent, trace))
-            return
-        how = f"{reason}; {int(votes[best])}/{len(cands)} samples agree"
+            how = f"{lead}{reason}; no answer in any of {len(cands)} samples"
+            return run.result(None, cands[0].chosen if cands else None, how)
+        how = f"{lead}{reason}; {int(votes[best])}/{len(cands)} samples agree"
         if not reason.startswith("settled"):
             how += f" (P={float(p):.2f})"
-        yield Final(Result(best, first_text(cands, best), how, spent, trace))
+        winner = first_with(cands, best)
+        return run.result(best, winner.chosen, how)

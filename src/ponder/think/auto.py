@@ -34,58 +34,44 @@ the choices when ponder has them.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from fractions import Fraction
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Final, Phase, Result, Spent, Stopped, Voted
-from ponder.models.base import Model
+from ponder.events import Phase, Result, Voted
 from ponder.problems.base import Problem
-from ponder.think.adaptive import leader_probability, top_two
-from ponder.think.base import fit_to_budget, solve_request
+from ponder.think.adaptive import Adaptive
+from ponder.think.base import Run, StrategyBase
 from ponder.think.beam import Beam
 from ponder.think.deepthink import DeepThink
 from ponder.think.mcts import Mcts
 from ponder.think.reflect import Reflect
-from ponder.think.sampling import (
-    Batch,
-    Candidate,
-    first_text,
-    leader,
-    logged,
-    plan_batch,
-    sample_batch,
-    tally,
-)
-from ponder.think.steps import check_split
-from ponder.verify.process import make_step_scorer
-from ponder.verify.scorers import SCORERS
+from ponder.think.sampling import Candidate, first_with, leader, plan_batch, sample_batch, tally
+from ponder.verify.scorers import make_scorer
+from ponder.verify.steps import check_split
 
 HARD = ("reflect", "deepthink", "beam", "mcts")
 
 
 @dataclass
-class Auto:
+class Auto(StrategyBase):
     probe: int = 4  # samples in the probe (one batched request)
     probe_tokens: int = 512  # per probe sample
     easy: float = 1.0  # agreement at or above this (and confidence): answer from the probe
     hard: float = 0.5  # agreement below this: the hard strategy
     confident: float = 0.0  # easy also needs the probe's mean token probability at this (0: off)
     hard_with: str = "reflect"  # reflect | deepthink | beam | mcts
-    verifier: str = "judge"  # the hard strategy's verifier (verify.process names)
+    verifier: str = "judge"  # the hard strategy's verifier (a step scorer)
     split: str = "auto"  # step boundaries for reflect, beam and mcts
     wave: int = 4  # medium: samples per further wave
     max_samples: int = 16  # medium: samples at most, the probe's included
     settle: float = 0.95  # medium: stop when P(leader truly ahead) reaches this (adaptive)
-    max_tokens: int = 512  # per sample of the medium and hard paths
+    # max_tokens: per sample of the medium and hard paths
     temperature: float = 0.7
-    seed: int | None = None
 
-    spec_name = "auto"
+    name = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("probe", "probe_tokens", "wave", "max_samples", "max_tokens"):
+        super().__post_init__()
+        for name in ("probe", "probe_tokens", "wave", "max_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"auto: {name} must be a positive integer")
         if not 0 <= self.hard <= self.easy <= 1:
@@ -94,43 +80,40 @@ class Auto:
             raise ValueError("auto: confident must be in [0, 1] (a mean token probability)")
         if not 0.5 < self.settle < 1:
             raise ValueError("auto: settle must be in (0.5, 1)")
-        if self.temperature <= 0:
-            raise ValueError("auto: temperature must be > 0 (a greedy probe always agrees)")
+        self.sampling.require_temperature("auto", "a greedy probe always agrees")
         if self.hard_with not in HARD:
             raise ValueError(f"auto: hard_with must be one of {', '.join(HARD)}")
         check_split("auto", self.split)
         try:
-            self._hard_strategy()
+            self._hard_strategy = self._make_hard()
         except ValueError as e:
             raise ValueError(f"auto: {e}") from None
-
-    def _hard_strategy(self):
-        common = {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed}
-        if self.hard_with == "deepthink":
-            verifier = self.verifier if self.verifier in SCORERS else "judge"
-            return DeepThink(verifier=verifier, **common)
-        make_step_scorer(self.verifier)
-        cls = {"reflect": Reflect, "beam": Beam, "mcts": Mcts}[self.hard_with]
-        return cls(verifier=self.verifier, split=self.split, **common)
-
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
-        trace: list[dict] = []
-        # 1. the probe
-        req = solve_request(
-            problem, n=self.probe, max_tokens=self.probe_tokens, temperature=self.temperature,
-            seed=self.seed, logprobs=True,
+        self._medium = Adaptive(
+            wave=self.wave, max_samples=self.max_samples, confidence=self.settle,
+            **self._sampling_fields(),
         )  # fmt: skip
-        req = fit_to_budget(model, req, budget, Usage())
+
+    def _sampling_fields(self) -> dict:
+        s = self.sampling
+        return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p,
+                "seed": s.seed}  # fmt: skip
+
+    def _make_hard(self) -> StrategyBase:
+        if self.hard_with == "deepthink":
+            scorer = make_scorer(self.verifier)
+            verifier = self.verifier if "answer" in scorer.levels else "judge"
+            return DeepThink(verifier=verifier, **self._sampling_fields())
+        cls = {"reflect": Reflect, "beam": Beam, "mcts": Mcts}[self.hard_with]
+        return cls(verifier=self.verifier, split=self.split, **self._sampling_fields())
+
+    async def solve(self, problem: Problem, run: Run) -> Result:
+        # 1. the probe
+        req = plan_batch(
+            run, problem, self.sampling, self.probe, max_tokens=self.probe_tokens, logprobs=True
+        )
         if req is None:
-            yield Final(Result(None, "", "budget too small for the prompt", Usage()))
-            return
-        batch = None
-        async for item in sample_batch(model, req):
-            if isinstance(item, Batch):
-                batch = item
-            else:
-                yield logged(trace, item)
-        spent, cands = batch.usage, batch.candidates
+            return run.result(None, None, "budget too small for the prompt")
+        cands = (await sample_batch(run, req)).candidates
         votes = tally(cands)
         top = leader(votes)
         agreement = (votes[top] if top else 0) / len(cands)
@@ -138,90 +121,36 @@ class Auto:
         seen = f"{int(votes[top]) if top else 0}/{len(cands)} probe samples agree" + (
             f", confidence {confidence:.2f}" if confidence is not None else ""
         )
-        yield logged(trace, Voted({k: float(v) for k, v in votes.items()}, top))
-        yield logged(trace, Phase("probe", spent, seen))
-        yield logged(trace, Spent(spent))
+        run.emit(Voted({k: float(v) for k, v in votes.items()}, top))
+        run.emit(Phase("probe", run.meter.spent, seen))
 
         # 2. route
         confident = confidence is None or confidence >= self.confident
         if top is not None and agreement >= self.easy and confident:
             how = f"auto: easy ({seen}) -> answered from the probe"
-            yield Final(Result(top, first_text(cands, top), how, spent, trace))
-            return
+            return run.result(top, first_with(cands, top).chosen, how)
         if agreement >= self.hard and top is not None:
-            async for ev in self._medium(problem, model, budget, spent, cands, seen, trace):
-                yield ev
-            return
-        async for ev in self._hard(problem, model, budget, spent, cands, top, seen, trace):
-            yield ev
-
-    async def _medium(
-        self, problem, model, budget, spent, cands, seen, trace
-    ) -> AsyncIterator[Event]:
-        """Adaptive voting whose first wave is the probe."""
-        votes = tally(cands)
-        p = leader_probability(*top_two(votes))
-        while True:
-            if p >= Fraction(self.settle):
-                reason = f"settled after {len(cands)} samples: P={float(p):.2f}"
-                break
-            if len(cands) >= self.max_samples:
-                reason = f"max_samples reached (P={float(p):.2f})"
-                break
-            n = min(self.wave, self.max_samples - len(cands))
-            seed = None if self.seed is None else self.seed + len(cands)
-            req = plan_batch(problem, model, budget, spent, n=n, max_tokens=self.max_tokens,
-                             temperature=self.temperature, seed=seed)
-            if req is None:
-                reason = f"budget ended after {len(cands)} samples (P={float(p):.2f})"
-                break
-            batch = None
-            async for item in sample_batch(model, req, first_index=len(cands)):
-                if isinstance(item, Batch):
-                    batch = item
-                else:
-                    yield logged(trace, item)
-            spent = spent + batch.usage
-            cands = cands + batch.candidates
-            votes = tally(cands)
-            yield logged(trace, Voted({k: float(v) for k, v in votes.items()}, leader(votes)))
-            yield logged(trace, Spent(spent))
-            p = leader_probability(*top_two(votes))
-        yield logged(trace, Stopped(reason))
-        top = leader(votes)
-        how = (
-            f"auto: medium ({seen}) -> adaptive voting: {reason}; "
-            f"{int(votes[top])}/{len(cands)} samples agree"
-        )
-        yield Final(Result(top, first_text(cands, top), how, spent, trace))
+            lead = f"auto: medium ({seen}) -> adaptive voting: "
+            return await self._medium.solve(problem, run, first=cands, lead=lead)
+        return await self._hard(problem, run, cands, top, seen)
 
     async def _hard(
-        self, problem, model, budget, spent, cands, top, seen, trace
-    ) -> AsyncIterator[Event]:
-        strategy = self._hard_strategy()
-        remaining = budget.remaining(spent)
-        if remaining is not None and remaining < 1:
-            text = first_text(cands, top) if top else cands[0].sample.text
+        self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str
+    ) -> Result:
+        probe_choice = first_with(cands, top).chosen if top else cands[0].chosen
+        if run.meter.remaining is not None and run.meter.remaining < 1:
             how = f"auto: hard ({seen}) but no budget left -> the probe's leading answer"
-            yield Final(Result(top, text, how, spent, trace))
-            return
-        result = None
-        async for ev in strategy.run(problem, model, Budget(remaining)):
-            if isinstance(ev, Final):
-                result = ev.result
-            else:
-                if isinstance(ev, Spent):  # usage so far: the probe's included
-                    ev = Spent(spent + ev.usage)
-                yield logged(trace, ev)
+            return run.result(top, probe_choice, how)
+        result = await self._hard_strategy.solve(problem, run)  # the same meter: the rest of it
         why = "no answer"
         if top is not None:
             why = f"agreement {agreement_votes(cands, top)}/{len(cands)} < {self.hard:g}"
         how = f"auto: hard ({seen}; {why}) -> {self.hard_with}: {result.how}"
-        answer, text = result.answer, result.text
+        answer, chosen = result.answer, result.chosen
         if answer is None and top is not None:  # the search found nothing: the probe still did
-            answer, text = top, first_text(cands, top)
+            answer, chosen = top, probe_choice
             how += "; so the probe's leading answer"
-        yield Final(Result(answer, text, how, spent + result.usage, trace))
+        return run.result(answer, chosen, how)
 
 
 def agreement_votes(cands: list[Candidate], key: str | None) -> int:

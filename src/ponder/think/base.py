@@ -1,21 +1,35 @@
-"""The Strategy protocol and the small helpers every strategy shares.
+"""The Strategy protocol, and the Run that every strategy works through.
 
 A strategy is ``run(problem, model, budget)``: an async iterator of Events that ends with ``Final``
-carrying a Result. It never spends more than ``budget`` (prompt + completion tokens over all of its
-calls) and its Result's usage is the sum of its calls' usage.
+carrying a Result. Strategies are written as one plain coroutine, ``solve(problem, run) ->
+Result``; ``StrategyBase.run`` streams the events it emits while it works. A Run holds:
+
+- the budget meter (``run.meter``): every model and scorer call goes through it, so a strategy
+  never spends more than its budget and its Result's usage is exactly what its calls cost;
+- the clock and the trace: ``run.emit(event)`` stamps the event with ``t`` and streams it; every
+  event but the text deltas is kept as the trace, and a Result is built by ``run.result(...)``.
+
+A strategy that hands work to another (``auto`` to ``adaptive`` or ``reflect``) calls its
+``solve`` with the same Run: one meter, one trace, one stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import Protocol
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import ClassVar, Protocol
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Final, Result, TextDelta
+from ponder.budget import Budget
+from ponder.events import Chosen, Event, Final, Result, Sampled, Spent, TextDelta
 from ponder.models.base import Completion, Model, Request, StopCheck
 from ponder.problems.base import Problem
+from ponder.think.config import SAMPLING_FIELDS, Sampling
+from ponder.think.meter import Meter
+from ponder.verify.score import Score
+from ponder.verify.scorers import resolve_scorer
+from ponder.verify.scoring import Attempt, Scorer
 
 SYSTEM_PROMPT = (
     "Solve the problem. Think step by step, then give the final answer on its own line "
@@ -24,56 +38,145 @@ SYSTEM_PROMPT = (
 
 
 class Strategy(Protocol):
-    spec: str  # the canonical NAME:key=value,... string that built it
+    spec: str  # the canonical NAME:key=value,... string that rebuilds it (seed left out)
+    sampling: Sampling
 
     def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]: ...
 
 
-def solve_request(problem: Problem, **sampling) -> Request:
+def solve_request(problem: Problem, sampling: Sampling = Sampling(), **changes) -> Request:
     """The chain-of-thought request every sampling strategy starts from."""
-    return Request.chat(problem.question, system=SYSTEM_PROMPT, **sampling)
+    return Request.chat(problem.question, system=SYSTEM_PROMPT, **sampling.request_args(**changes))
 
 
-def fit_to_budget(
-    model: Model, request: Request, budget: Budget, spent: Usage
-) -> Request | None:
-    """Shrink ``request.max_tokens`` so that the call cannot overspend; None if nothing fits.
-
-    The worst case of a call is its prompt charge plus n * max_tokens completion tokens.
-    """
-    remaining = budget.remaining(spent)
-    if remaining is None:
-        return request
-    per_sample = (remaining - model.count_prompt_tokens(request)) // request.n
-    if per_sample < 1:
-        return None
-    return replace(request, max_tokens=min(request.max_tokens, per_sample))
+def seed_at(sampling: Sampling, offset: int) -> int | None:
+    """The seed of a call after ``offset`` samples were drawn (so that calls never repeat draws)."""
+    return None if sampling.seed is None else sampling.seed + offset
 
 
-async def stream_generate(
-    model: Model, request: Request, first_index: int = 0, should_stop: StopCheck | None = None
-) -> AsyncIterator[TextDelta | Completion]:
-    """Run one model call, yielding TextDelta events as text arrives and finally the Completion.
+class Run:
+    def __init__(
+        self, model: Model, budget: Budget, emit: Callable[[Event], None] | None = None
+    ) -> None:
+        self.model = model
+        self.meter = Meter(model, budget)
+        self.trace: list[Event] = []
+        self._emit = emit
+        self._start = time.perf_counter()
 
-    ``should_stop`` goes to the model (early stopping of single traces). If the consumer stops
-    early, the model call is cancelled.
-    """
-    queue: asyncio.Queue = asyncio.Queue()
-    finished = object()
+    def stamp(self, event: Event) -> Event:
+        event.t = round(time.perf_counter() - self._start, 6)
+        return event
 
-    def on_text(i: int, piece: str) -> None:
-        queue.put_nowait(TextDelta(first_index + i, piece))
+    def emit(self, event: Event) -> Event:
+        self.stamp(event)
+        if not isinstance(event, (TextDelta, Final)):
+            self.trace.append(event)
+        if self._emit is not None:
+            self._emit(event)
+        return event
 
-    kwargs = {"should_stop": should_stop} if should_stop is not None else {}
-    task = asyncio.ensure_future(model.generate(request, on_text=on_text, **kwargs))
-    task.add_done_callback(lambda _: queue.put_nowait(finished))
-    try:
-        while (item := await queue.get()) is not finished:
-            yield item
-        yield task.result()
-    finally:
-        if not task.done():
-            task.cancel()
+    def spent(self) -> None:
+        """Emit the usage so far (after a call, for live displays)."""
+        self.emit(Spent(self.meter.spent))
+
+    async def generate(
+        self, request: Request, first_index: int = 0, should_stop: StopCheck | None = None
+    ) -> Completion:
+        """One metered model call; its text streams as TextDelta events (sample i of the call is
+        ``first_index + i``), and a Spent event follows."""
+
+        def on_text(i: int, piece: str) -> None:
+            self.emit(TextDelta(first_index + i, piece))
+
+        completion = await self.meter.generate(request, on_text, should_stop)
+        self.spent()
+        return completion
+
+    async def score_all(
+        self, scorer: Scorer, problem: Problem, attempts: list[Attempt]
+    ) -> list[Score] | None:
+        """Metered scoring of every attempt, or None when the budget cannot pay for all."""
+        scores = await self.meter.score_all(scorer, problem, attempts)
+        if scores and any(s.usage.total_tokens or s.usage.calls for s in scores):
+            self.spent()
+        return scores
+
+    async def score(self, scorer: Scorer, problem: Problem, attempt: Attempt) -> Score | None:
+        """Metered scoring of one attempt, or None when the budget cannot pay for it."""
+        scores = await self.score_all(scorer, problem, [attempt])
+        return None if scores is None else scores[0]
+
+    def result(self, answer: str | None, chosen: Chosen | None, how: str) -> Result:
+        return Result(answer, chosen, how, self.meter.spent, self.trace)
+
+
+def chosen_from(sampled: Sampled) -> Chosen:
+    return Chosen(sampled.sample, sampled.text, sampled.completion_tokens, sampled.finish_reason)
+
+
+@dataclasses.dataclass
+class StrategyBase:
+    """What every strategy shares: the sampling settings (documented in ``think.config``; each
+    strategy may change their defaults), ``name``, ``spec`` and ``run`` (the streaming adapter
+    around ``solve``). The settings are checked once, by ``Sampling``, when a strategy is built."""
+
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 1.0
+    seed: int | None = None
+
+    name: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        self.sampling  # noqa: B018 (builds the Sampling, which raises SamplingError)
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.max_tokens, self.temperature, self.top_p, self.seed)
+
+    async def solve(self, problem: Problem, run: Run) -> Result:
+        raise NotImplementedError
+
+    def scorer_for(self, level: str) -> Scorer:
+        """The strategy's ``verifier`` (a name, or a Scorer passed in Python) as a Scorer that
+        rates ``level`` ("answer" or "step"); a ValueError naming the strategy otherwise."""
+        try:
+            return resolve_scorer(self.verifier, level)
+        except ValueError as e:
+            raise ValueError(f"{self.name}: {e}") from None
+
+    @property
+    def spec(self) -> str:
+        """NAME:key=value for every option that differs from its default (the seed left out:
+        bench stores it separately)."""
+        own, sampling = [], []  # the strategy's own options first, then its sampling settings
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "seed" or not f.init or value == f.default:
+                continue
+            shown = f"{value:g}" if isinstance(value, float) else getattr(value, "name", value)
+            (sampling if f.name in SAMPLING_FIELDS else own).append(f"{f.name}={shown}")
+        parts = own + sampling
+        return self.name + (":" + ",".join(parts) if parts else "")
+
+    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
+        """The events of ``solve`` as they happen, then ``Final``. If the consumer stops early,
+        the strategy (and its model calls) is cancelled."""
+        queue: asyncio.Queue = asyncio.Queue()
+        run = Run(model, budget, queue.put_nowait)
+        task = asyncio.ensure_future(self.solve(problem, run))
+        finished = object()
+        task.add_done_callback(lambda _: queue.put_nowait(finished))
+        try:
+            while (item := await queue.get()) is not finished:
+                yield item
+            result = task.result()
+            yield run.stamp(Final(result))
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
 
 async def final_result(events: AsyncIterator[Event]) -> Result:

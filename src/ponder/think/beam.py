@@ -6,7 +6,7 @@ A beam is a partial solution cut at a step boundary (``think.steps``). The searc
 ``beams * expand`` first steps (one batched request), then, at each depth, every live beam is
 extended by ``expand`` candidate next steps (one batched request per beam, continuing its text
 and stopping at the step boundary). Each candidate step is rated by the step verifier
-(``verify.process``: ``judge``, ``confidence``, ``arith``, ``prm:PATH``); a beam's score aggregates
+(``verify.scorers``: ``judge``, ``prob``, ``arith``, ``prm:PATH``); a beam's score aggregates
 its steps' scores (``aggregate``: min, last or mean). Of all candidates the ``beams`` best are kept
 (ties: higher mean token logprob, then the earlier sample); a kept candidate that states an answer
 (or ends the text) is finished and set aside, and its slot is not refilled. With ``diverse`` the
@@ -30,19 +30,17 @@ whole prefix), and nothing is cached across calls except what the backend caches
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Expanded, Final, Kept, Result, Sampled, Spent, Stopped
-from ponder.models.base import Model, Sample
+from ponder.events import Chosen, Expanded, Kept, Result, Sampled, Stopped
+from ponder.models.base import Sample
 from ponder.problems.base import Problem
-from ponder.think.base import fit_to_budget, solve_request
-from ponder.think.sampling import leader, logged
+from ponder.think.base import Run, StrategyBase, seed_at, solve_request
+from ponder.think.sampling import leader
 from ponder.think.steps import check_split, ends_solution, separator, step_request
 from ponder.verify.extract import extract_answer
 from ponder.verify.normalize import normalize_answer
-from ponder.verify.process import StepScorer, make_step_scorer
+from ponder.verify.scoring import Attempt, Scorer
 
 AGGREGATES = ("min", "last", "mean")
 PICKS = ("vote", "best")
@@ -76,6 +74,10 @@ class Node:
         alive = not self.finished or self.answer is not None
         return (alive, self.score(aggregate), self.logprob / max(1, self.tokens))
 
+    @property
+    def chosen(self) -> Chosen:
+        return Chosen(self.id, self.text, self.tokens, "stop")
+
 
 def child(parent: Node, id: int, sample: Sample, split: str) -> Node:
     """The node one sampled step below ``parent``."""
@@ -91,70 +93,64 @@ def child(parent: Node, id: int, sample: Sample, split: str) -> Node:
 
 def stand_in(tokens: int) -> str:
     """A step of ``tokens`` one-word tokens: what pricing a verifier call before the step exists
-    uses (as ``sampling.scoring_cost`` does)."""
+    uses (as ``sampling.scoring_reserve`` does)."""
     return " x" * tokens
 
 
 @dataclass
-class Beam:
+class Beam(StrategyBase):
     beams: int = 4  # partial solutions kept at each depth
     expand: int = 4  # candidate next steps per beam
     max_steps: int = 12  # depth limit
-    verifier: str = "judge"  # judge | confidence | arith | prm:PATH (verify.process)
+    verifier: str | Scorer = "judge"  # judge | prob | arith | prm:PATH (a step scorer)
     diverse: bool = False  # DVTS: beams independent subtrees, each keeping its best
-    split: str = "auto"  # auto | blank | line (think.steps)
+    split: str = "auto"  # auto | blank | line (verify.steps)
     step_tokens: int = 128  # per step
-    max_tokens: int = 512  # completing a beam that the search left unfinished
-    temperature: float = 0.8
     aggregate: str = "min"  # a beam's score from its steps': min | last | mean
     pick: str = "vote"  # vote (score-weighted over finished beams) | best
-    seed: int | None = None
+    # max_tokens: completing a beam that the search left unfinished
+    temperature: float = 0.8
 
-    spec_name = "beam"
+    name = "beam"
 
     def __post_init__(self) -> None:
-        for name in ("beams", "expand", "max_steps", "step_tokens", "max_tokens"):
+        super().__post_init__()
+        for name in ("beams", "expand", "max_steps", "step_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"beam: {name} must be a positive integer")
-        if self.temperature <= 0:
-            raise ValueError("beam: temperature must be > 0 (greedy candidates would all agree)")
+        self.sampling.require_temperature("beam", "greedy candidates would all agree")
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"beam: aggregate must be one of {', '.join(AGGREGATES)}")
         if self.pick not in PICKS:
             raise ValueError(f"beam: pick must be one of {', '.join(PICKS)}")
         check_split("beam", self.split)
-        try:
-            make_step_scorer(self.verifier)
-        except ValueError as e:
-            raise ValueError(f"beam: {e}") from None
+        self._scorer = self.scorer_for("step")
 
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
-        scorer = make_step_scorer(self.verifier)
-        base = solve_request(problem, temperature=self.temperature, max_tokens=self.max_tokens)
+    async def solve(self, problem: Problem, run: Run) -> Result:
+        scorer = self._scorer
+        base = solve_request(problem, self.sampling)
         nodes = [Node(0, None, "", 0)]
         live, finished = list(nodes), []
-        spent, trace = Usage(), []
         draws = 0  # samples drawn so far: the next call's seed offset
         reason = ""
         for depth in range(self.max_steps):
             if not live:
                 break
-            plans = self._plan(problem, model, scorer, base, live, budget, spent)
+            plans = self._plan(problem, run, scorer, base, live)
             if not plans:
                 reason = f"budget ended at depth {depth}"
                 break
             if len(plans) < len(live):
                 dropped = len(live) - len(plans)
-                yield logged(trace, Stopped(f"budget: the {dropped} weakest beams dropped"))
+                run.emit(Stopped(f"budget: the {dropped} weakest beams dropped"))
             # 1. expand every beam (concurrently; the backend batches each beam's samples)
             reqs = []
             for _, req in plans:
-                reqs.append(replace(req, seed=None if self.seed is None else self.seed + draws))
+                reqs.append(replace(req, seed=seed_at(self.sampling, draws)))
                 draws += req.n
-            completions = await asyncio.gather(*(model.generate(r) for r in reqs))
+            completions = await asyncio.gather(*(run.meter.generate(r) for r in reqs))
             candidates: list[tuple[Node, Sample]] = []
             for (parent, _), c in zip(plans, completions):
-                spent = spent + c.usage
                 for s in c.samples:
                     kid = child(parent, len(nodes), s, self.split)
                     if depth == 0 and self.diverse:  # deal the first steps into subtrees
@@ -163,33 +159,29 @@ class Beam:
                     candidates.append((kid, s))
             # 2. score every candidate step (concurrently): all or none, priced exactly first
             to_score = [(k, s) for k, s in candidates if s.text.strip()]  # empty: the text ended
-            cost = sum(scorer.max_cost(problem, nodes[k.parent].text, s.text, model)
-                       for k, s in to_score)  # fmt: skip
-            remaining = budget.remaining(spent)
-            if remaining is not None and cost > remaining:
-                yield logged(trace, Stopped(f"budget: no room to score {len(to_score)} steps"))
-                to_score = []
-            scored = await asyncio.gather(*(
-                scorer.score(problem, nodes[k.parent].text, s.text, model, s) for k, s in to_score
-            ))  # fmt: skip
+            attempts = [Attempt(nodes[k.parent].text + s.text, step=s.text, sample=s)
+                        for k, s in to_score]  # fmt: skip
+            scored = await run.meter.score_all(scorer, problem, attempts)
+            if scored is None:
+                run.emit(Stopped(f"budget: no room to score {len(to_score)} steps"))
+                scored = []
             for (kid, _), r in zip(to_score, scored):
-                spent = spent + r.usage
-                kid.scores.append(r.score)
+                kid.scores.append(r.value)
             for parent, _ in plans:
                 kids = [k for k, _ in candidates if k.parent == parent.id]
                 new = [k.scores[-1] if len(k.scores) > len(parent.scores) else None for k in kids]
                 steps = [k.text[len(parent.text):] for k in kids]
-                yield logged(trace, Expanded(parent.id, [k.id for k in kids], steps, new))
-            yield logged(trace, Spent(spent))
+                run.emit(Expanded(parent.id, [k.id for k in kids], steps, new))
+            run.spent()
             # 3. keep the best
             kept = self._keep([k for k, _ in candidates], len(finished))
             scores = [k.score(self.aggregate) for k in kept]
-            yield logged(trace, Kept(depth, [k.id for k in kept], scores))
+            run.emit(Kept(depth, [k.id for k in kept], scores))
             live = []
             for k in kept:
                 if k.finished:
                     finished.append(k)
-                    yield logged(trace, Sampled(k.id, k.text, k.answer, k.tokens, "stop"))
+                    run.emit(Sampled(k.id, k.text, k.answer, k.tokens, "stop"))
                 else:
                     live.append(k)
         if not reason:
@@ -199,33 +191,30 @@ class Beam:
         completed = ""
         if not answered and live:  # complete the best unfinished beam with what is left
             best = max(live, key=lambda n: n.rank(self.aggregate))
-            req = fit_to_budget(model, base.continuing(best.text), budget, spent)
+            req = run.meter.fit(base.continuing(best.text))
             if req is not None:
-                req = replace(req, seed=None if self.seed is None else self.seed + draws)
-                c = await model.generate(req)
-                spent = spent + c.usage
-                s = c.samples[0]
+                req = replace(req, seed=seed_at(self.sampling, draws))
+                s = (await run.generate(req, len(nodes))).samples[0]
                 done = Node(len(nodes), best.id, best.text + s.text, best.depth + 1,
                             list(best.scores), best.logprob, best.tokens + s.completion_tokens,
                             True, extract_answer(best.text + s.text))  # fmt: skip
                 nodes.append(done)
                 answered = [done] if done.answer is not None else []
-                sampled = Sampled(done.id, done.text, done.answer, done.tokens, s.finish_reason)
-                yield logged(trace, sampled)
-                yield logged(trace, Spent(spent))
+                run.emit(Sampled(done.id, done.text, done.answer, done.tokens, s.finish_reason))
                 completed = f"; beam {best.id} completed in one call"
         if len(nodes) == 1:
-            yield Final(Result(None, "", "budget too small for the prompt", spent, trace))
-            return
-        if not answered:
-            text = max(finished + live, key=lambda n: n.rank(self.aggregate)).text
-            yield Final(Result(None, text, f"{reason}; no beam states an answer", spent, trace))
-            return
-        answer, text, why = self._pick(answered)
+            return run.result(None, None, "budget too small for the prompt")
+        if not answered:  # the best partial solution stands, cut off where the search ended
+            top = max(finished + live, key=lambda n: n.rank(self.aggregate))
+            finish = "stop" if top.finished else "length"
+            run.emit(Sampled(top.id, top.text, None, top.tokens, finish))
+            chosen = Chosen(top.id, top.text, top.tokens, finish)
+            return run.result(None, chosen, f"{reason}; no beam states an answer")
+        top, why = self._pick(answered)
         how = f"{'DVTS' if self.diverse else 'beam search'}: {reason}{completed}; {why}"
-        yield Final(Result(answer, text, how, spent, trace))
+        return run.result(top.answer, top.chosen, how)
 
-    def _plan(self, problem, model, scorer: StepScorer, base, live, budget, spent):
+    def _plan(self, problem: Problem, run: Run, scorer: Scorer, base, live):
         """(beam, request) for the next depth, the weakest beams dropped until all of it fits."""
         ordered = sorted(live, key=lambda n: n.rank(self.aggregate), reverse=True)
         plans = []
@@ -234,11 +223,11 @@ class Beam:
             req = step_request(
                 base, node.text, self.split, n=n, max_tokens=self.step_tokens, logprobs=True
             )
-            cost = model.count_prompt_tokens(req) + n * self.step_tokens
-            cost += n * scorer.max_cost(problem, node.text, stand_in(self.step_tokens), model)
+            step = stand_in(self.step_tokens)
+            cost = run.meter.cost(req)
+            cost += n * scorer.max_cost(problem, Attempt(node.text + step, step=step), run.model)
             plans.append((node, req, cost))
-        remaining = budget.remaining(spent)
-        while plans and remaining is not None and sum(c for *_, c in plans) > remaining:
+        while plans and not run.meter.affords(sum(c for *_, c in plans)):
             plans.pop()
         return [(node, req) for node, req, _ in plans]
 
@@ -254,19 +243,19 @@ class Beam:
                 best[n.subtree] = n
         return list(best.values())
 
-    def _pick(self, answered: list[Node]) -> tuple[str, str, str]:
-        """(answer, text, why) from the finished beams that state an answer."""
+    def _pick(self, answered: list[Node]) -> tuple[Node, str]:
+        """(the chosen beam, why) from the finished beams that state an answer."""
         if self.pick == "best":
             top = max(answered, key=lambda n: n.rank(self.aggregate))
             why = f"best of {len(answered)} finished beams, score {top.score(self.aggregate):.3f}"
-            return top.answer, top.text, why
+            return top, why
         weights = [(n.answer, n.score(self.aggregate)) for n in answered]
         top, share, weighted = weighted_vote(weights)
         best = max((n for n in answered if answer_key(n.answer) == top),
                    key=lambda n: n.rank(self.aggregate))  # fmt: skip
         kind = "score-weighted vote" if weighted else "vote (every score 0)"
         why = f"{kind} of {len(answered)} finished beams: {share:.0%} for {best.answer}"
-        return best.answer, best.text, why
+        return best, why
 
 
 def answer_key(answer: str) -> str:

@@ -6,7 +6,7 @@ verifier, its calls charged to the budget) or DeepConf trace confidence (free).
 
 Departures:
 - The n samples are one batched request; its ``max_tokens`` is planned so that n scoring calls
-  still fit the budget afterwards (each is priced again with ``scorer.max_cost`` before it is paid).
+  still fit the budget afterwards (the meter prices each again before it is paid).
 - Only samples that state an answer are scored, and an answerless sample is never chosen.
 - Ties on score go to the answer more samples agree on, then to the earlier sample. When the budget
   cannot pay for scoring every answered sample (even with the samples shortened to make room), none
@@ -15,91 +15,41 @@ Departures:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Final, Result, Spent
-from ponder.models.base import Model
+from ponder.events import Result
 from ponder.problems.base import Problem
-from ponder.think.sampling import (
-    Batch,
-    Scoring,
-    logged,
-    plan_scored_batch,
-    sample_batch,
-    score_candidates,
-    tally,
-)
-from ponder.verify.scorers import SCORERS, make_scorer
+from ponder.think.base import Run, StrategyBase
+from ponder.think.sampling import plan_batch, sample_batch, score_candidates, tally
+from ponder.verify.scoring import Scorer
 
 
 @dataclass
-class BestOfN:
+class BestOfN(StrategyBase):
     n: int = 8
-    verifier: str = "judge"  # the scorer that rates candidates (a name in verify.scorers.SCORERS)
-    max_tokens: int = 512
+    verifier: str | Scorer = "judge"  # the scorer that rates candidates (verify.scorers)
     temperature: float = 0.7
-    seed: int | None = None
 
-    spec_name = "best_of_n"
+    name = "best_of_n"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.n < 1:
             raise ValueError("best_of_n: n must be a positive integer")
-        if self.verifier not in SCORERS:
-            raise ValueError(
-                f"best_of_n: unknown verifier {self.verifier!r}; known: {', '.join(SCORERS)}"
-            )
-        if self.max_tokens < 1:
-            raise ValueError("best_of_n: max_tokens must be a positive integer")
-        if self.temperature < 0:
-            raise ValueError("best_of_n: temperature must be >= 0")
+        self._scorer = self.scorer_for("answer")
 
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
-        scorer = make_scorer(self.verifier)
-        req = plan_scored_batch(
-            problem,
-            model,
-            budget,
-            Usage(),
-            scorer,
-            n=self.n,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            seed=self.seed,
-        )
+    async def solve(self, problem: Problem, run: Run) -> Result:
+        scorer = self._scorer
+        req = plan_batch(run, problem, self.sampling, self.n, scorer=scorer)
         if req is None:
-            how = "budget too small for the prompt"
-            yield Final(Result(None, "", how, Usage()))
-            return
-        trace, batch = [], None
-        async for item in sample_batch(model, req):
-            if isinstance(item, Batch):
-                batch = item
-                continue
-            yield logged(trace, item)
-        spent = batch.usage
-        yield logged(trace, Spent(spent))
-        cands = batch.candidates
-
-        scoring = None
-        async for item in score_candidates(problem, model, scorer, cands, budget, spent):
-            if isinstance(item, Scoring):
-                scoring = item
-                continue
-            yield logged(trace, item)
-        if scoring.usage.calls or scoring.usage.total_tokens:
-            spent = spent + scoring.usage
-            yield logged(trace, Spent(spent))
+            return run.result(None, None, "budget too small for the prompt")
+        cands = (await sample_batch(run, req)).candidates
+        scores = (await score_candidates(run, scorer, problem, cands)).scores
 
         answered = [c for c in cands if c.key is not None]
         if not answered:
-            how = f"no answer in any of {len(cands)} samples"
-            yield Final(Result(None, cands[0].sample.text, how, spent, trace))
-            return
+            return run.result(None, cands[0].chosen, f"no answer in any of {len(cands)} samples")
         votes = tally(cands)
-        scores = scoring.scores
         # max() keeps the first of equal keys: the earlier sample wins the last tie.
         best = max(answered, key=lambda c: (scores.get(c.index, 0.0), votes[c.key]))
         agree = f"{int(votes[best.key])}/{len(cands)} samples agree"
@@ -113,4 +63,4 @@ class BestOfN:
                 f"best of {len(cands)}: too little budget to score by {scorer.name}; "
                 f"most votes ({agree})"
             )
-        yield Final(Result(best.answer, best.sample.text, how, spent, trace))
+        return run.result(best.answer, best.chosen, how)

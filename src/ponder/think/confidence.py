@@ -31,37 +31,32 @@ Where this version departs from the paper:
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Final, Result, Sampled, Scored, Spent, Stopped, Voted
-from ponder.models.base import Completion, Model, ModelError, Request, Sample, StopCheck
+from ponder.events import Result, Sampled, Scored, Stopped, Voted
+from ponder.models.base import ModelError, Sample, StopCheck
 from ponder.problems.base import Problem
-from ponder.think.base import fit_to_budget, solve_request, stream_generate
-from ponder.think.sampling import Candidate, leader, logged, tally
+from ponder.think.base import Run, StrategyBase, seed_at, solve_request
+from ponder.think.sampling import Candidate, candidate, leader, tally
 from ponder.verify.confidence import RunningGroupConfidence, lowest_group_confidence
-from ponder.verify.extract import extract_answer
-from ponder.verify.normalize import normalize_answer
 
 
 @dataclass
-class Confidence:
+class Confidence(StrategyBase):
     warmup: int = 4  # full traces that set the threshold (and vote)
     max_samples: int = 16  # traces in all, warm-up included
     wave: int = 4  # traces per batched request after warm-up
     keep_percent: float = 90  # % of warm-up traces at or above the threshold (10: low, 90: high)
     window: int = 64  # tokens per confidence group
     top_k: int = 5  # top logprobs per position that token confidence is computed from
-    max_tokens: int = 512
-    temperature: float = 0.7
-    seed: int | None = None
     settle: float | None = 0.95  # stop once the leader holds this share of the weight; None: never
+    temperature: float = 0.7
 
-    spec_name = "confidence"
+    name = "confidence"
 
     def __post_init__(self) -> None:
-        for name in ("warmup", "wave", "window", "max_tokens"):
+        super().__post_init__()
+        for name in ("warmup", "wave", "window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"confidence: {name} must be a positive integer")
         if self.max_samples < self.warmup:
@@ -72,54 +67,35 @@ class Confidence:
             )
         if not 1 <= self.top_k <= 20:
             raise ValueError("confidence: top_k must be in [1, 20]")
-        if self.temperature < 0:
-            raise ValueError("confidence: temperature must be >= 0")
         if self.settle is not None and not 0.5 < self.settle <= 1:
             raise ValueError("confidence: settle must be in (0.5, 1], or none to never stop early")
 
-    def _request(self, problem: Problem, n: int, first: int) -> Request:
-        seed = None if self.seed is None else self.seed + first  # waves must not repeat draws
-        return solve_request(
-            problem,
-            n=n,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_logprobs=self.top_k,
-            seed=seed,
-        )
-
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
-        spent = Usage()
-        trace: list[dict] = []
+    async def solve(self, problem: Problem, run: Run) -> Result:
         voters: list[Candidate] = []  # traces that were not cut, warm-up included
         weights: dict[int, float] = {}  # trace index -> its lowest group confidence
-        first_text = ""
+        first_voter = None
         drawn = n_cut = cut_tokens = 0
         threshold: float | None = None
 
         while drawn < self.max_samples:
             warm = threshold is None
             n = self.warmup if warm else min(self.wave, self.max_samples - drawn)
-            req = fit_to_budget(model, self._request(problem, n, drawn), budget, spent)
+            req = solve_request(
+                problem, self.sampling, n=n, top_logprobs=self.top_k, seed=seed_at(self.sampling, drawn)
+            )
+            req = run.meter.fit(req)
             if req is None:
                 if warm:
-                    yield Final(Result(None, "", "budget too small for the prompt", spent, trace))
-                    return
-                yield logged(trace, Stopped(f"budget spent after {drawn} traces"))
+                    return run.result(None, None, "budget too small for the prompt")
+                run.emit(Stopped(f"budget spent after {drawn} traces"))
                 break
             cut: dict[int, float] = {}  # index in this call -> group confidence that cut it
             should_stop = None if warm else _cutter(threshold, self.window, cut)
-            completion = None
-            async for item in stream_generate(model, req, drawn, should_stop):
-                if isinstance(item, Completion):
-                    completion = item
-                else:
-                    yield item
-            spent = spent + completion.usage
+            completion = await run.generate(req, drawn, should_stop)
             for j, sample in enumerate(completion.samples):
                 if sample.top_logprobs is None:
                     raise ModelError(
-                        f"confidence: the model {model.name} returned no top logprobs; this "
+                        f"confidence: the model {run.model.name} returned no top logprobs; this "
                         "strategy needs a backend that provides them (gguf, hf, or an "
                         "OpenAI-compatible server with logprobs)"
                     )
@@ -128,31 +104,25 @@ class Confidence:
                     n_cut += 1
                     tokens = sample.completion_tokens
                     cut_tokens += tokens
-                    yield logged(trace, Sampled(i, sample.text, None, tokens, sample.finish_reason))
-                    yield logged(
-                        trace,
+                    run.emit(Sampled(i, sample.text, None, tokens, sample.finish_reason))
+                    run.emit(
                         Stopped(
                             f"low confidence: group confidence {cut[j]:.3f} fell below the "
                             f"threshold {threshold:.3f} after {tokens} tokens",
                             sample=i,
-                        ),
+                        )
                     )
                     continue
-                raw = extract_answer(sample.text)
+                c = candidate(i, sample)
                 weights[i] = lowest_group_confidence(sample, self.window)
-                voters.append(Candidate(i, sample, raw, normalize_answer(raw)))
-                first_text = first_text or sample.text
-                yield logged(
-                    trace,
-                    Sampled(i, sample.text, raw, sample.completion_tokens, sample.finish_reason),
-                )
-                why = f"lowest group confidence (window {self.window})"
-                yield logged(trace, Scored(i, weights[i], why))
+                voters.append(c)
+                first_voter = first_voter or c
+                run.emit(Sampled(i, sample.text, c.answer, sample.completion_tokens, sample.finish_reason))
+                run.emit(Scored(i, weights[i], f"lowest group confidence (window {self.window})"))
             drawn += n
-            yield logged(trace, Spent(spent))
             votes = tally(voters, weights)
             top = leader(votes)
-            yield logged(trace, Voted(votes, top))
+            run.emit(Voted(votes, top))
             if warm:
                 threshold = percentile(list(weights.values()), 100 - self.keep_percent)
                 continue
@@ -161,9 +131,7 @@ class Confidence:
             if self.settle is not None and top is not None and total > 0 and more:
                 share = votes[top] / total
                 if share >= self.settle:
-                    yield logged(
-                        trace, Stopped(f"vote settled: {top} holds {share:.0%} of the weight")
-                    )
+                    run.emit(Stopped(f"vote settled: {top} holds {share:.0%} of the weight"))
                     break
 
         how_cut = (
@@ -175,8 +143,7 @@ class Confidence:
         top = leader(votes)
         if top is None:
             how = f"no answer in any of {drawn} traces{how_cut}"
-            yield Final(Result(None, first_text, how, spent, trace))
-            return
+            return run.result(None, first_voter.chosen if first_voter else None, how)
         total = sum(votes.values())
         share = votes[top] / total if total > 0 else 1.0
         answered = sum(c.key is not None for c in voters)
@@ -184,8 +151,8 @@ class Confidence:
             f"confidence-weighted vote of {answered} answered traces ({drawn} drawn, "
             f"{min(self.warmup, drawn)} warm-up){how_cut}: {top} holds {share:.0%} of the weight"
         )
-        text = max((c for c in voters if c.key == top), key=lambda c: weights[c.index]).sample.text
-        yield Final(Result(top, text, how, spent, trace))
+        best = max((c for c in voters if c.key == top), key=lambda c: weights[c.index])
+        return run.result(top, best.chosen, how)
 
 
 def _cutter(threshold: float, window: int, cut: dict[int, float]) -> StopCheck:

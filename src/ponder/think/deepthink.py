@@ -20,8 +20,8 @@ then a verification and selection step; cf. Gemini Deep Think, and multi-agent d
 
 Budget: when the budget has a cap, the phases get fixed shares of it — propose 10%, solve 60%,
 verify 20%, select 10% — and whatever a phase leaves unused rolls over to the next (phase k may
-spend up to the cumulative share of phases 1..k, minus what was spent before it). Every call is
-planned with ``fit_to_budget`` / ``scorer.max_cost`` first, so the cap is never exceeded.
+spend up to the cumulative share of phases 1..k, minus what was spent before it). Each phase runs
+under ``Meter.limit`` of its cumulative share, so the cap is never exceeded.
 
 Departures and simplifications:
 
@@ -39,18 +39,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Final, Phase, Result, Sampled, Spent, TextDelta
-from ponder.models.base import Completion, Model, Request
+from ponder.events import Phase, Result, Sampled
+from ponder.models.base import Completion, Request
 from ponder.problems.base import Problem
-from ponder.think.base import SYSTEM_PROMPT, fit_to_budget
-from ponder.think.sampling import Candidate, Scoring, logged, score_candidates
-from ponder.verify.extract import extract_answer
-from ponder.verify.normalize import normalize_answer
-from ponder.verify.scorers import make_scorer
+from ponder.think.base import SYSTEM_PROMPT, Run, StrategyBase, seed_at
+from ponder.think.sampling import Candidate, Scoring, candidate, score_candidates
+from ponder.verify.scoring import Scorer
 
 # (phase, share of a capped budget); unused share rolls over to the next phase.
 SHARES = (("propose", 0.10), ("solve", 0.60), ("verify", 0.20), ("select", 0.10))
@@ -69,90 +65,69 @@ _REASON = re.compile(r"reason\s*:\s*(.+)", re.IGNORECASE)
 
 
 @dataclass
-class DeepThink:
+class DeepThink(StrategyBase):
     agents: int = 3  # parallel solvers, each along its own approach
-    verifier: str = "judge"  # scorer that rates the candidates (verify.scorers: judge, confidence)
-    max_tokens: int = 384  # per solution
-    temperature: float = 0.8
-    seed: int | None = None
+    verifier: str | Scorer = "judge"  # scorer that rates the candidates (verify.scorers)
     similarity: float = 0.6  # approaches more similar than this (word-set Jaccard) are duplicates
     approach_tokens: int = 80  # per proposed approach
+    max_tokens: int = 384  # per solution
+    temperature: float = 0.8
 
-    spec_name = "deepthink"
+    name = "deepthink"
 
     def __post_init__(self) -> None:
-        for name in ("agents", "max_tokens", "approach_tokens"):
+        super().__post_init__()
+        for name in ("agents", "approach_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"deepthink: {name} must be a positive integer")
-        if self.temperature < 0:
-            raise ValueError("deepthink: temperature must be >= 0")
         if not 0 <= self.similarity <= 1:
             raise ValueError("deepthink: similarity must be in [0, 1] (word-set Jaccard)")
-        try:
-            make_scorer(self.verifier)
-        except ValueError as e:
-            raise ValueError(f"deepthink: verifier: {e}") from None
+        self._scorer = self.scorer_for("answer")
 
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
-        scorer = make_scorer(self.verifier)
-        caps = _phase_caps(budget)
-        phases: dict[str, Usage] = {name: Usage() for name, _ in SHARES}
-        trace: list[dict] = []
+    async def solve(self, problem: Problem, run: Run) -> Result:
+        scorer = self._scorer
+        caps = _phase_caps(run.meter.cap)
+        meter = run.meter
+        mark = [meter.spent]  # the usage when the current phase began
 
-        def spent() -> Usage:
-            return sum(phases.values(), Usage())
-
-        def end_phase(name: str, detail: str) -> Phase:
-            return logged(trace, Phase(name, phases[name], detail))
+        def end_phase(name: str, detail: str) -> None:
+            run.emit(Phase(name, meter.spent - mark[0], detail))
+            mark[0] = meter.spent
+            run.spent()
 
         # 1. propose
-        approaches, detail = await self._propose(problem, model, caps["propose"], phases)
-        yield end_phase("propose", detail)
-        yield logged(trace, Spent(spent()))
+        with meter.limit(caps["propose"]):
+            approaches, detail = await self._propose(problem, run)
+        end_phase("propose", detail)
 
         # 2. solve
-        requests = self._solve_requests(
-            problem, model, approaches, scorer.top_logprobs, caps["solve"], spent()
-        )
-        completions: list[Completion] = []
-        if requests:
-            async for item in _generate_all(model, requests):
-                if isinstance(item, TextDelta):
-                    yield item
-                else:
-                    completions = item
+        with meter.limit(caps["solve"]):
+            requests = self._solve_requests(problem, run, approaches, scorer.top_logprobs)
+            completions: list[Completion] = list(
+                await asyncio.gather(*(run.generate(r, j) for j, r in enumerate(requests)))
+            )
         candidates = []
         for j, c in enumerate(completions):
-            phases["solve"] = phases["solve"] + c.usage
             s = c.samples[0]
-            raw = extract_answer(s.text)
-            candidates.append(Candidate(j, s, raw, normalize_answer(raw)))
-            yield logged(trace, Sampled(j, s.text, raw, s.completion_tokens, s.finish_reason))
+            cand = candidate(j, s)
+            candidates.append(cand)
+            run.emit(Sampled(j, s.text, cand.answer, s.completion_tokens, s.finish_reason))
         answered = sum(c.key is not None for c in candidates)
         solved = _plural(len(candidates), "agent")
-        yield end_phase("solve", f"{solved} solved, {answered} stated an answer")
-        yield logged(trace, Spent(spent()))
+        end_phase("solve", f"{solved} solved, {answered} stated an answer")
         n_agents = len(candidates)
         distinct = n_agents - len(_duplicates(approaches[:n_agents], self.similarity))
         approach_note = _plural(distinct, "distinct approach", "es") if distinct else "no approach"
         head = f"{_plural(n_agents, 'agent')}, {approach_note}"
         if not candidates:
-            yield end_phase("verify", "nothing to verify")
-            yield end_phase("select", "nothing to select")
-            yield Final(Result(None, "", "budget too small for the prompt", spent(), trace))
-            return
+            end_phase("verify", "nothing to verify")
+            end_phase("select", "nothing to select")
+            return run.result(None, None, "budget too small for the prompt")
 
         # 3. verify
-        scoring = Scoring()
-        verifying = score_candidates(problem, model, scorer, candidates, caps["verify"], spent())
-        async for item in verifying:
-            if isinstance(item, Scoring):
-                scoring = item
-            else:
-                yield logged(trace, item)
-        phases["verify"] = phases["verify"] + scoring.usage
-        yield end_phase("verify", f"{len(scoring.scores)} of {answered} scored by {scorer.name}")
-        yield logged(trace, Spent(spent()))
+        with meter.limit(caps["verify"]):
+            scoring = await score_candidates(run, scorer, problem, candidates)
+        end_phase("verify", f"{len(scoring.scores)} of {answered} scored by {scorer.name}")
 
         # 4. select
         groups: dict[str, list[Candidate]] = {}
@@ -160,10 +135,8 @@ class DeepThink:
             if c.key is not None:
                 groups.setdefault(c.key, []).append(c)
         if not groups:
-            yield end_phase("select", "no agent stated an answer")
-            how = f"{head}; no agent stated an answer"
-            yield Final(Result(None, candidates[0].sample.text, how, spent(), trace))
-            return
+            end_phase("select", "no agent stated an answer")
+            return run.result(None, candidates[0].chosen, f"{head}; no agent stated an answer")
         # An answer's score: the best score among the agents that gave it (None: none scored).
         score = {
             k: max((scoring.scores[c.index] for c in g if c.index in scoring.scores), default=None)
@@ -177,51 +150,44 @@ class DeepThink:
         # Answers the budget could not score do not contend with scored ones.
         scored = [k for k in groups if score[k] is not None]
         contenders = _top(score, scored) if scored else list(groups)
-        text = None
+        chosen = None
         if len(groups) == 1:
             top, why = contenders[0], "as all agents agree"
         elif len(contenders) == 1:
             top, why = contenders[0], "by verifier"
         else:
-            top, reason, text = await self._synthesise(
-                problem, model, candidates, approaches, scoring, caps["select"], spent(), phases
+            top, reason, chosen = await self._synthesise(
+                problem, run, candidates, approaches, scoring, len(candidates)
             )
             if top is not None:
                 why = f"by synthesis: {reason}"
             else:  # synthesis did not fit or stated no answer
                 top = max(contenders, key=lambda k: len(groups[k]))  # first seen on a tie
-                why, text = f"by agent count ({reason})", None
-        if text is None:  # the selected answer's best-scored solution
+                why, chosen = f"by agent count ({reason})", None
+        if chosen is None:  # the selected answer's best-scored solution
             best = max(groups[top], key=lambda c: scoring.scores.get(c.index, float("-inf")))
-            text = best.sample.text
-        yield end_phase("select", f"selected {top} {why}")
-        yield logged(trace, Spent(spent()))
-        how = f"{head}; {summary}; selected {top} {why}"
-        yield Final(Result(top, text, how, spent(), trace))
+            chosen = best.chosen
+        end_phase("select", f"selected {top} {why}")
+        return run.result(top, chosen, f"{head}; {summary}; selected {top} {why}")
 
-    async def _propose(
-        self, problem: Problem, model: Model, cap: Budget, phases: dict[str, Usage]
-    ) -> tuple[list[str | None], str]:
+    async def _propose(self, problem: Problem, run: Run) -> tuple[list[str | None], str]:
         """Ask for approaches, re-ask once for duplicates; returns one approach per agent (None when
         the share did not fit) and the phase's detail line."""
-        req = fit_to_budget(model, self._propose_request(problem, self.agents, []), cap, Usage())
+        req = run.meter.fit(self._propose_request(problem, self.agents, []))
         if req is None:
             return [None] * self.agents, "skipped: the budget share does not fit a proposal"
-        c = await model.generate(req)
-        phases["propose"] = phases["propose"] + c.usage
+        c = await run.meter.generate(req)
         approaches: list[str | None] = [s.text.strip() for s in c.samples]
         dups = _duplicates(approaches, self.similarity)
         found = _plural(len(dups), "duplicate") if dups else "no duplicates"
         detail = f"{self.agents} proposed, {found}"
         if dups:
             taken = [a for j, a in enumerate(approaches) if j not in dups and a]
-            req = self._propose_request(problem, len(dups), taken)
-            req = fit_to_budget(model, req, cap, phases["propose"])
+            req = run.meter.fit(self._propose_request(problem, len(dups), taken))
             if req is None:
                 detail += " (no room to re-ask)"
             else:
-                c = await model.generate(req)
-                phases["propose"] = phases["propose"] + c.usage
+                c = await run.meter.generate(req)
                 replaced = 0
                 for j, s in zip(dups, c.samples):
                     new = s.text.strip()
@@ -243,20 +209,11 @@ class DeepThink:
         return Request.chat(
             question,
             system=PROPOSE_SYSTEM,
-            n=n,
-            max_tokens=self.approach_tokens,
-            temperature=self.temperature,
-            seed=self.seed,
+            **self.sampling.request_args(n=n, max_tokens=self.approach_tokens),
         )
 
     def _solve_requests(
-        self,
-        problem: Problem,
-        model: Model,
-        approaches: list[str | None],
-        top_logprobs: int,
-        cap: Budget,
-        spent: Usage,
+        self, problem: Problem, run: Run, approaches: list[str | None], top_logprobs: int
     ) -> list[Request]:
         """One request per agent, max_tokens shrunk so that all of them together fit the share."""
         requests = []
@@ -264,26 +221,17 @@ class DeepThink:
             question = problem.question
             if approach:
                 question += f"\n\nSolve it with this approach: {approach}"
-            seed = None if self.seed is None else self.seed + j
-            requests.append(
-                Request.chat(
-                    question,
-                    system=SYSTEM_PROMPT,
-                    max_tokens=self.max_tokens,
-                    temperature=self.temperature,
-                    top_logprobs=top_logprobs,
-                    seed=seed,
-                )
-            )
-        room = cap.remaining(spent)
+            args = self.sampling.request_args(top_logprobs=top_logprobs, seed=seed_at(self.sampling, j))
+            requests.append(Request.chat(question, system=SYSTEM_PROMPT, **args))
+        room = run.meter.remaining
         if room is None:
             return requests
-        prompts = [model.count_prompt_tokens(r) for r in requests]
+        prompts = [run.model.count_prompt_tokens(r) for r in requests]
 
         def per_agent(m: int) -> int:
             return (room - sum(prompts[:m])) // m
 
-        floor = max(1, self.max_tokens // 4)
+        floor = max(1, self.sampling.max_tokens // 4)
         m = next((m for m in range(len(requests), 0, -1) if per_agent(m) >= floor), 0)
         if m == 0 and per_agent(1) >= 1:
             m = 1  # one solution with what there is beats several cut shorter still
@@ -292,15 +240,13 @@ class DeepThink:
     async def _synthesise(
         self,
         problem: Problem,
-        model: Model,
+        run: Run,
         candidates: list[Candidate],
         approaches: list[str | None],
         scoring: Scoring,
-        cap: Budget,
-        spent: Usage,
-        phases: dict[str, Usage],
-    ) -> tuple[str | None, str, str]:
-        """One call that picks the answer; (answer key or None, reason, text)."""
+        index: int,
+    ):
+        """One call that picks the answer; (answer key or None, reason, chosen sample or None)."""
         parts = [f"Problem:\n{problem.question}\n"]
         for c in candidates:
             if c.key is None:
@@ -315,32 +261,30 @@ class DeepThink:
         req = Request.chat(
             "\n".join(parts),
             system=SYNTH_SYSTEM,
-            max_tokens=self.max_tokens,
-            temperature=0.0,
-            seed=self.seed,
+            **self.sampling.request_args(temperature=0.0, top_p=1.0),
         )
-        req = fit_to_budget(model, req, cap, spent)
+        req = run.meter.fit(req)  # the select phase may spend everything that is left
         if req is None:
-            return None, "synthesis did not fit the budget", ""
-        c = await model.generate(req)
-        phases["select"] = phases["select"] + c.usage
-        text = c.samples[0].text
-        key = normalize_answer(extract_answer(text))
-        if key is None:
-            return None, "synthesis stated no answer", text
-        m = _REASON.search(text)
-        return key, (m.group(1).strip() if m else "no reason given"), text
+            return None, "synthesis did not fit the budget", None
+        c = await run.generate(req, index)
+        s = c.samples[0]
+        synthesis = candidate(index, s)
+        run.emit(Sampled(index, s.text, synthesis.answer, s.completion_tokens, s.finish_reason))
+        if synthesis.key is None:
+            return None, "synthesis stated no answer", None
+        m = _REASON.search(s.text)
+        return synthesis.key, (m.group(1).strip() if m else "no reason given"), synthesis.chosen
 
 
-def _phase_caps(budget: Budget) -> dict[str, Budget]:
+def _phase_caps(cap: int | None) -> dict[str, int | None]:
     """Each phase's cap on the total spent by the end of that phase (cumulative shares)."""
-    if budget.max_tokens is None:
-        return {name: budget for name, _ in SHARES}
+    if cap is None:
+        return {name: None for name, _ in SHARES}
     caps, share = {}, 0.0
     for name, s in SHARES:
         share += s
-        caps[name] = Budget(max(1, int(budget.max_tokens * min(share, 1.0))))
-    caps[SHARES[-1][0]] = budget  # the last phase may spend everything that is left
+        caps[name] = max(1, int(cap * min(share, 1.0)))
+    caps[SHARES[-1][0]] = cap  # the last phase may spend everything that is left
     return caps
 
 
@@ -369,35 +313,3 @@ def _duplicates(approaches: list[str | None], threshold: float) -> list[int]:
 def _top(score: dict[str, float | None], keys: list[str]) -> list[str]:
     best = max(score[k] for k in keys)
     return [k for k in keys if score[k] >= best - 1e-9]
-
-
-async def _generate_all(
-    model: Model, requests: list[Request]
-) -> AsyncIterator[TextDelta | list[Completion]]:
-    """Run single-sample requests concurrently: TextDelta events (sample j = request j) as text
-    arrives, then the list of Completions. If the consumer stops early, the calls are cancelled."""
-    queue: asyncio.Queue = asyncio.Queue()
-    finished = object()
-
-    def on_text_for(j: int):
-        return lambda _i, piece: queue.put_nowait(TextDelta(j, piece))
-
-    tasks = [
-        asyncio.ensure_future(model.generate(r, on_text=on_text_for(j)))
-        for j, r in enumerate(requests)
-    ]
-    for t in tasks:
-        t.add_done_callback(lambda _: queue.put_nowait(finished))
-    try:
-        done = 0
-        while done < len(tasks):
-            item = await queue.get()
-            if item is finished:
-                done += 1
-            else:
-                yield item
-        yield [t.result() for t in tasks]
-    finally:
-        for t in tasks:
-            if not t.done():
-                t.cancel()

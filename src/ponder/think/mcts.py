@@ -13,7 +13,7 @@ reward models. A node is a partial solution; its children are sampled next steps
    from (the others wait their turn through UCT's unvisited-first rule);
 3. rollout: the solution is completed from that node in one sample (a node whose step already
    ends the solution is its own rollout) and rated by the step verifier's ``score_solution``
-   (``arith``: every equation in the whole text; ``judge``: the outcome judge; ``confidence``: the
+   (``arith``: every equation in the whole text; ``judge``: the outcome judge; ``prob``: the
    rollout's mean token probability; ``prm:PATH``: its weakest step), a value in [0, 1];
 4. backpropagation: every node on the path gets one visit and the value.
 
@@ -34,28 +34,16 @@ A scoring call is priced again exactly before it is paid.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
-from ponder.budget import Budget, Usage
-from ponder.events import (
-    Event,
-    Expanded,
-    Final,
-    Result,
-    Simulated,
-    Spent,
-    Stopped,
-    Tree,
-)
-from ponder.models.base import Model, Sample
+from ponder.events import Chosen, Expanded, Result, Sampled, Simulated, Stopped, Tree
+from ponder.models.base import Sample
 from ponder.problems.base import Problem
-from ponder.think.base import fit_to_budget, solve_request
+from ponder.think.base import Run, StrategyBase, seed_at, solve_request
 from ponder.think.beam import answer_key, stand_in, weighted_vote
-from ponder.think.sampling import logged
 from ponder.think.steps import check_split, ends_solution, separator, step_request
 from ponder.verify.extract import extract_answer
-from ponder.verify.process import make_step_scorer
+from ponder.verify.scoring import Attempt, Scorer
 
 
 @dataclass
@@ -84,54 +72,46 @@ class Rollout:
     text: str
     answer: str | None
     value: float
+    index: int = 0  # its sample: the Simulated event's simulation number
+    tokens: int = 0
+    finish: str = "stop"
 
 
 @dataclass
-class Mcts:
+class Mcts(StrategyBase):
     simulations: int = 16
     expand: int = 3  # children per expansion
     c: float = 1.0  # UCT exploration constant (values are in [0, 1])
-    verifier: str = "judge"  # judge | confidence | arith | prm:PATH (verify.process)
+    verifier: str | Scorer = "judge"  # judge | prob | arith | prm:PATH
     max_steps: int = 12  # nodes deeper than this are not expanded
-    split: str = "auto"  # auto | blank | line (think.steps)
+    split: str = "auto"  # auto | blank | line (verify.steps)
     step_tokens: int = 128
-    max_tokens: int = 512  # per rollout
-    temperature: float = 0.8
-    seed: int | None = None
+    temperature: float = 0.8  # max_tokens: per rollout
 
-    spec_name = "mcts"
+    name = "mcts"
 
     def __post_init__(self) -> None:
-        for name in ("simulations", "expand", "max_steps", "step_tokens", "max_tokens"):
+        super().__post_init__()
+        for name in ("simulations", "expand", "max_steps", "step_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"mcts: {name} must be a positive integer")
         if self.c < 0:
             raise ValueError("mcts: c must be >= 0")
-        if self.temperature <= 0:
-            raise ValueError("mcts: temperature must be > 0 (greedy children would all agree)")
+        self.sampling.require_temperature("mcts", "greedy children would all agree")
         check_split("mcts", self.split)
-        try:
-            make_step_scorer(self.verifier)
-        except ValueError as e:
-            raise ValueError(f"mcts: {e}") from None
+        self._scorer = self.scorer_for("step")
 
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
-        scorer = make_step_scorer(self.verifier)
-        base = solve_request(
-            problem,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            logprobs=scorer.logprobs,
-        )
+    async def solve(self, problem: Problem, run: Run) -> Result:
+        scorer = self._scorer
+        base = solve_request(problem, self.sampling, logprobs=scorer.logprobs)
         nodes = [Node(0, None, 0, "")]
         rollouts: list[Rollout] = []
-        spent, trace = Usage(), []
         draws = 0  # samples drawn so far: the next call's seed offset
         reason = f"{self.simulations} simulations done"
 
         def seeded(req):
             nonlocal draws
-            seed = None if self.seed is None else self.seed + draws
+            seed = seed_at(self.sampling, draws)
             draws += req.n
             return replace(req, seed=seed)
 
@@ -144,15 +124,14 @@ class Mcts:
                 path.append(max(kids, key=lambda n: self._uct(parent, n)))  # first on a tie
             leaf = path[-1]
             grow = not leaf.terminal and not leaf.children and leaf.depth < self.max_steps
-            if not self._fits(problem, model, scorer, base, leaf, grow, budget, spent):
+            if not self._fits(problem, run, scorer, base, leaf, grow):
                 reason = f"budget ended after {sim} simulations"
                 break
             # 2. expansion
             if grow:
                 req = step_request(base, leaf.text, self.split, n=self.expand,
                                    max_tokens=self.step_tokens, logprobs=scorer.logprobs)
-                c = await model.generate(seeded(req))
-                spent = spent + c.usage
+                c = await run.meter.generate(seeded(req))
                 for s in c.samples:
                     done = ends_solution(s)
                     text = leaf.text + s.text + ("" if done else separator(self.split))
@@ -163,20 +142,18 @@ class Mcts:
                     leaf.children.append(kid.id)
                 kids = [nodes[i] for i in leaf.children]
                 steps = [k.step for k in kids]
-                yield logged(trace, Expanded(leaf.id, leaf.children, steps, [None] * len(kids)))
+                run.emit(Expanded(leaf.id, leaf.children, steps, [None] * len(kids)))
                 leaf = kids[0]
                 path.append(leaf)
             # 3. rollout
             if leaf.terminal:
                 text, answer, sample = leaf.text, leaf.answer, leaf.sample
             else:
-                req = fit_to_budget(model, seeded(base.continuing(leaf.text)), budget, spent)
+                req = run.meter.fit(seeded(base.continuing(leaf.text)))
                 if req is None:
                     reason = f"budget ended in simulation {sim}"
                     break
-                c = await model.generate(req)
-                spent = spent + c.usage
-                sample = c.samples[0]
+                sample = (await run.meter.generate(req)).samples[0]
                 text = leaf.text + sample.text
                 answer = extract_answer(text)
             if leaf.terminal and leaf.score is not None:
@@ -184,15 +161,12 @@ class Mcts:
             elif not text.strip() or answer is None:
                 value = 0.0  # nothing stated: nothing to score
             else:
-                remaining = budget.remaining(spent)
-                cost = scorer.max_solution_cost(problem, text, model)
-                if remaining is not None and cost > remaining:
+                r = await run.meter.score(scorer, problem, Attempt(text, answer, sample=sample))
+                if r is None:
                     reason = f"budget ended before simulation {sim}'s rollout could be scored"
-                    yield logged(trace, Spent(spent))
+                    run.spent()
                     break
-                r = await scorer.score_solution(problem, text, model, sample)
-                spent = spent + r.usage
-                value = r.score
+                value = r.value
             if leaf.terminal:
                 leaf.score = value
             # 4. backpropagation
@@ -200,12 +174,15 @@ class Mcts:
             for n in path:
                 n.visits += 1
                 n.value += value
-            rollouts.append(Rollout(leaf.id, text, answer, value))
-            yield logged(trace, Simulated(sim, [n.id for n in path], value, answer))
-            yield logged(trace, Spent(spent))
+            tokens = sample.completion_tokens if sample is not None else 0
+            finish = sample.finish_reason if sample is not None else "stop"
+            rollouts.append(Rollout(leaf.id, text, answer, value, sim, tokens, finish))
+            run.emit(Sampled(sim, text, answer, tokens, finish))  # the rollout, as a sample
+            run.emit(Simulated(sim, [n.id for n in path], value, answer))
+            run.spent()
 
-        yield logged(trace, Stopped(reason))
-        yield logged(trace, Tree([
+        run.emit(Stopped(reason))
+        run.emit(Tree([
             {"id": n.id, "parent": n.parent, "depth": n.depth, "step": n.step, "visits": n.visits,
              "value": round(n.mean(), 4), "rollouts": n.rollouts, "terminal": n.terminal,
              "answer": n.answer}
@@ -213,10 +190,9 @@ class Mcts:
         ]))  # fmt: skip
         answered = [r for r in rollouts if r.answer is not None]
         if not answered:
-            text = rollouts[-1].text if rollouts else ""
+            last = _chosen(rollouts[-1]) if rollouts else None
             how = f"{reason}; no rollout states an answer" if rollouts else reason
-            yield Final(Result(None, text, how, spent, trace))
-            return
+            return run.result(None, last, how)
         top, share, weighted = weighted_vote([(r.answer, r.value) for r in answered])
         best = max((r for r in answered if answer_key(r.answer) == top), key=lambda r: r.value)
         of = "rollout value" if weighted else "rollouts (every value 0)"
@@ -224,25 +200,28 @@ class Mcts:
             f"{reason}; {len(nodes)} nodes, {len(rollouts)} rollouts; "
             f"{best.answer} holds {share:.0%} of the {of}"
         )
-        yield Final(Result(best.answer, best.text, how, spent, trace))
+        return run.result(best.answer, _chosen(best), how)
 
     def _uct(self, parent: Node, n: Node) -> float:
         if n.visits == 0:
             return math.inf
         return n.mean() + self.c * math.sqrt(math.log(parent.visits) / n.visits)
 
-    def _fits(self, problem, model, scorer, base, leaf: Node, grow: bool, budget, spent) -> bool:
+    def _fits(self, problem, run: Run, scorer: Scorer, base, leaf: Node, grow: bool) -> bool:
         """Whether one simulation from ``leaf`` fits the budget at its worst."""
-        remaining = budget.remaining(spent)
-        if remaining is None:
+        if run.meter.remaining is None:
             return True
         cost, text = 0, leaf.text
         if grow:
             req = step_request(base, text, self.split, n=self.expand, max_tokens=self.step_tokens)
-            cost += model.count_prompt_tokens(req) + self.expand * self.step_tokens
+            cost += run.meter.cost(req)
             text += stand_in(self.step_tokens) + separator(self.split)
         if grow or not leaf.terminal:
-            cost += model.count_prompt_tokens(base.continuing(text)) + self.max_tokens
-            text += stand_in(self.max_tokens)
-        cost += scorer.max_solution_cost(problem, text, model)
-        return cost <= remaining
+            cost += run.meter.cost(base.continuing(text))
+            text += stand_in(self.sampling.max_tokens)
+        cost += scorer.max_cost(problem, Attempt(text, "x"), run.model)
+        return run.meter.affords(cost)
+
+
+def _chosen(r: Rollout) -> Chosen:
+    return Chosen(r.index, r.text, r.tokens, r.finish)

@@ -25,21 +25,18 @@ answer. Each intervention costs one more call, whose prompt is everything writte
 Departures: thinking tokens are the tokens the model generated up to and including the end
 marker (the appended "Wait"s are prompt, not thinking); after ``waits`` Waits, thinking that
 ends early is accepted; with a token cap, the thinking allowance is shrunk so that a forced answer
-still fits after it (a plan: ``fit_to_budget`` makes the guarantee).
+still fits after it (a plan: the meter makes the guarantee).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Final, Forced, Result, Sampled, Spent
-from ponder.models.base import Completion, Model, Request, Sample
+from ponder.events import Chosen, Forced, Result, Sampled
+from ponder.models.base import Request, Sample
 from ponder.problems.base import Problem
-from ponder.think.base import SYSTEM_PROMPT, fit_to_budget, stream_generate
-from ponder.think.sampling import logged
+from ponder.think.base import SYSTEM_PROMPT, Run, StrategyBase
 from ponder.verify.extract import extract_answer
 
 STYLES = ("auto", "tags", "plain")
@@ -72,50 +69,46 @@ def thinking_end(text: str, style: str) -> tuple[int, int] | None:
 
 
 @dataclass
-class Think:
+class Think(StrategyBase):
     min_think: int = 0  # thinking shorter than this gets a "Wait" (0: never)
     max_think: int = 1024  # thinking is closed at this many tokens
-    max_tokens: int = 256  # the answer after the thinking
     waits: int = 3  # "Wait"s at most
     style: str = "auto"  # auto | tags | plain
-    temperature: float = 0.0  # s1 decodes greedily
-    seed: int | None = None
+    # max_tokens: the answer after the thinking; s1 decodes greedily
+    max_tokens: int = 256
+    temperature: float = 0.0
 
-    spec_name = "think"
+    name = "think"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.min_think < 0:
             raise ValueError("think: min_think must be >= 0")
-        if self.max_think < 1 or self.max_tokens < 1:
-            raise ValueError("think: max_think and max_tokens must be positive integers")
+        if self.max_think < 1:
+            raise ValueError("think: max_think must be a positive integer")
         if self.min_think > self.max_think:
             raise ValueError("think: min_think must not exceed max_think")
         if self.waits < 0:
             raise ValueError("think: waits must be >= 0")
         if self.style not in STYLES:
             raise ValueError(f"think: style={self.style!r} is not one of {', '.join(STYLES)}")
-        if self.temperature < 0:
-            raise ValueError("think: temperature must be >= 0")
 
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
+    async def solve(self, problem: Problem, run: Run) -> Result:
         system = TAGS_SYSTEM if self.style == "tags" else SYSTEM_PROMPT
-        base = Request.chat(
-            problem.question, system=system, temperature=self.temperature, seed=self.seed
-        )
+        base = Request.chat(problem.question, system=system, **self.sampling.request_args())
         style = self.style
         text = OPEN + "\n" if style == "tags" else ""
-        spent, trace = Usage(), []
-        thinking = waits = calls = 0
+        thinking = waits = calls = tokens = 0
         closed = False  # the thinking was forced shut: this call is the answer
-        how = ""
+        how, finish = "", "stop"
         while True:
-            think_left = self._allowance(model, base, text, budget, spent, thinking)
+            think_left = self._allowance(run, base, text, thinking)
             if not closed and think_left < 1 and calls:  # no thinking left: answer now
                 text = text.rstrip() + CLOSE["tags" if style == "tags" else "plain"]
                 closed = True
-                yield logged(trace, Forced("close", thinking))
+                run.emit(Forced("close", thinking))
             max_new = self.max_tokens if closed else think_left + self.max_tokens
-            req = fit_to_budget(model, base.continuing(text, max_tokens=max_new), budget, spent)
+            req = run.meter.fit(base.continuing(text, max_tokens=max_new))
             if req is None:
                 how = "budget too small for the prompt" if not calls else "budget ended"
                 break
@@ -124,19 +117,13 @@ class Think:
             stop = None
             if not closed:
                 stop = self._watcher(text, style, thinking, waits, think_left, watch)
-            completion = None
-            async for item in stream_generate(model, req, calls, stop):
-                if isinstance(item, Completion):
-                    completion = item
-                else:
-                    yield item
+            sample = (await run.generate(req, calls, stop)).samples[0]
             calls += 1
-            spent = spent + completion.usage
-            sample = completion.samples[0]
+            tokens += sample.completion_tokens
+            finish = sample.finish_reason
             so_far = text + sample.text
-            yield logged(trace, Sampled(calls - 1, so_far, _answer(so_far, style),
-                                        sample.completion_tokens, sample.finish_reason))
-            yield logged(trace, Spent(spent))
+            run.emit(Sampled(calls - 1, so_far, _answer(so_far, style),
+                             sample.completion_tokens, sample.finish_reason))  # fmt: skip
             if closed:
                 text += sample.text
                 how = f"thinking closed at {thinking} tokens, then answered"
@@ -151,7 +138,7 @@ class Think:
                     thinking += used
                     waits += 1
                     text = (text + sample.text)[: end[0]].rstrip() + WAIT
-                    yield logged(trace, Forced("wait", thinking))
+                    run.emit(Forced("wait", thinking))
                     continue
                 thinking += used
                 text += sample.text
@@ -162,20 +149,21 @@ class Think:
             if ended and thinking < self.min_think and waits < self.waits:
                 waits += 1
                 text = (text + sample.text).rstrip() + WAIT
-                yield logged(trace, Forced("wait", thinking))
+                run.emit(Forced("wait", thinking))
                 continue
             text = (text + sample.text).rstrip() + CLOSE[style]
             closed = True
-            yield logged(trace, Forced("close", thinking))
+            run.emit(Forced("close", thinking))
 
         answer = _answer(text, style)
         if waits:
             how += f" ({waits} Wait{'s' if waits > 1 else ''} appended)"
         if answer is None and how != "budget too small for the prompt":
             how += "; no answer found in the text"
-        yield Final(Result(answer, text, how, spent, trace))
+        chosen = Chosen(calls - 1, text, tokens, finish) if calls else None
+        return run.result(answer, chosen, how)
 
-    def _allowance(self, model, base, text, budget, spent, thinking) -> int:
+    def _allowance(self, run: Run, base: Request, text: str, thinking: int) -> int:
         """Thinking tokens the next call may spend: what ``max_think`` leaves and, under a cap,
         what leaves room for a forced answer after it (that call re-reads the thinking).
 
@@ -184,10 +172,10 @@ class Think:
         of that (up to ``max_tokens``), the thinking ``t`` the rest.
         """
         left = max(0, self.max_think - thinking)
-        remaining = budget.remaining(spent)
+        remaining = run.meter.remaining
         if remaining is None:
             return left
-        prompt = model.count_prompt_tokens(base.continuing(text, max_tokens=1))
+        prompt = run.model.count_prompt_tokens(base.continuing(text, max_tokens=1))
         spare = (remaining - 2 * prompt - 8) // 2  # 8: room for the closing text
         room = spare - min(self.max_tokens, spare // 2)
         return max(0, min(left, room))

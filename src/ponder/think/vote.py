@@ -15,92 +15,57 @@ Negative scores count as 0.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ponder.budget import Budget, Usage
-from ponder.events import Event, Final, Result, Spent, Voted
-from ponder.models.base import Model
+from ponder.events import Result, Voted
 from ponder.problems.base import Problem
+from ponder.think.base import Run, StrategyBase
 from ponder.think.sampling import (
-    Batch,
-    Scoring,
-    first_text,
+    first_with,
     leader,
-    logged,
     plan_batch,
-    plan_scored_batch,
     sample_batch,
     score_candidates,
     tally,
 )
-from ponder.verify.scorers import SCORERS, make_scorer
+from ponder.verify.scorers import resolve_scorer
+from ponder.verify.scoring import Scorer
 
 WEIGHTINGS = ("none", "verifier", "confidence")
 
 
 @dataclass
-class Vote:
+class Vote(StrategyBase):
     n: int = 5
-    max_tokens: int = 512
-    temperature: float = 0.7
-    seed: int | None = None
     weighted: str = "none"  # none | verifier (scores of `verifier`) | confidence (DeepConf)
-    verifier: str = "judge"  # the scorer weighted=verifier uses (a name in verify.scorers.SCORERS)
+    verifier: str | Scorer = "judge"  # the scorer weighted=verifier uses (verify.scorers)
+    temperature: float = 0.7
 
-    spec_name = "vote"
+    name = "vote"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.n < 1:
             raise ValueError("vote: n must be a positive integer")
-        if self.max_tokens < 1:
-            raise ValueError("vote: max_tokens must be a positive integer")
-        if self.temperature < 0:
-            raise ValueError("vote: temperature must be >= 0")
         if self.weighted not in WEIGHTINGS:
             raise ValueError(
                 f"vote: weighted={self.weighted!r} is not one of {', '.join(WEIGHTINGS)}"
             )
-        if self.verifier not in SCORERS:
-            raise ValueError(
-                f"vote: unknown verifier {self.verifier!r}; known: {', '.join(SCORERS)}"
-            )
+        self._verifier = self.scorer_for("answer")
+        self._confidence = resolve_scorer("confidence", "answer")
 
-    async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
+    async def solve(self, problem: Problem, run: Run) -> Result:
         scorer = None
         if self.weighted != "none":
-            scorer = make_scorer("confidence" if self.weighted == "confidence" else self.verifier)
-        args = dict(
-            n=self.n, max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed
-        )
-        if scorer is None:
-            req = plan_batch(problem, model, budget, Usage(), **args)
-        else:
-            req = plan_scored_batch(problem, model, budget, Usage(), scorer, **args)
+            scorer = self._confidence if self.weighted == "confidence" else self._verifier
+        req = plan_batch(run, problem, self.sampling, self.n, scorer=scorer)
         if req is None:
-            yield Final(Result(None, "", "budget too small for the prompt", Usage()))
-            return
-        trace, batch = [], None
-        async for item in sample_batch(model, req):
-            if isinstance(item, Batch):
-                batch = item
-                continue
-            yield logged(trace, item)
-        spent = batch.usage
-        yield logged(trace, Spent(spent))
-        cands = batch.candidates
+            return run.result(None, None, "budget too small for the prompt")
+        cands = (await sample_batch(run, req)).candidates
 
         weights, unweighted = None, ""
         if scorer is not None:
-            scoring = None
-            async for item in score_candidates(problem, model, scorer, cands, budget, spent):
-                if isinstance(item, Scoring):
-                    scoring = item
-                    continue
-                yield logged(trace, item)
-            if scoring.usage.calls or scoring.usage.total_tokens:
-                spent = spent + scoring.usage
-                yield logged(trace, Spent(spent))
+            scoring = await score_candidates(run, scorer, problem, cands)
             if scoring.scores:
                 weights = {i: max(s, 0.0) for i, s in scoring.scores.items()}
             else:
@@ -111,11 +76,9 @@ class Vote:
             weights, votes = None, tally(cands)  # every scored vote weighs 0: the count decides
             unweighted = f" (every {scorer.name} weight was 0)"
         best = leader(votes)
-        yield logged(trace, Voted({k: float(v) for k, v in votes.items()}, best))
+        run.emit(Voted({k: float(v) for k, v in votes.items()}, best))
         if best is None:
-            how = f"no answer in any of {len(cands)} samples"
-            yield Final(Result(None, cands[0].sample.text, how, spent, trace))
-            return
+            return run.result(None, cands[0].chosen, f"no answer in any of {len(cands)} samples")
         agree = sum(c.key == best for c in cands)
         if weights is None:
             how = f"majority vote: {agree}/{len(cands)} samples agree{unweighted}"
@@ -125,4 +88,5 @@ class Vote:
                 f"{scorer.name}-weighted vote: {share:.0%} of the weight, "
                 f"{agree}/{len(cands)} samples agree"
             )
-        yield Final(Result(best, first_text(cands, best), how, spent, trace))
+        winner = first_with(cands, best)
+        return run.result(best, winner.chosen, how)

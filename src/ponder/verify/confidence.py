@@ -23,6 +23,9 @@ Where this version departs from the paper:
 - An empty trace (no tokens generated) has confidence 0.0, the lowest any trace can have, since
   ``C_i >= 0`` always.
 - The bottom-percent measure averages the lowest ``ceil(n * percent / 100)`` groups (at least one).
+
+The scorers at the end read these numbers off a candidate: ``confidence`` (DeepConf, answers) and
+``prob`` (mean token probability, answers and steps).
 """
 
 from __future__ import annotations
@@ -31,7 +34,12 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
-from ponder.models.base import Sample
+from dataclasses import dataclass, field
+
+from ponder.models.base import Model, ModelError, Sample
+from ponder.problems.base import Problem
+from ponder.verify.score import PASS, Score
+from ponder.verify.scoring import Attempt
 
 PAPER_WINDOW = 2048
 
@@ -158,3 +166,93 @@ class RunningGroupConfidence:
     def lowest(self) -> float:
         """Lowest full-window mean so far; during warm-up the trace's mean, as for a short trace."""
         return self.current if self._lowest is None else self._lowest
+
+
+# --- scorers that read the candidate's own token probabilities (free: no model call) ---
+
+MEASURES = ("mean", "lowest_group", "bottom10", "tail")
+
+
+def _needs(what: str, sample: Sample | None, model: Model) -> Sample:
+    """The attempt's sample, carrying ``what``; a backend that returned none is a setup problem."""
+    if sample is None:
+        raise ValueError(f"the {what} scorer needs the sample that wrote the candidate")
+    if (sample.top_logprobs if what == "confidence" else sample.logprobs) is None:
+        raise ModelError(
+            f"the {what} scorer needs {'top ' if what == 'confidence' else ''}logprobs, and the "
+            f"model {model.name} returned none (use gguf, hf, or an OpenAI-compatible server that "
+            "returns logprobs)"
+        )
+    return sample
+
+
+@dataclass
+class ConfidenceScorer:
+    """``confidence``: a finished candidate scored by its own DeepConf confidence (see above).
+
+    The candidate must have been sampled with ``Request(top_logprobs=self.top_logprobs)``. Values
+    are not probabilities (``C_i >= 0`` is unbounded), so it rates answers, not steps.
+    """
+
+    measure: str = "tail"  # one of MEASURES
+    # group / tail size in tokens (the paper's 2048 is longer than the small models here write)
+    window: int = 256
+    top_logprobs: int = 5  # k asked of the model
+    name: str = field(default="confidence", init=False)
+    levels: frozenset[str] = field(default=frozenset({"answer"}), init=False)
+    logprobs: bool = field(default=False, init=False)
+    needs_sample: bool = field(default=True, init=False)
+    calls_model: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        if self.measure not in MEASURES:
+            raise ValueError(
+                f"unknown confidence measure {self.measure!r}; choose one of {', '.join(MEASURES)}"
+            )
+        if self.window < 1:
+            raise ValueError(f"confidence window must be >= 1 token, got {self.window}")
+        if not 1 <= self.top_logprobs <= 20:
+            raise ValueError(f"confidence top_logprobs must be in [1, 20], got {self.top_logprobs}")
+
+    def value(self, sample: Sample) -> float:
+        if self.measure == "mean":
+            return mean_confidence(sample)
+        if self.measure == "lowest_group":
+            return lowest_group_confidence(sample, self.window)
+        if self.measure == "bottom10":
+            return bottom_percent_confidence(sample, 10, self.window)
+        return tail_confidence(sample, self.window)
+
+    def max_cost(self, problem: Problem, attempt: Attempt, model: Model) -> int:
+        return 0
+
+    async def score(self, problem: Problem, attempt: Attempt, model: Model) -> Score:
+        c = self.value(_needs("confidence", attempt.sample, model))
+        return Score(True, c, f"{self.measure} confidence {c:.3f}")
+
+
+@dataclass
+class TokenProb:
+    """``prob``: the geometric-mean token probability ``exp(mean logprob)`` of the sample that
+    wrote the step (or the solution), in [0, 1]; a step passes at ``score.PASS``.
+
+    Needs the sample itself: a step cut out of a longer sample has no logprobs of its own (so
+    ``reflect``, which cuts steps out of whole solutions, cannot use it).
+    """
+
+    name: str = field(default="prob", init=False)
+    levels: frozenset[str] = field(default=frozenset({"answer", "step"}), init=False)
+    logprobs: bool = field(default=True, init=False)
+    top_logprobs: int = field(default=0, init=False)
+    needs_sample: bool = field(default=True, init=False)
+    calls_model: bool = field(default=False, init=False)
+
+    def max_cost(self, problem: Problem, attempt: Attempt, model: Model) -> int:
+        return 0
+
+    async def score(self, problem: Problem, attempt: Attempt, model: Model) -> Score:
+        lps = _needs("prob", attempt.sample, model).logprobs
+        if not lps:
+            return Score(True, 1.0, "empty step")
+        p = math.exp(sum(lps) / len(lps))
+        return Score(p >= PASS, p, f"mean token probability {p:.3f}")

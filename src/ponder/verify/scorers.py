@@ -1,6 +1,14 @@
-"""The scorer registry: ``make_scorer("judge")``, ``make_scorer("confidence", measure="tail")``.
+"""The scorer registry, next to the scorers: ``make_scorer("judge")``, ``make_scorer("prm:PATH")``.
 
-Only reference-free scorers live here: test-time selection never sees the reference answer.
+| name        | rates          | costs                   | reads                         |
+|-------------|----------------|-------------------------|-------------------------------|
+| ``check``   | answers        | nothing                 | the task's grader (an oracle  |
+|             |                |                         | where the task has a reference)|
+| ``judge``   | answers, steps | one short model call    | the model's Yes/No verdict    |
+| ``confidence`` | answers     | nothing                 | DeepConf trace confidence     |
+| ``prob``    | answers, steps | nothing                 | mean token probability        |
+| ``arith``   | answers, steps | nothing                 | exact equations in the text   |
+| ``prm:PATH``| answers, steps | one PRM forward pass    | a process reward model        |
 """
 
 from __future__ import annotations
@@ -8,23 +16,58 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from ponder.verify.judge import ConfidenceScorer, JudgeScorer
+from ponder.verify.arith import Arith
+from ponder.verify.confidence import ConfidenceScorer, TokenProb
+from ponder.verify.grade import Check
+from ponder.verify.judge import Judge
 from ponder.verify.scoring import Scorer
 
 SCORERS: dict[str, Callable[..., Scorer]] = {
-    "judge": JudgeScorer,
+    "check": Check,
+    "judge": Judge,
     "confidence": ConfidenceScorer,
+    "prob": TokenProb,
+    "arith": Arith,
 }
+NAMES = (*SCORERS, "prm:PATH")
 
 
-def make_scorer(name: str, **options) -> Scorer:
-    """Build the scorer ``name`` with ``options`` (its dataclass fields)."""
-    if name not in SCORERS:
-        raise ValueError(f"unknown scorer {name!r}; known: {', '.join(SCORERS)}")
-    factory = SCORERS[name]
-    try:
-        return factory(**options)
-    except TypeError as e:  # an option the scorer does not take
-        fields = dataclasses.fields(factory) if dataclasses.is_dataclass(factory) else ()
-        known = ", ".join(f.name for f in fields if f.init)
-        raise ValueError(f"scorer {name!r}: {e}; its options: {known}") from e
+def make_scorer(name: str, level: str | None = None, **options) -> Scorer:
+    """Build the scorer ``name`` (or ``prm:PATH``) with ``options`` (its dataclass fields).
+
+    ``level`` ("answer" or "step"): the scorer must be able to rate that; a ValueError says which
+    scorers can.
+    """
+    if name.startswith("prm:") and name[4:].strip():
+        from ponder.verify.prm import PRMScorer  # torch is imported only when a PRM is used
+
+        scorer: Scorer = PRMScorer(name[4:].strip(), **options)
+    elif name not in SCORERS:
+        raise ValueError(f"unknown verifier {name!r}; known: {', '.join(NAMES)}")
+    else:
+        factory = SCORERS[name]
+        try:
+            scorer = factory(**options)
+        except TypeError as e:  # an option the scorer does not take
+            fields = dataclasses.fields(factory) if dataclasses.is_dataclass(factory) else ()
+            known = ", ".join(f.name for f in fields if f.init)
+            raise ValueError(f"verifier {name!r}: {e}; its options: {known or 'none'}") from e
+    if level is not None and level not in scorer.levels:
+        able = [n for n, f in SCORERS.items() if level in f().levels] + ["prm:PATH"] * (
+            level == "step"
+        )
+        what = "steps" if level == "step" else "finished answers"
+        raise ValueError(
+            f"verifier {name!r} cannot rate {what}; use one of {', '.join(able)}"
+        )
+    return scorer
+
+
+def resolve_scorer(verifier: str | Scorer, level: str) -> Scorer:
+    """A strategy's ``verifier`` field (a name, or a Scorer object passed in Python) as a Scorer
+    that rates ``level``."""
+    if isinstance(verifier, str):
+        return make_scorer(verifier, level=level)
+    if level not in verifier.levels:
+        raise ValueError(f"verifier {verifier.name!r} cannot rate {level}s")
+    return verifier

@@ -1,34 +1,66 @@
-"""Test-time scorers: how strategies rate a candidate when the reference answer is unknown.
+"""The one scoring protocol: a Scorer rates an Attempt at a problem and returns a Score.
 
-A Scorer rates one sampled candidate for a problem, possibly by asking a model (an LLM judge), and
-reports what that cost, so that the calling strategy can charge it to its budget. Grading against
-a reference (``verify.check``) is a different thing: it is for benchmarks and RL rewards, never for
-choosing answers at test time.
+An Attempt is a finished solution (its answer already read) or, for process verification, a
+partial solution whose latest ``step`` is to be rated. The same objects serve the three uses of a
+verifier (STYLE.md 4):
+
+- grading: ``ponder bench`` grades each cell with the ``check`` scorer (``bench.runner.run_cell``);
+- selection at test time: strategies rate candidates through their budget meter
+  (``think.meter.Meter.score``), which prices a call with ``max_cost`` before paying for it;
+- rewards: ``lab.rewards.scorer_reward(scorer)`` turns any free scorer into a TRL reward function.
+
+A scorer declares what it can rate (``levels``: ``answer`` for finished solutions, ``step`` for the
+latest step of a partial one) and what the sampled candidates must carry for it (logprobs, top-k
+logprobs, the sample itself). Reference-free scorers may select at test time; ``check`` reads the
+reference answer where the task has one (math, numeric, exact), so selecting with it there is an
+oracle (pass@n), and its reasons say so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from ponder.budget import Usage
 from ponder.models.base import Model, Sample
 from ponder.problems.base import Problem
+from ponder.verify.score import Score
+
+LEVELS = ("answer", "step")
 
 
-@dataclass
-class Scored:
-    score: float  # higher is better; comparable across candidates of one problem
-    reason: str
-    usage: Usage = field(default_factory=Usage)  # what scoring cost (zero for logprob scorers)
+@dataclass(frozen=True)
+class Attempt:
+    """What is scored.
+
+    ``text``: the solution so far (the whole solution when finished; it ends with ``step`` when a
+    step is rated); ``answer``: its final answer as the strategy read it (None: none stated);
+    ``step``: the latest step, when one step is to be rated (None: the whole solution);
+    ``sample``: the sample that wrote the step, or the solution, for scorers that read logprobs.
+    """
+
+    text: str
+    answer: str | None = None
+    step: str | None = None
+    sample: Sample | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The solution before the rated step (the whole text when no step is rated)."""
+        if self.step is None:
+            return self.text
+        return self.text[: len(self.text) - len(self.step)] if self.text.endswith(self.step) else ""
 
 
 class Scorer(Protocol):
     name: str
-    top_logprobs: int  # k the samples must carry (Request.top_logprobs); 0 if none
+    levels: frozenset[str]  # what it rates: "answer" and/or "step"
+    logprobs: bool  # the candidate samples must carry logprobs
+    top_logprobs: int  # k top logprobs the candidate samples must carry (0: none)
+    needs_sample: bool  # reads ``attempt.sample``
+    calls_model: bool  # asks the model being scored (a judge); its calls are charged to the run
 
-    def max_cost(self, problem: Problem, sample: Sample, model: Model) -> int:
+    def max_cost(self, problem: Problem, attempt: Attempt, model: Model) -> int:
         """Worst-case tokens one ``score`` call may spend (0 for scorers that call no model)."""
         ...
 
-    async def score(self, problem: Problem, sample: Sample, model: Model) -> Scored: ...
+    async def score(self, problem: Problem, attempt: Attempt, model: Model) -> Score: ...

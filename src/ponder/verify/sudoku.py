@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 
-from ponder.verify.verdict import Verdict
+from ponder.verify.score import Score
 
 _SEPARATORS = re.compile(r"[\s/,|]+")
 
@@ -22,7 +22,7 @@ def parse_grid(text: str) -> list[str]:
     return [row for row in _SEPARATORS.split(str(text).strip().strip("$").strip()) if row]
 
 
-def check_sudoku(answer: str, puzzle: str) -> Verdict:
+def check_sudoku(answer: str, puzzle: str) -> Score:
     givens = parse_grid(puzzle)
     n = len(givens)
     box = math.isqrt(n)
@@ -31,12 +31,12 @@ def check_sudoku(answer: str, puzzle: str) -> Verdict:
     digits = "".join(str(d) for d in range(1, n + 1))
     cells = "".join(parse_grid(answer))
     if len(cells) != n * n or any(c not in digits for c in cells):
-        return Verdict(False, 0.0, f"not a {n}x{n} grid of the digits 1-{n}")
+        return Score(False, 0.0, f"not a {n}x{n} grid of the digits 1-{n}")
     grid = [cells[r * n : (r + 1) * n] for r in range(n)]
     for r in range(n):
         for c in range(n):
             if givens[r][c] != "." and givens[r][c] != grid[r][c]:
-                return Verdict(False, 0.0, f"changes the given r{r + 1}c{c + 1}={givens[r][c]}")
+                return Score(False, 0.0, f"changes the given r{r + 1}c{c + 1}={givens[r][c]}")
     groups = [(f"row {r + 1}", grid[r]) for r in range(n)]
     groups += [(f"column {c + 1}", "".join(grid[r][c] for r in range(n))) for c in range(n)]
     for b in range(n):
@@ -46,5 +46,5 @@ def check_sudoku(answer: str, puzzle: str) -> Verdict:
     for name, group in groups:
         if len(set(group)) != n:
             twice = next(d for d in group if group.count(d) > 1)
-            return Verdict(False, 0.0, f"{name} repeats {twice}")
-    return Verdict(True, 1.0, "a valid completion")
+            return Score(False, 0.0, f"{name} repeats {twice}")
+    return Score(True, 1.0, "a valid completion")

@@ -1,6 +1,7 @@
 """Lab checkpoints shipped inside the package: ``--model lab:NAME`` runs one without training.
 
-Each lives in ``ponder/lab/checkpoints/NAME`` as an ordinary Hugging Face model directory (so
+Each lives in ``ponder/lab/checkpoints/NAME`` (package data of the lab, found here by path so that
+loading a model never imports the lab's training code) as an ordinary Hugging Face model directory (so
 ``hf:`` loads it too) with the ``ponder_train.json`` its training run wrote: the exact command,
 seed and results that made it. ``checkpoints/README.md`` lists them and how they were measured.
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from ponder.models.base import ModelError
 
-ROOT = Path(__file__).parent / "checkpoints"
+ROOT = Path(__file__).parent.parent / "lab" / "checkpoints"
 
 
 def shipped_names() -> list[str]:

@@ -1,0 +1,17 @@
+"""``parse_task("arith:digits=5,op=mul")`` -> ``("arith", {"digits": 5, "op": "mul"})``: a task spec
+as ``ponder bench --task`` and ``ponder data synth --task`` take it (integers become ints)."""
+
+from __future__ import annotations
+
+import re
+
+from ponder.problems.errors import ProblemSetError
+from ponder.specs import SpecError, parse_spec
+
+
+def parse_task(text: str) -> tuple[str, dict]:
+    try:
+        name, pairs = parse_spec(text, "--task")
+    except SpecError as e:
+        raise ProblemSetError(f"--task: {e}") from None
+    return name, {k: int(v) if re.fullmatch(r"-?\d+", v) else v for k, v in pairs}

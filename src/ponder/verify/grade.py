@@ -1,0 +1,101 @@
+"""Grading: ``check(problem, answer) -> Score``, a pure function of (problem, candidate), and the
+``check`` scorer that wraps it.
+
+The same code grades benchmarks, selects answers at test time and is the reward in RL. It dispatches
+on ``problem.kind``: "math" (math-verify equivalence), "numeric" (float tolerance; a candidate that
+is not a plain number, such as ``\\frac{54}{2}``, falls back to math equivalence), "exact"
+(equal after ``normalize_answer``), "countdown" (the expression is checked against
+``problem.meta["numbers"]`` and ``["target"]``), "sudoku" (the completed grid is checked against
+``problem.meta["puzzle"]``; any valid completion counts).
+
+A wrong or missing answer is a Score; a problem the graders cannot handle (unknown kind, no
+reference) is our bug and raises ValueError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ponder.models.base import Model
+from ponder.problems.base import Problem
+from ponder.verify.countdown import check_countdown
+from ponder.verify.extract import extract_answer
+from ponder.verify.math_equiv import math_equal
+from ponder.verify.normalize import as_number, normalize_answer
+from ponder.verify.numeric import numeric_equal
+from ponder.verify.score import Score
+from ponder.verify.scoring import Attempt
+from ponder.verify.sudoku import check_sudoku
+
+REFERENCE_FREE = ("countdown", "sudoku")  # kinds whose grader needs no reference answer
+
+KINDS = ("math", "numeric", "exact", "countdown", "sudoku")
+
+
+def check(problem: Problem, answer: str | None) -> Score:
+    """Grade an already-extracted ``answer`` against ``problem``."""
+    if problem.kind not in KINDS:
+        known = ", ".join(KINDS)
+        raise ValueError(f"problem {problem.id}: unknown kind {problem.kind!r}; known: {known}")
+    if problem.kind == "countdown":
+        numbers, target = problem.meta.get("numbers"), problem.meta.get("target")
+        if numbers is None or target is None:
+            raise ValueError(f"problem {problem.id}: countdown needs meta numbers and target")
+    elif problem.kind == "sudoku":
+        if not problem.meta.get("puzzle"):
+            raise ValueError(f"problem {problem.id}: sudoku needs meta puzzle")
+    elif problem.answer is None:
+        raise ValueError(f"problem {problem.id} has no reference answer to grade against")
+    if answer is None or not str(answer).strip():
+        return Score(False, 0.0, "no answer")
+    answer = str(answer)
+    if problem.kind == "countdown":
+        return check_countdown(answer, list(numbers), int(target))
+    if problem.kind == "sudoku":
+        return check_sudoku(answer, problem.meta["puzzle"])
+    reference = str(problem.answer)
+    if problem.kind == "math":
+        same = math_equal(answer, reference)
+    elif problem.kind == "numeric":
+        same = (
+            numeric_equal(answer, reference)
+            if as_number(answer) is not None
+            else math_equal(answer, reference)
+        )
+    else:
+        same = normalize_answer(answer) == normalize_answer(reference)
+    if same:
+        return Score(True, 1.0, "matches the reference")
+    return Score(False, 0.0, "differs from the reference")
+
+
+def verify(problem: Problem, text: str) -> Score:
+    """Grade free-form model ``text``: extract its final answer, then ``check`` it."""
+    return check(problem, extract_answer(text))
+
+
+
+@dataclass
+class Check:
+    """``check``: the task's own grader as a scorer (free; rates finished answers).
+
+    For countdown and sudoku it needs no reference, so it is a fair exact verifier at test time
+    (best-of-n with it is search with a perfect checker). For kinds graded against a reference
+    answer it is an oracle at test time, and its reason says so.
+    """
+
+    name: str = field(default="check", init=False)
+    levels: frozenset[str] = field(default=frozenset({"answer"}), init=False)
+    logprobs: bool = field(default=False, init=False)
+    top_logprobs: int = field(default=0, init=False)
+    needs_sample: bool = field(default=False, init=False)
+    calls_model: bool = field(default=False, init=False)
+
+    def max_cost(self, problem: Problem, attempt: Attempt, model: Model | None) -> int:
+        return 0
+
+    async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
+        s = check(problem, attempt.answer)
+        if problem.kind in REFERENCE_FREE:
+            return s
+        return Score(s.ok, s.value, f"{s.reason} (oracle: graded against the reference)")
