@@ -46,11 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.lab.cli import add_train_commands
     from ponder.lab.data_cli import add_data_commands
     from ponder.serve.cli import add_serve_commands
+    from ponder.tools.cli import add_sandbox_commands
 
     add_bench_commands(sub)
     add_train_commands(sub)
     add_data_commands(sub)
     add_serve_commands(sub)
+    add_sandbox_commands(sub)
     return p
 
 
