@@ -43,6 +43,8 @@ TASKS = [
 @pytest.mark.parametrize("task,options", TASKS)
 def test_every_trace_ends_in_an_answer_the_grader_accepts(task, options):
     for p in traces.make_problems(task, 200, seed=7, **options):
+        if task == "countdown" and not traces.has_trace(p):
+            continue  # no search solves it within the cap: no row (tests/test_lab_traces.py)
         trace, answer = traces.worked_solution(p)
         text = traces.completion(p)
         assert text == format.completion_text(trace, answer)
@@ -66,16 +68,21 @@ def test_arithmetic_scratchpads():
 
 
 def test_countdown_traces_search_and_end_in_a_valid_expression():
-    backtracks = 0
+    # the line-by-line replay of every procedure is in tests/test_lab_traces.py
+    backtracks = rows = 0
     for p in traces.make_problems("countdown", 200, seed=1):
+        if not traces.has_trace(p):
+            continue
+        rows += 1
         trace, expr = traces.worked_solution(p)
         assert check_countdown(expr, p.meta["numbers"], p.meta["target"]).ok
         assert " " not in expr  # one "word": extract_answer keeps it whole
         lines = trace.splitlines()
-        assert all(line.startswith("try ") for line in lines)
+        assert not lines or lines[0].split()[0] in ("dfs", "near", "big", "beam")
         assert not lines or lines[-1].endswith(" ok")
-        assert len(trace) < 300
-        backtracks += "no; back" in trace
+        assert len(trace) <= traces.COUNTDOWN_MAX_CHARS
+        backtracks += "back [" in trace or (trace.startswith("beam") and " no\n" in trace)
+    assert rows > 140  # 4-number problems: about a fifth has no trace within the cap
     assert backtracks > 50  # dead ends are shown, not only the winning path
 
 

@@ -13,7 +13,7 @@ import shlex
 
 from ponder.argtypes import positive_int
 from ponder.errors import UserError
-from ponder.lab.train_args import require_train_packages
+from ponder.lab.train_args import count_option, require_train_packages
 
 
 
@@ -26,7 +26,8 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
     )
     s.add_argument("--task", help="add, mul, countdown or sudoku: generated problems with traces")
     s.add_argument("--digits", type=positive_int, help="add/mul: digits per number (default 3)")
-    s.add_argument("--count", type=positive_int, help="countdown: numbers given (3-5, default 4)")
+    s.add_argument("--count", type=count_option,
+                   help="countdown: numbers given (3-5, default 4), or a range such as 3-4")
     s.add_argument("--blanks", type=positive_int, help="sudoku: empty cells (1-16, default 8)")
     s.add_argument(
         "--data", help="JSONL of {prompt, completion} rows (`ponder data synth`) instead of --task"

@@ -51,7 +51,9 @@ class StopAtAccuracy(TrainerCallback):
         self.tokenizer, self.scratch, self.say = tokenizer, Path(scratch), say
         # an untrained model rambles to the cap: allow 1.5x the longest worked trace (characters =
         # tokens for the lab's character tokenizer), not a generic 256
-        self.max_tokens = int(1.5 * max(len(traces.completion(p)) for p in problems)) + 16
+        # (countdowns without a trace within its cap are validated on, but have no length)
+        longest = max(len(traces.completion(p)) for p in problems if traces.has_trace(p))
+        self.max_tokens = int(1.5 * longest) + 16
         self.history: list[tuple[int, float]] = []  # (step, validation accuracy)
         self.stopped_at: int | None = None
 

@@ -7,7 +7,7 @@ import argparse
 import shlex
 
 from ponder.argtypes import positive_int
-from ponder.lab.train_args import require_train_packages
+from ponder.lab.train_args import count_option, require_train_packages
 
 
 def add_grpo_command(tsub) -> None:
@@ -18,7 +18,8 @@ def add_grpo_command(tsub) -> None:
                    help="the starting HF model dir (e.g. a `ponder train sft` output)")
     g.add_argument("--task", default="add", help="add, mul, countdown or sudoku (default add)")
     g.add_argument("--digits", type=positive_int, help="add/mul: digits per number (default 3)")
-    g.add_argument("--count", type=positive_int, help="countdown: numbers given (3-5, default 4)")
+    g.add_argument("--count", type=count_option,
+                   help="countdown: numbers given (3-5, default 4), or a range such as 3-4")
     g.add_argument("--blanks", type=positive_int, help="sudoku: empty cells (1-16, default 8)")
     g.add_argument("--examples", type=positive_int,
                    help="distinct problems (default: steps x batch size, new ones every step)")

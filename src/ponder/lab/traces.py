@@ -14,26 +14,41 @@ Every completion ends with ``format.completion_text(trace, answer)``; its answer
       3+2+1=6 > 632
 
 * mul: one partial product per digit of the second factor, right to left, then running sums.
-* countdown: a depth-first search written as ``try a*b=c, left ...`` lines. Departure from a real
-  DFS trace, which would be thousands of characters: a dead end is one line ending
-  ``... no; back`` (the subtree was searched exhaustively, off the page), and only 0-2 dead ends
-  are shown per level, sampled from the real ones, before the move that works. The answer is a
-  fully parenthesised expression without spaces (``((25-7)+3)*4``: one "word", so that
-  ``extract_answer`` keeps it whole).
+* countdown: the stream of a symbolic search (``lab.countdown_search``, which has the rules and
+  the format): every move it tries with its result and the numbers left, every dead end and the
+  ``back [state]`` that leaves it, until a move hits the target (``43+3=46 ok``). The answer is
+  the hit's fully parenthesised expression without spaces (``((25-7)+3)*4``: one "word", so that
+  ``extract_answer`` keeps it whole). Four procedures (``dfs``, ``near``, ``big``, ``beam``); a
+  problem's id picks the one its trace starts with (``procedure_for``), and the first line names
+  it, so one model learns all four and a sampler's choice of procedure is visible in its sample.
+  Nothing on the page comes from an oracle: each move follows from the state, the target and the
+  moves written before it. (The old traces chose their moves with a solvability oracle, so a model
+  learned to guess the right move and fake a backtrack; the generator alone now knows a problem
+  is solvable, by construction.)
 * sudoku: a depth-first search over the blanks in reading order, smallest candidate first.
   ``r2c3=4`` fills a forced cell, ``r2c3=1?`` guesses (more candidates remain), ``r3c1 none`` is a
   dead end and ``back r2c3=4`` returns to the latest open guess with its next candidate. The
   answer is the grid, rows split by "/".
 
-Traces are deterministic: a problem's own id seeds the countdown's choice of dead ends.
+Countdown traces are capped at ``COUNTDOWN_MAX_CHARS`` so that prompt + completion fit the lab
+models' 1024 positions. Capped or exhausted searches are **dropped, not kept with a give-up**: when
+a problem's procedure gives up, the next procedure that reaches the target within the cap writes
+its trace instead; a problem no procedure solves within the cap (about a fifth of 4-number problems,
+none of 3-number ones at the default cap) gets no row (``NoTrace``). Why: trained on give-ups, a
+model learns to stop after about the cap's length, which is exactly what a larger thinking budget
+must not meet; trained on searches that end in a hit, it keeps searching while the budget lasts,
+and the RL stage is free to teach it when to stop. The price is a selection effect, said openly:
+the procedure named on a row's first line is one that succeeded on that problem, so the data
+carries a mild prior of which procedure suits which problem (every line after it is honest).
+
+Traces are deterministic: a problem's id picks its countdown procedure; nothing else is random.
 """
 
 from __future__ import annotations
 
-import functools
-import random
+import zlib
 
-from ponder.lab import format
+from ponder.lab import countdown_search, format
 from ponder.problems import load_problems
 from ponder.problems.base import Problem
 
@@ -44,10 +59,14 @@ TASKS: dict[str, tuple[str, dict]] = {
     "countdown": ("countdown", {}),
     "sudoku": ("sudoku", {}),
 }
+# Countdown is held out by construction: lab runs draw from the generator's train split, so
+# `countdown:split=test` (ponder bench, load_problems) shares no (numbers, target) with any of them.
+TASK_DEFAULTS: dict[str, dict] = {"countdown": {"split": "train"}}
 TASK_OPTIONS: dict[str, tuple[str, ...]] = {
     "add": ("digits",), "mul": ("digits",), "countdown": ("count",), "sudoku": ("blanks",)
 }  # fmt: skip
-COUNTDOWN_MAX_CHARS = 200  # dead ends stop being shown once the trace is this long
+# Trace cap: the longest prompt (~110 characters) + trace + "Answer: EXPR" + EOS fit 1024 positions.
+COUNTDOWN_MAX_CHARS = 860
 
 
 def make_problems(task: str, n: int, seed: int = 0, **options) -> list[Problem]:
@@ -55,11 +74,13 @@ def make_problems(task: str, n: int, seed: int = 0, **options) -> list[Problem]:
     if task not in TASKS:
         raise ValueError(f"unknown lab task {task!r}; known: {', '.join(TASKS)}")
     generator, fixed = TASKS[task]
-    return load_problems(generator, limit=n, seed=seed, **options, **fixed)
+    options = {**TASK_DEFAULTS.get(task, {}), **options, **fixed}
+    return load_problems(generator, limit=n, seed=seed, **options)
 
 
 def worked_solution(problem: Problem) -> tuple[str, str]:
-    """(trace, answer) for a generated problem."""
+    """(trace, answer) for a generated problem; ``NoTrace`` for a countdown no search solves
+    within the cap."""
     meta = problem.meta
     task = meta.get("task")
     if task == "arith":
@@ -67,7 +88,8 @@ def worked_solution(problem: Problem) -> tuple[str, str]:
             return addition_trace(meta["a"], meta["b"])
         return multiplication_trace(meta["a"], meta["b"])
     if task == "countdown":
-        return countdown_trace(meta["numbers"], meta["target"], random.Random(problem.id))
+        found = countdown_search_for(problem)
+        return found.trace, found.answer
     if task == "sudoku":
         return sudoku_trace(meta["puzzle"])
     raise ValueError(f"problem {problem.id}: no worked traces for task {task!r}")
@@ -78,17 +100,30 @@ def completion(problem: Problem) -> str:
     return format.completion_text(*worked_solution(problem))
 
 
+def has_trace(problem: Problem) -> bool:
+    try:
+        worked_solution(problem)
+    except NoTrace:
+        return False
+    return True
+
+
 def examples(task: str, n: int, seed: int = 0, **options) -> list[dict]:
-    """Prompt/completion rows (no EOS yet) for ``n`` generated problems."""
-    return [
-        {
+    """Prompt/completion rows (no EOS yet) for ``n`` generated problems, less those without a
+    trace (``NoTrace``: countdowns no search solves within the cap)."""
+    rows = []
+    for p in make_problems(task, n, seed, **options):
+        try:
+            text = completion(p)
+        except NoTrace:
+            continue
+        rows.append({
             "prompt": format.prompt_text(p.question),
-            "completion": completion(p),
+            "completion": text,
             "problem_id": p.id,
             "answer": p.answer,
-        }
-        for p in make_problems(task, n, seed, **options)
-    ]
+        })  # fmt: skip
+    return rows
 
 
 # --- arithmetic ---
@@ -127,77 +162,42 @@ def multiplication_trace(a: int, b: int) -> tuple[str, str]:
 # --- countdown ---
 
 
-def _moves(items: list[tuple[int, str]]):
-    """Every way to combine two items: (a, op, b, value, items left). a >= b; all values stay
-    positive integers; * and / by 1 are skipped (they use a number up and change nothing)."""
-    for i in range(len(items)):
-        for j in range(i + 1, len(items)):
-            (a, ea), (b, eb) = items[i], items[j]
-            if a < b:
-                (a, ea), (b, eb) = (b, eb), (a, ea)
-            rest = items[:i] + items[i + 1 : j] + items[j + 1 :]
-            options = [("+", a + b)]
-            if b > 1:
-                options.append(("*", a * b))
-            if a > b:
-                options.append(("-", a - b))
-            if b > 1 and a % b == 0:
-                options.append(("/", a // b))
-            for op, value in options:
-                expr = f"{_wrap(ea)}{op}{_wrap(eb)}"
-                yield a, op, b, value, sorted(rest + [(value, expr)], reverse=True)
+class NoTrace(ValueError):
+    """No search procedure reaches the target within the length cap: the problem gets no row."""
 
 
-def _wrap(expr: str) -> str:
-    return expr if expr.isdigit() else f"({expr})"
+def procedure_for(problem_id: str) -> str:
+    """The search procedure a problem's trace starts with: a stable hash of its id (crc32, not
+    ``hash()``, which changes between Python runs), so traces are reproducible."""
+    procedures = countdown_search.PROCEDURES
+    return procedures[zlib.crc32(problem_id.encode()) % len(procedures)]
 
 
-@functools.lru_cache(maxsize=200_000)
-def _solvable(values: tuple[int, ...], target: int) -> bool:
-    if target in values:
-        return True
-    items = [(v, str(v)) for v in values]
-    return any(
-        _solvable(tuple(sorted(v for v, _ in left)), target) for *_, left in _moves(items)
-    )
+def countdown_search_for(
+    problem: Problem, procedure: str | None = None, max_chars: int = COUNTDOWN_MAX_CHARS
+) -> countdown_search.Search:
+    """The search written as ``problem``'s trace: ``procedure`` (default: ``procedure_for`` its id)
+    or, when that one gives up within ``max_chars``, the next procedure of
+    ``countdown_search.PROCEDURES`` (in a circle) that does not. Raises ``NoTrace`` when none
+    reaches the target."""
+    procedures = countdown_search.PROCEDURES
+    first = procedures.index(procedure or procedure_for(problem.id))
+    numbers, target = problem.meta["numbers"], problem.meta["target"]
+    for k in range(len(procedures)):
+        found = countdown_search.search(
+            numbers, target, procedures[(first + k) % len(procedures)], max_chars
+        )
+        if found.answer is not None:
+            return found
+    raise NoTrace(f"countdown {numbers} -> {target}: no search hits it in {max_chars} characters")
 
 
 def countdown_trace(
-    numbers: list[int], target: int, rng: random.Random, max_chars: int = COUNTDOWN_MAX_CHARS
-) -> tuple[str, str]:
-    items = sorted(((n, str(n)) for n in numbers), reverse=True)
-    for value, expr in items:
-        if value == target:
-            return "", expr
-    lines: list[str] = []
-    while True:
-        good, dead = [], []
-        for a, op, b, value, left in _moves(items):
-            step = f"try {a}{op}{b}={value}"
-            wins = value == target or (
-                len(left) > 1 and _solvable(tuple(sorted(v for v, _ in left)), target)
-            )
-            (good if wins else dead).append((step, value, left))
-        if not good:
-            raise ValueError(f"countdown {numbers} -> {target} has no solution")
-        for step, _, left in rng.sample(dead, min(len(dead), rng.choice([0, 1, 1, 2]))):
-            line = f"{step} no" if len(left) == 1 else f"{step}, left {_values(left)} ... no; back"
-            if sum(len(s) + 1 for s in lines) + len(line) > max_chars:
-                break
-            lines.append(line)
-        # A move that reaches the target now, when there is one; otherwise any that still can.
-        hits = [g for g in good if g[1] == target]
-        step, value, left = rng.choice(hits or good)
-        if value == target:
-            lines.append(f"{step} ok")
-            expr = next(e for v, e in left if v == target)
-            return "\n".join(lines), expr
-        lines.append(f"{step}, left {_values(left)}")
-        items = left
-
-
-def _values(items: list[tuple[int, str]]) -> str:
-    return " ".join(str(v) for v, _ in items)
+    numbers: list[int], target: int, procedure: str = "dfs", max_chars: int = COUNTDOWN_MAX_CHARS
+) -> tuple[str, str | None]:
+    """(trace, answer) of one procedure; the answer is None when it gave up."""
+    found = countdown_search.search(numbers, target, procedure, max_chars)
+    return found.trace, found.answer
 
 
 # --- sudoku ---

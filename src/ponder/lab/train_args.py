@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 
 from ponder.errors import UserError
 
 TRAIN_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
+
+
+def count_option(text: str) -> int | str:
+    """--count: a whole number, or a range "3-4" of sizes mixed in one task (the problem generator
+    checks the values)."""
+    low, dash, high = text.strip().partition("-")
+    if not low.isdigit() or (dash and not high.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or a range such as 3-4")
+    return f"{int(low)}-{int(high)}" if dash else int(low)
 
 
 def require_train_packages() -> None:

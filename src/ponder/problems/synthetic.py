@@ -1,13 +1,22 @@
 """Generated problem sets: ``arith`` (long addition / multiplication), ``countdown`` and ``sudoku``.
 
-Both are seeded with ``random.Random(seed)``: the same seed and options give the same problems,
+All are seeded with ``random.Random(seed)``: the same seed and options give the same problems,
 in the same order, with the same ids. ``limit`` is how many to generate (default 100).
+
+Every generator takes ``split=train`` or ``split=test``: a stable hash of the question puts one
+problem in ten in the test split, the rest in train, and the split keeps only its own problems of
+the seed's sequence (same ids as without a split). Problems of the two splits never share a
+question, whatever the seeds and sizes: a test set of ``split=test`` is held out from training on
+``split=train`` by construction, where filtering by seed alone cannot promise it (small spaces
+such as 3-number countdown, ~5,000 distinct puzzles, repeat across seeds).
 
 ``countdown`` follows the TV game loosely: a few small (1-10) and large (25, 50, 75, 100) numbers
 and a target. Every puzzle is solvable by construction: we combine the numbers at random with
 + - * /, keeping each intermediate value a positive integer, and the final value is the target;
 the expression built is stored as the reference answer. Unlike the game, the target is not
-drawn first, and the reference uses every number (a solver may use fewer).
+drawn first, and the reference uses every number (a solver may use fewer). ``count`` is how many
+numbers (3-5, default 4) or a range, ``count=3-4``: each puzzle then draws its size, so one set
+mixes easy and hard puzzles.
 
 ``sudoku`` is a 4x4 mini sudoku (2x2 boxes): one of the 288 valid grids, drawn uniformly, with
 ``blanks`` cells emptied. Puzzles with many blanks can have several solutions; the grader accepts
@@ -17,6 +26,7 @@ any valid completion (``verify.sudoku``).
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import random
 from collections.abc import Callable
@@ -27,6 +37,8 @@ from ponder.problems.base import Problem
 from ponder.problems.errors import ProblemSetError
 
 DEFAULT_COUNT = 100
+SPLITS = ("train", "test")
+TEST_SHARE = 10  # one problem in TEST_SHARE is in the test split
 _SMALL = list(range(1, 11))
 _LARGE = [25, 50, 75, 100]
 
@@ -57,9 +69,15 @@ def make_arith(
     return f"Compute {a} {symbol} {b}.", str(value), {"a": a, "b": b, "op": op}
 
 
-def make_countdown(rng: random.Random, index: int, count: int = 4) -> tuple[str, str, dict]:
-    """A countdown puzzle with ``count`` numbers and a target in 10..999 when one turns up within a
-    few tries (large products are redrawn): (question, reference expression, meta)."""
+def make_countdown(
+    rng: random.Random, index: int, count: int | str = 4
+) -> tuple[str, str, dict]:
+    """A countdown puzzle with ``count`` numbers (or a size drawn from a range "3-4") and a target
+    in 10..999 when one turns up within a few tries (large products are redrawn): (question,
+    reference expression, meta)."""
+    if isinstance(count, str):  # a range, checked by _countdown_options
+        low, high = map(int, count.split("-"))
+        count = rng.randint(low, high)
     for _ in range(50):
         n_large = rng.randint(1, min(2, count - 1))
         numbers = rng.sample(_LARGE, n_large) + [rng.choice(_SMALL) for _ in range(count - n_large)]
@@ -148,20 +166,42 @@ class Generator:
         for flag, value in (("level", level), ("subject", subject)):
             if value is not None:
                 raise ProblemSetError(f"{self.name} has no {flag} field; drop --{flag}")
-        opts = self.check_options(dict(options or {}))
+        opts = dict(options or {})
+        split = opts.pop("split", None)
+        if split is not None and split not in SPLITS:
+            raise ProblemSetError(f"option split takes train or test; got {split!r}")
+        opts = self.check_options(opts)
+        wanted = DEFAULT_COUNT if limit is None else limit
         rng = random.Random(seed)
-        problems = []
-        for i in range(DEFAULT_COUNT if limit is None else limit):
+        problems: list[Problem] = []
+        i = 0
+        while len(problems) < wanted:
+            if i >= 1000 * wanted:  # a space of a few questions may have none in a split
+                raise ProblemSetError(
+                    f"{self.name}: too few problems in split {split}; widen the options"
+                )
             question, answer, made = self.make(rng, i, **opts)
-            meta = {"task": self.name, "index": i, "seed": seed, **opts, **made}
-            # The seed is in the id: runs with different seeds are different problems.
-            problems.append(Problem(f"{self.name}-s{seed}-{i}", question, answer, self.kind, meta))
+            if split is None or split_of(question) == split:
+                meta = {"task": self.name, "index": i, "seed": seed, **opts, **made}
+                if split is not None:
+                    meta["split"] = split
+                # The seed is in the id: runs with different seeds are different problems.
+                pid = f"{self.name}-s{seed}-{i}"
+                problems.append(Problem(pid, question, answer, self.kind, meta))
+            i += 1
         return problems
+
+
+def split_of(question: str) -> str:
+    """"test" for one question in ``TEST_SHARE`` (a stable hash, the same on every machine)."""
+    digest = hashlib.sha256(question.encode("utf-8")).digest()
+    return "test" if int.from_bytes(digest[:8], "big") % TEST_SHARE == 0 else "train"
 
 
 def _known_options(name: str, options: dict, known: set[str]) -> None:
     unknown = sorted(set(options) - known)
     if unknown:
+        known = known | {"split"}  # every generator's, handled by Generator.load
         raise ProblemSetError(
             f"{name} has no option {', '.join(unknown)}; its options are {', '.join(sorted(known))}"
         )
@@ -177,7 +217,14 @@ def _arith_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def _countdown_options(options: dict[str, Any]) -> dict[str, Any]:
     _known_options("countdown", options, {"count"})
-    return {"count": _int_option("count", options.get("count", 4), 3, 5)}
+    count = options.get("count", 4)
+    if isinstance(count, str) and "-" in count:  # a range of sizes, "3-4"
+        low, _, high = count.partition("-")
+        low, high = _int_option("count", low, 3, 5), _int_option("count", high, 3, 5)
+        if low > high:
+            raise ProblemSetError(f"option count: a range runs low-high, e.g. 3-4; got {count!r}")
+        return {"count": f"{low}-{high}" if low < high else low}
+    return {"count": _int_option("count", count, 3, 5)}
 
 
 def _sudoku_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +244,7 @@ GENERATORS: dict[str, Generator] = {
         ),
         Generator(
             "countdown",
-            "generated countdown puzzles, solvable by construction (option: count=3..5)",
+            "generated countdown puzzles, solvable by construction (option: count=3..5 or 3-4)",
             "countdown",
             make_countdown,
             _countdown_options,
