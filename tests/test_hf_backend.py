@@ -225,3 +225,12 @@ def test_continuation_greedy_equals_the_tail_of_the_full_generation(hf):
     # the prompt is the template with the generation prompt, then the prefix (one token a char)
     expected = hf.count_prompt_tokens(question) + len(prefix)
     assert hf.count_prompt_tokens(cont_req) == expected == cont.prompt_tokens
+
+
+def test_max_tokens_beyond_the_context_is_clipped_not_an_error(hf):
+    req = Request(prompt="Once upon a time", max_tokens=100_000, temperature=0.0)
+    prompt = hf.count_prompt_tokens(req)
+    c = run(hf.generate(req))
+    assert 1 <= c.samples[0].completion_tokens <= 256 - prompt  # the fixture's context is 256
+    with pytest.raises(ModelError, match="does not fit the context of 256"):
+        run(hf.generate(Request(prompt="x" * 300, max_tokens=5)))

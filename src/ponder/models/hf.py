@@ -179,9 +179,15 @@ class HFModel:
         ids = torch.tensor([prompt_ids] * n, device=self.device)
         watcher = _Watcher(self.tokenizer, request, P, set(self._eos), emit, should_stop)
         sampling = request.temperature > 0
+        # A max_tokens beyond the model's context is clipped to what is left of it (as llama.cpp's
+        # backend does), never an error; a prompt that fills the context is one.
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        room = request.max_tokens if context is None else context - P
+        if room < 1:
+            raise ModelError(f"prompt of {P} tokens does not fit the context of {context} tokens")
         kwargs: dict[str, Any] = dict(
             attention_mask=torch.ones_like(ids),
-            max_new_tokens=request.max_tokens,
+            max_new_tokens=min(request.max_tokens, room),
             do_sample=sampling,
             repetition_penalty=1.0,
             eos_token_id=self._eos or None,

@@ -8,6 +8,8 @@
 | ``confidence`` | answers     | nothing                 | DeepConf trace confidence     |
 | ``prob``    | answers, steps | nothing                 | mean token probability        |
 | ``arith``   | answers, steps | nothing                 | exact equations in the text   |
+| ``countdown``| answers, steps| nothing                 | countdown search lines: moves,|
+|             |                |                         | numbers left, hits, the answer|
 | ``prm:PATH``| answers, steps | one PRM forward pass    | a process reward model        |
 """
 
@@ -18,6 +20,7 @@ from collections.abc import Callable
 
 from ponder.verify.arith import Arith
 from ponder.verify.confidence import ConfidenceScorer, TokenProb
+from ponder.verify.countdown_steps import CountdownSteps
 from ponder.verify.grade import Check
 from ponder.verify.judge import Judge
 from ponder.verify.scoring import Scorer
@@ -28,6 +31,7 @@ SCORERS: dict[str, Callable[..., Scorer]] = {
     "confidence": ConfidenceScorer,
     "prob": TokenProb,
     "arith": Arith,
+    "countdown": CountdownSteps,
 }
 NAMES = (*SCORERS, "prm:PATH")
 

@@ -1,0 +1,194 @@
+"""``countdown``: a step verifier for countdown searches written one move per line.
+
+A process verifier in the sense of Lightman et al. 2023 ("Let's Verify Step by Step"), but exact:
+no model is asked. It reads the line format of the lab's search traces (``lab.countdown_search``:
+``50+7=57 [57 3|46]`` moves with the state they leave, ``back [state]`` returns, one-line checks of
+two-number states ending ``no`` or ``ok``, indentation = depth) and rates the latest line:
+
+- every ``a op b = c`` on it is right, exactly (``-`` only to a positive result, ``/`` only when
+  exact, as the traces' rules say);
+- its numbers are still available at that point: a line at depth d uses the state of depth d (set
+  by the start state, the move one level up, or a ``back`` line), and a path of moves before a
+  state (the beam's lines) is chained move by move from it;
+- a written state is what the move leaves (and keeps the target), a ``back`` restates its state;
+- a hit is not missed: a line ending ``no`` shows no move that reaches the target, and one ending
+  ``ok`` ends with such a move;
+- an ``Answer:`` line states an expression the countdown grader accepts.
+
+A finished solution passes when every line does. Departure from a learned PRM: it knows one task's
+format and nothing else; text it cannot read as a move (prose) passes unchecked, as ``arith``
+passes a step with no equation. The states come from the whole solution so far, so the verifier
+costs nothing but string work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ponder.models.base import Model
+from ponder.problems.base import Problem
+from ponder.verify.countdown import check_countdown
+from ponder.verify.score import Score
+from ponder.verify.scoring import Attempt
+
+_MOVE = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
+_STATE = re.compile(r"\[([\d ]*)\|(\d+)\]")
+_ANSWER = re.compile(r"^\s*Answer:\s*(.*)$")
+
+
+def _apply(a: int, op: str, b: int) -> int | None:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b if a > b else None
+    if op == "*":
+        return a * b
+    return a // b if b and a % b == 0 else None
+
+
+def _state(text: str) -> tuple[Counter, int] | None:
+    m = _STATE.search(text)
+    if m is None:
+        return None
+    return Counter(int(x) for x in m.group(1).split()), int(m.group(2))
+
+
+class _Reader:
+    """Walks a trace line by line, keeping the state of each depth; ``check`` says what is wrong
+    with one line (None: nothing), and ``advance`` records the states it sets."""
+
+    def __init__(self, numbers: list[int], target: int) -> None:
+        self.target = target
+        self.depths: dict[int, Counter] = {0: Counter(numbers)}
+
+    def check(self, line: str) -> str | None:
+        body = line.strip()
+        if not body:
+            return None
+        if _ANSWER.match(body):
+            return None  # graded against the problem in ``_answer``
+        depth = len(line) - len(line.lstrip(" "))
+        here = self.depths.get(depth) or self.depths.get(max(self.depths))
+        state = _STATE.search(body)
+        before, after = (body[: state.start()], body[state.end() :]) if state else (body, "")
+        if body.startswith("back "):
+            written = _state(body)
+            if written and written[0] != here:
+                return f"'{body}' does not restate the state it returns to"
+            return None
+        running = Counter(here)
+        for mv in _MOVE.finditer(before):
+            wrong = self._move(mv, running)
+            if wrong:
+                return wrong
+            if state is not None:  # moves before a state are a path: each uses the last one's result
+                a, b, c = int(mv.group(1)), int(mv.group(3)), int(mv.group(4))
+                running = running - Counter([a, b]) + Counter([c])
+        if state is not None:
+            numbers, target = _state(body)
+            if target != self.target:
+                return f"state {state.group(0)} has target {target}, not {self.target}"
+            if not _MOVE.search(before) and numbers != here:
+                return f"state {state.group(0)} is not the numbers given"
+            if _MOVE.search(before) and numbers != running:
+                shown = " ".join(map(str, sorted(running.elements(), reverse=True)))
+                return f"state {state.group(0)} is not what the moves leave ([{shown}|{target}])"
+            for mv in _MOVE.finditer(after):
+                wrong = self._move(mv, numbers)
+                if wrong:
+                    return wrong
+        hits = [mv for mv in _MOVE.finditer(body) if int(mv.group(4)) == self.target]
+        if body.endswith(" no") and hits:
+            return f"{hits[0].group(0)} reaches the target {self.target}, but the line says no"
+        if body.endswith(" ok"):
+            last = list(_MOVE.finditer(body))
+            if not last or int(last[-1].group(4)) != self.target:
+                return f"the line says ok, but its last move does not reach {self.target}"
+        return None
+
+    def _move(self, mv: re.Match, available: Counter) -> str | None:
+        a, op, b, c = int(mv.group(1)), mv.group(2), int(mv.group(3)), int(mv.group(4))
+        value = _apply(a, op, b)
+        if value is None:
+            return f"{mv.group(0)} is not allowed (no negative, zero or inexact results)"
+        if value != c:
+            return f"{mv.group(0)} is wrong ({a}{op}{b} = {value})"
+        need = Counter([a, b])
+        if any(available[n] < k for n, k in need.items()):
+            have = " ".join(map(str, sorted(available.elements(), reverse=True)))
+            return f"{mv.group(0)} uses a number that is not left ([{have}])"
+        return None
+
+    def advance(self, line: str) -> None:
+        """Record the states ``line`` sets: the state after a move, for the next depth."""
+        body = line.strip()
+        depth = len(line) - len(line.lstrip(" "))
+        written = _state(body)
+        if written is None:
+            return
+        if body.startswith("back ") or not _MOVE.search(body[: _STATE.search(body).start()]):
+            self.depths[depth] = written[0]  # a restated state, or the start state
+            for d in [d for d in self.depths if d > depth]:
+                del self.depths[d]
+        else:
+            self.depths[depth + 1] = written[0]
+
+
+def check_lines(problem: Problem, text: str, upto: int | None = None) -> tuple[int, str | None]:
+    """(lines checked, the first wrong line described, or None) for the lines of ``text``; with
+    ``upto``, only line ``upto`` (0-based) is checked, the lines before it only read."""
+    numbers, target = list(problem.meta["numbers"]), int(problem.meta["target"])
+    reader = _Reader(numbers, target)
+    lines = text.split("\n")
+    checked = 0
+    for k, line in enumerate(lines):
+        if upto is None or k == upto:
+            wrong = reader.check(line) or _answer(problem, line)
+            checked += bool(line.strip())
+            if wrong:
+                return checked, f"line {k + 1}: {wrong}"
+        reader.advance(line)
+    return checked, None
+
+
+def _answer(problem: Problem, line: str) -> str | None:
+    m = _ANSWER.match(line.strip())
+    if m is None:
+        return None
+    verdict = check_countdown(m.group(1), list(problem.meta["numbers"]), int(problem.meta["target"]))
+    return None if verdict.ok else f"the answer {m.group(1)!r}: {verdict.reason}"
+
+
+@dataclass
+class CountdownSteps:
+    name: str = field(default="countdown", init=False)
+    levels: frozenset[str] = field(default=frozenset({"answer", "step"}), init=False)
+    logprobs: bool = field(default=False, init=False)
+    top_logprobs: int = field(default=0, init=False)
+    needs_sample: bool = field(default=False, init=False)
+    calls_model: bool = field(default=False, init=False)
+
+    def max_cost(self, problem: Problem, attempt: Attempt, model: Model | None) -> int:
+        return 0
+
+    async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
+        if problem.kind != "countdown" or "numbers" not in problem.meta:
+            raise ValueError(f"the countdown verifier needs a countdown problem, got {problem.kind!r}")
+        if attempt.step is None:
+            checked, wrong = check_lines(problem, attempt.text)
+            if wrong is None and attempt.answer is None:
+                return Score(False, 0.0, f"{checked} lines hold, but no answer is stated")
+        else:
+            text = attempt.prefix + attempt.step
+            first = attempt.prefix.count("\n")  # the step's lines start here
+            wrong, checked = None, 0
+            for k in range(first, text.count("\n") + 1):
+                n, wrong = check_lines(problem, text, upto=k)
+                checked += n
+                if wrong:
+                    break
+        if wrong:
+            return Score(False, 0.0, wrong)
+        return Score(True, 1.0, f"{checked} line{'s' if checked != 1 else ''} hold")

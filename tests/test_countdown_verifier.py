@@ -1,0 +1,93 @@
+"""The countdown step verifier: every generated search trace passes it line by line, and each
+kind of slip a small model makes is caught at the line where it happens."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ponder.budget import Budget
+from ponder.lab import traces
+from ponder.models import ScriptedModel
+from ponder.problems.base import Problem
+from ponder.think import final_result, parse_strategy
+from ponder.verify import Attempt, make_scorer
+from ponder.verify.countdown_steps import check_lines
+
+PROBLEM = Problem("c", "Using 1, 8 and 50, make 392.", None, "countdown",
+                  {"numbers": [1, 8, 50], "target": 392})  # fmt: skip
+TRACE = """dfs [50 8 1|392]
+50+8=58 [58 1|392]
+ 58+1=59 58-1=57 no
+back [50 8 1|392]
+50-1=49 [49 8|392]
+ 49+8=57 49-8=41 49*8=392 ok
+Answer: (50-1)*8"""
+
+
+def score(text: str, step: str | None = None):
+    scorer = make_scorer("countdown", level="step")
+    attempt = Attempt(text, None if step else "x", step=step)
+    return asyncio.run(scorer.score(PROBLEM, attempt, None))
+
+
+def test_every_generated_trace_passes_every_line():
+    problems = traces.make_problems("countdown", 200, seed=11, count="3-4")
+    rows = [p for p in problems if traces.has_trace(p)]
+    assert len(rows) > 150
+    for p in rows:
+        checked, wrong = check_lines(p, traces.completion(p))
+        assert wrong is None and checked >= 1, (p.question, wrong)
+
+
+def test_a_right_trace_passes_as_a_whole_and_step_by_step():
+    assert score(TRACE).ok
+    lines = TRACE.split("\n")
+    for k in range(len(lines)):
+        prefix = "".join(line + "\n" for line in lines[:k])
+        assert score(prefix + lines[k], step=lines[k]).ok, lines[k]
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        (" 49+8=57 49-8=41 49*8=382 no", "49*8=382 is wrong"),  # an arithmetic slip
+        (" 49+8=57 49-8=41 49*8=392 no", "reaches the target 392, but the line says no"),  # a miss
+        (" 49+8=57 49-8=41 49*9=441 no", "uses a number that is not left"),  # 9 is not there
+        (" 49+8=57 49-8=41 49/8=6 no", "not allowed"),  # an inexact division
+        (" 49+8=57 ok", "does not reach 392"),  # a false hit
+        ("Answer: (50+1)*8", "the answer"),  # the answer line must be what the search found
+    ],
+)
+def test_each_slip_is_caught_at_its_line(line, fragment):
+    lines = TRACE.split("\n")[:5]
+    prefix = "".join(x + "\n" for x in lines)
+    s = score(prefix + line, step=line)
+    assert not s.ok and fragment in s.reason, s.reason
+
+
+def test_states_must_be_what_the_moves_leave():
+    prefix = "dfs [50 8 1|392]\n"
+    assert not score(prefix + "50+8=58 [58 8|392]", step="50+8=58 [58 8|392]").ok
+    assert not score(prefix + "50+8=58 [58 1|390]", step="50+8=58 [58 1|390]").ok
+    assert "not the numbers given" in score("dfs [50 7 1|392]", step="dfs [50 7 1|392]").reason
+    moved = prefix + "50+8=58 [58 1|392]\n 58+1=59 58-1=57 no\n"
+    assert not score(moved + "back [58 1|392]", step="back [58 1|392]").ok  # wrong state restated
+
+
+def test_reflect_backtracks_to_the_slip_and_the_search_goes_on():
+    """A model that slips on 49*8 at first: reflect cuts at that line and resamples from it."""
+    slip = TRACE.replace("49*8=392 ok", "49*8=382 no").split("\nAnswer")[0] + "\nAnswer: 50+8+1"
+
+    def reply(request, i):
+        prefix = request.prefix or ""
+        if not prefix:
+            return slip
+        return TRACE[len(prefix):] if TRACE.startswith(prefix) else "give up"
+
+    model = ScriptedModel(reply)
+    strategy = parse_strategy("reflect:verifier=countdown,split=line,rounds=2")
+    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(4000))))
+    assert result.answer == "(50-1)*8" and "1 backtrack" in result.how, result.how
+    assert result.usage.calls == 2
