@@ -80,8 +80,19 @@ def test_live_page_shows_samples_votes_and_the_answer(tmp_path: Path):
                 r"usage: \d+ prompt \+ 36 completion tokens \(27 of them reasoning\)",
                 page.inner_text("#usage"),
             )
+            # the page keeps the conversation: the next question goes with the first turn
+            assert "1 earlier turn" in page.inner_text("#turns")
+            page.fill("#question", "What is 1 + 2?")
+            page.select_option("#strategy", "cot")
+            page.fill("#params", "")
+            page.click("#ask")
+            page.wait_for_function("document.getElementById('answer').textContent === '3'")
+            sent = [m["content"] for m in model.requests[-1].messages]
+            assert "What is 19 + 23?" in sent and sent[-1] == "What is 1 + 2?"
             shot = tmp_path / "ponder-serve-live-page.png"
             page.screenshot(path=str(shot), full_page=True)
+            page.click("#new-chat")
+            assert page.inner_text("#turns") == ""
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000

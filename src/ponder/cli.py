@@ -32,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("solve", help="answer one question, streaming the model's reasoning")
-    s.add_argument("question", help="the question to answer")
+    s.add_argument("question", nargs="?", help="the question to answer (or give --messages)")
+    s.add_argument("--system", help="a system prompt (the strategy's instructions follow it)")
+    s.add_argument(
+        "--messages", metavar="FILE",
+        help="a conversation as a JSON list of {role, content} messages (OpenAI's format); its "
+        "last user message is the question",
+    )  # fmt: skip
     s.add_argument("--model", help=f"model spec ($PONDER_MODEL or 'default'); {spec_help()}")
     s.add_argument("--strategy", default="cot", help="NAME[:key=value,...], e.g. cot or vote:n=8")
     s.add_argument("--budget", type=positive_int, help="cap on total tokens (prompt + completion)")
@@ -70,15 +76,41 @@ def strategy_from_args(args: argparse.Namespace):
         raise UserError(f"--strategy: {e}") from None
 
 
-def cmd_solve(args: argparse.Namespace) -> int:
+def problem_from_args(args: argparse.Namespace):
+    """The question, or the conversation of ``--messages``, with ``--system`` first."""
     from ponder.problems.base import Problem
+    from ponder.problems.conversation import ConversationError, parse_conversation
+
+    if args.messages is not None and args.question is not None:
+        raise UserError("give the question or --messages, not both")
+    if args.messages is None:
+        if not (args.question or "").strip():
+            raise UserError("the question is empty")
+        messages = [{"role": "user", "content": args.question.strip()}]
+    else:
+        try:
+            with open(args.messages, encoding="utf-8") as f:
+                messages = json.load(f)
+        except OSError as e:
+            raise UserError(f"--messages: cannot read {args.messages}: {e.strerror}") from None
+        except (ValueError, RecursionError) as e:
+            raise UserError(f"--messages: {args.messages} is not JSON ({e})") from None
+    if args.system:
+        messages = [{"role": "system", "content": args.system}, *messages]
+    try:
+        question, turns = parse_conversation(messages)
+    except ConversationError as e:
+        where = f"--messages {args.messages}: {e.param}" if args.messages else e.param
+        raise UserError(f"{where}: {e}") from None
+    return Problem("cli", question.strip(), kind="math", messages=turns)
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
     from ponder.terminal import solve_and_render
 
-    if not args.question.strip():
-        raise UserError("the question is empty")
+    problem = problem_from_args(args)
     strategy = strategy_from_args(args)
     model = resolve(args.model)
-    problem = Problem(id="cli", question=args.question.strip(), kind="math")
     result = asyncio.run(
         solve_and_render(problem, model, strategy, Budget(args.budget), json_mode=args.json)
     )

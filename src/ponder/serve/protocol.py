@@ -3,9 +3,12 @@
 What ponder reads from the body (everything else OpenAI defines is accepted and ignored, so that
 existing clients work unchanged; what ponder cannot honour is refused with a 400):
 
-- ``messages``: the **last user message is the question**. System messages and earlier turns are
-  ignored: every strategy brings its own system prompt and solves one problem. Text content parts
-  are joined; other parts (images, audio) are refused.
+- ``messages``: the conversation. Its **last user message is the question** the strategy solves,
+  and every strategy prompts with the whole conversation: the client's system prompt comes first
+  in one system message, the strategy's instructions (its answer format) after it; the earlier
+  user, assistant and tool turns follow as sent (``think.base.chat_messages``). Text content parts
+  are joined; other parts (images, audio) are refused. A conversation that ends in an assistant
+  turn is refused (there would be nothing to answer).
 - the strategy, first found of: ``ponder.strategy`` (sent as ``extra_body={"ponder": {...}}``),
   ``model: "ponder/SPEC"`` (``ponder/vote:n=8``, ``ponder/auto``), and the server's default for any
   other model name (``ponder``, the served model's own name, or whatever a client hard-codes).
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ponder.budget import Budget
+from ponder.problems.conversation import ConversationError, parse_conversation
 from ponder.serve.settings import ServeSettings
 from ponder.think import StrategySpecError, parse_strategy
 from ponder.think.base import Strategy
@@ -80,12 +84,13 @@ def invalid(param: str | None, message: str, code: str = "invalid_value") -> Api
 class ChatRequest:
     """One request's settings. Built per request and owned by it: nothing here is shared."""
 
-    question: str
+    question: str  # the last user message
     strategy: Strategy  # a fresh object, built from this request's spec
     budget: Budget
     stream: bool = False
     include_usage: bool = False  # stream_options.include_usage: a last chunk with usage
     events: bool = False  # ponder.events: strategy events as a `ponder` field of each chunk
+    messages: tuple[dict[str, str], ...] = ()  # the whole conversation, the question's turn included
 
 
 def _int(body: dict, key: str, label: str, low: int, high: int | None = None) -> int | None:
@@ -109,42 +114,13 @@ def _bool(body: dict, key: str, label: str) -> bool:
     return value
 
 
-def _text(content: Any, param: str) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for j, part in enumerate(content):
-            if (
-                not isinstance(part, dict)
-                or part.get("type") != "text"
-                or not isinstance(part.get("text"), str)
-            ):
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise invalid(f"{param}[{j}]", f"only text content is supported, got {kind!r}")
-            texts.append(part["text"])
-        return "\n".join(texts)
-    raise invalid(param, "message content must be a string or a list of text parts")
-
-
-def question_of(messages: Any) -> str:
-    """The last user message's text: the problem the strategy solves."""
-    if not isinstance(messages, list) or not messages:
-        raise invalid(
-            "messages", "messages must be a non-empty list", code="missing_required_parameter"
-        )
-    last_user = None
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise invalid(f"messages[{i}]", "each message must be an object with a string role")
-        if m["role"] == "user":
-            last_user = i
-    if last_user is None:
-        raise invalid("messages", "no user message: the last user message is the question")
-    question = _text(messages[last_user].get("content"), f"messages[{last_user}].content").strip()
-    if not question:
-        raise invalid(f"messages[{last_user}].content", "the question (last user message) is empty")
-    return question
+def conversation_of(messages: Any) -> tuple[str, tuple[dict[str, str], ...]]:
+    """``problems.conversation.parse_conversation``, its refusals as 400s naming the field."""
+    try:
+        return parse_conversation(messages)
+    except ConversationError as e:
+        code = "missing_required_parameter" if e.param == "messages" and not messages else None
+        raise invalid(e.param, str(e), **({"code": code} if code else {})) from None
 
 
 def _strategy_spec(body: dict, ponder: dict, settings: ServeSettings) -> tuple[str, str]:
@@ -170,7 +146,7 @@ def _strategy_spec(body: dict, ponder: dict, settings: ServeSettings) -> tuple[s
 def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
     if not isinstance(body, dict):
         raise invalid(None, "the request body must be a JSON object")
-    question = question_of(body.get("messages"))
+    question, messages = conversation_of(body.get("messages"))
 
     ponder = body.get("ponder") or {}
     if not isinstance(ponder, dict):
@@ -228,6 +204,7 @@ def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
         raise invalid("stream_options", "stream_options must be an object")
     return ChatRequest(
         question=question,
+        messages=messages,
         strategy=strategy,
         budget=Budget(budget),
         stream=stream,

@@ -87,7 +87,7 @@ async def think(request: ChatRequest, model: Model) -> AsyncIterator[Progress | 
     The strategy's generator is closed however this one ends: when the client goes away, the
     consumer is cancelled or closes us, and the strategy's in-flight model calls are cancelled.
     """
-    problem = Problem(id="serve", question=request.question, kind="math")
+    problem = Problem("serve", request.question, kind="math", messages=request.messages)
     transcript = Transcript()
     result = None
     async with aclosing(request.strategy.run(problem, model, request.budget)) as events:

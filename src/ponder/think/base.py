@@ -44,9 +44,37 @@ class Strategy(Protocol):
     def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]: ...
 
 
+def chat_messages(
+    problem: Problem, instructions: str, question: str | None = None
+) -> tuple[dict[str, str], ...]:
+    """What a strategy sends: the client's conversation, its own instructions added.
+
+    One system message: the client's system prompt (if any) first, then the strategy's
+    ``instructions`` (its answer format, which the strategy relies on, holds either way). The
+    earlier turns follow as the client sent them (a ``tool`` turn becomes a user turn that says it
+    is a tool's output: the chat templates of small models know no tool role), then the question:
+    the last user message, its text replaced by ``question`` when the strategy rewrites it.
+    """
+    turns = list(problem.messages) or [{"role": "user", "content": problem.question}]
+    systems = [m["content"] for m in turns if m["role"] in ("system", "developer")]
+    system = "\n\n".join([*systems, instructions]) if instructions else "\n\n".join(systems)
+    out = [{"role": "system", "content": system}] if system else []
+    last_user = max(i for i, m in enumerate(turns) if m["role"] == "user")
+    for i, m in enumerate(turns):
+        if m["role"] in ("system", "developer"):
+            continue
+        content = question if i == last_user and question is not None else m["content"]
+        if m["role"] == "tool":
+            out.append({"role": "user", "content": f"Tool output:\n{content}"})
+        else:
+            out.append({"role": m["role"], "content": content})
+    return tuple(out)
+
+
 def solve_request(problem: Problem, sampling: Sampling = Sampling(), **changes) -> Request:
     """The chain-of-thought request every sampling strategy starts from."""
-    return Request.chat(problem.question, system=SYSTEM_PROMPT, **sampling.request_args(**changes))
+    messages = chat_messages(problem, SYSTEM_PROMPT)
+    return Request(messages=messages, **sampling.request_args(**changes))
 
 
 def seed_at(sampling: Sampling, offset: int) -> int | None:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 from ponder.events import Phase, Result, Sampled
 from ponder.models.base import Completion, Request
 from ponder.problems.base import Problem
-from ponder.think.base import SYSTEM_PROMPT, Run, StrategyBase, seed_at
+from ponder.think.base import SYSTEM_PROMPT, Run, StrategyBase, chat_messages, seed_at
 from ponder.think.sampling import Candidate, Scoring, candidate, score_candidates
 from ponder.verify.scoring import Scorer
 
@@ -201,7 +201,7 @@ class DeepThink(StrategyBase):
         return approaches, f"{detail}; {distinct} distinct: {listing}"
 
     def _propose_request(self, problem: Problem, n: int, taken: list[str]) -> Request:
-        question = f"Problem:\n{problem.question}"
+        question = f"Problem:\n{problem.as_text()}"
         if taken:
             question += "\n\nThese approaches are already taken:\n"
             question += "\n".join(f"- {a}" for a in taken)
@@ -222,7 +222,8 @@ class DeepThink(StrategyBase):
             if approach:
                 question += f"\n\nSolve it with this approach: {approach}"
             args = self.sampling.request_args(top_logprobs=top_logprobs, seed=seed_at(self.sampling, j))
-            requests.append(Request.chat(question, system=SYSTEM_PROMPT, **args))
+            messages = chat_messages(problem, SYSTEM_PROMPT, question)
+            requests.append(Request(messages=messages, **args))
         room = run.meter.remaining
         if room is None:
             return requests
@@ -247,7 +248,7 @@ class DeepThink(StrategyBase):
         index: int,
     ):
         """One call that picks the answer; (answer key or None, reason, chosen sample or None)."""
-        parts = [f"Problem:\n{problem.question}\n"]
+        parts = [f"Problem:\n{problem.as_text()}\n"]
         for c in candidates:
             if c.key is None:
                 continue

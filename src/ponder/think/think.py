@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from ponder.events import Chosen, Forced, Result, Sampled
 from ponder.models.base import Request, Sample
 from ponder.problems.base import Problem
-from ponder.think.base import SYSTEM_PROMPT, Run, StrategyBase
+from ponder.think.base import SYSTEM_PROMPT, Run, StrategyBase, chat_messages
 from ponder.verify.extract import extract_answer
 
 STYLES = ("auto", "tags", "plain")
@@ -95,7 +95,7 @@ class Think(StrategyBase):
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         system = TAGS_SYSTEM if self.style == "tags" else SYSTEM_PROMPT
-        base = Request.chat(problem.question, system=system, **self.sampling.request_args())
+        base = Request(messages=chat_messages(problem, system), **self.sampling.request_args())
         style = self.style
         text = OPEN + "\n" if style == "tags" else ""
         thinking = waits = calls = tokens = 0

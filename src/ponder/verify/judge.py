@@ -46,7 +46,7 @@ _ANYWHERE_LEADING = re.compile(r"\W*(yes|no)\b", re.IGNORECASE)  # "**Yes**", '"
 def judge_request(problem: Problem, candidate_text: str, max_tokens: int = 8) -> Request:
     """The greedy, logprob-carrying chat request the outcome judge sends."""
     question = (
-        f"Problem:\n{problem.question}\n\n"
+        f"Problem:\n{problem.as_text()}\n\n"
         f"Candidate solution:\n{candidate_text}\n\n"
         "Is the candidate's final answer correct? Answer Yes or No."
     )
@@ -58,7 +58,7 @@ def judge_request(problem: Problem, candidate_text: str, max_tokens: int = 8) ->
 def step_judge_request(problem: Problem, prefix: str, step: str, max_tokens: int = 8) -> Request:
     """The greedy, logprob-carrying chat request the step judge sends."""
     question = (
-        f"Problem:\n{problem.question}\n\n"
+        f"Problem:\n{problem.as_text()}\n\n"
         f"Solution so far:\n{prefix.strip() or '(nothing yet)'}\n\n"
         f"Latest step:\n{step.strip()}\n\n"
         "Is the latest step correct? Answer Yes or No."
