@@ -147,7 +147,8 @@ class Model(Protocol):
 
     name: str
     # Optional: ``exact_usage = False`` on a backend whose ``count_prompt_tokens`` is an estimate
-    # (the budget meter then trusts the reported usage instead of checking it against its plan).
+    # (the budget meter then trusts the reported usage instead of checking it against its plan);
+    # ``context_length``: tokens a prompt and its completion may take together (None: unknown).
 
     async def generate(
         self,

@@ -225,6 +225,11 @@ class HFModel:
             samples.append(Sample(text, P, counts[i], reason, lps, top))
         return samples, watcher.streamed
 
+    @property
+    def context_length(self) -> int | None:
+        """Positions the model was built for (``max_position_embeddings``), if it says."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": "hf", "path": self.path, "device": self.device, "parameters": self.n_params

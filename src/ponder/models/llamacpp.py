@@ -350,6 +350,11 @@ class LlamaCppModel:
 
     # ----- identity and cleanup -----
 
+    @property
+    def context_length(self) -> int:
+        """Tokens the context holds, prompt and completion together."""
+        return self.n_ctx
+
     def describe(self) -> dict[str, Any]:
         if self._sha256 is None:
             h = hashlib.sha256()

@@ -57,10 +57,12 @@ class ScriptedModel:
         replies: Sequence[Reply] | Callable[[Request, int], Reply],
         name: str = "scripted",
         token_delay: float = 0.0,
+        context_length: int | None = None,
     ) -> None:
         if not callable(replies) and not replies:
             raise ValueError("ScriptedModel needs at least one reply")
         self.name = name
+        self.context_length = context_length  # None: unbounded (prompts are never refused)
         self._replies = replies
         self._token_delay = token_delay
         self.requests: list[Request] = []  # every request seen, for tests to inspect

@@ -36,7 +36,9 @@ from starlette.types import Receive, Scope, Send
 from ponder.models.base import Model
 from ponder.serve import page
 from ponder.serve.limits import Gate, check_api_key, read_json
+from ponder.serve.preflight import preflight
 from ponder.serve.protocol import MODEL_PREFIX, ApiError, parse_chat_request
+from ponder.serve.run import problem_of
 from ponder.serve.settings import ServeSettings
 from ponder.serve.stream import complete, stream
 from ponder.think import STRATEGIES
@@ -144,6 +146,7 @@ def create_app(model: Model, settings: ServeSettings | None = None) -> FastAPI:
         check_api_key(request.headers, settings.api_key)
         body = await read_json(request.headers, request.stream(), settings.max_body_bytes)
         chat = parse_chat_request(body, settings)
+        await preflight(chat, model, problem_of(chat))  # a 400 now, not an empty 200 later
         gate.enter()
         if chat.stream:
             try:

@@ -56,8 +56,40 @@ def too_large(limit: int) -> ApiError:
     return ApiError(413, f"request body larger than {limit} bytes", code="request_too_large")
 
 
+MAX_DEPTH = 64  # nesting no chat request needs; deeper is refused before anything walks it
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_values(value: Any, max_depth: int = MAX_DEPTH) -> None:
+    """400 for what JSON parsers let through but nothing downstream should see: nesting deeper
+    than ``max_depth``, and strings that are not valid Unicode (a lone surrogate such as
+    ``"\\ud800"``), named by their path. Iterative, so no input can exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        v, path, depth = stack.pop()
+        if depth > max_depth:
+            raise ApiError(400, f"the request body is nested deeper than {max_depth} levels",
+                           param=path or None, code="invalid_json")  # fmt: skip
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(400, f"{path or 'the body'} is not valid Unicode (a lone surrogate?)",
+                               param=path or None, code="invalid_value") from None  # fmt: skip
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                stack.append((k, path, depth + 1))
+                stack.append((item, f"{path}.{k}" if path else str(k), depth + 1))
+        elif isinstance(v, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(v))
+
+
 async def read_json(headers: Mapping[str, str], chunks: AsyncIterator[bytes], limit: int) -> Any:
-    """The JSON body, read no further than ``limit`` bytes (413 beyond; 400 if it is not JSON)."""
+    """The JSON body, read no further than ``limit`` bytes (413 beyond; 400 if it is not JSON,
+    nests too deeply, holds NaN or Infinity, or a string that is not valid Unicode)."""
     length = headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise too_large(limit)
@@ -67,6 +99,12 @@ async def read_json(headers: Mapping[str, str], chunks: AsyncIterator[bytes], li
         if len(body) > limit:
             raise too_large(limit)
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the request body is not valid JSON", code="invalid_json") from None
+        value = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ApiError(400, f"the request body is nested deeper than {MAX_DEPTH} levels",
+                       code="invalid_json") from None  # fmt: skip
+    except (ValueError, UnicodeDecodeError) as e:
+        why = f" ({e})" if "is not a JSON number" in str(e) else ""
+        raise ApiError(400, f"the request body is not valid JSON{why}", code="invalid_json") from None
+    check_values(value)
+    return value

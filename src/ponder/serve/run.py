@@ -81,13 +81,18 @@ def settle(result: Result, strategy: str) -> Answer:
     )
 
 
+def problem_of(request: ChatRequest) -> Problem:
+    """The problem a request poses: its conversation, whose last user message is the question."""
+    return Problem("serve", request.question, kind="math", messages=request.messages)
+
+
 async def think(request: ChatRequest, model: Model) -> AsyncIterator[Progress | Answer]:
     """Progress as the strategy works, then the Answer.
 
     The strategy's generator is closed however this one ends: when the client goes away, the
     consumer is cancelled or closes us, and the strategy's in-flight model calls are cancelled.
     """
-    problem = Problem("serve", request.question, kind="math", messages=request.messages)
+    problem = problem_of(request)
     transcript = Transcript()
     result = None
     async with aclosing(request.strategy.run(problem, model, request.budget)) as events:

@@ -1,0 +1,78 @@
+"""Before a request is answered: will its strategy be able to make even one model call?
+
+A request whose prompt is longer than the model's context, or whose budget (or ``n``) leaves no
+room for one call, must be a 400 that says which limit and what would fit, not a 200 with empty
+content, and it must be known before a stream's first byte. So the strategy is run once against a
+stand-in model that counts prompts like the real one and stops at the first ``generate``: if the
+strategy gets that far, the request can be served; if it gives up before calling, its reason is
+the 400's message. Planning is pure arithmetic, so this costs no model time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ponder.models.base import Completion, Model, Request
+from ponder.problems.base import Problem
+from ponder.serve.protocol import ApiError, ChatRequest
+from ponder.think import Run
+
+
+class _FirstCall(Exception):
+    """The strategy reached its first model call: the request can be served."""
+
+
+class _TooLong(Exception):
+    def __init__(self, prompt: int, context: int) -> None:
+        self.prompt, self.context = prompt, context
+
+
+class _StandIn:
+    """Counts like ``model``; refuses a prompt beyond its context; stops at the first call."""
+
+    def __init__(self, model: Model) -> None:
+        self.model, self.name = model, model.name
+        self.exact_usage = getattr(model, "exact_usage", True)
+
+    def count_prompt_tokens(self, request: Request) -> int:
+        return self.model.count_prompt_tokens(request)
+
+    async def generate(self, request: Request, on_text=None, should_stop=None) -> Completion:
+        context = getattr(self.model, "context_length", None)
+        if context is not None:
+            prompt = self.model.count_prompt_tokens(replace(request, n=1))
+            if prompt >= context:
+                raise _TooLong(prompt, context)
+        raise _FirstCall
+
+    def describe(self) -> dict[str, Any]:
+        return self.model.describe()
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def preflight(chat: ChatRequest, model: Model, problem: Problem) -> None:
+    """Raise the 400 that ``chat`` deserves if its strategy cannot make one model call."""
+    try:
+        result = await chat.strategy.solve(problem, Run(_StandIn(model), chat.budget))
+    except _FirstCall:
+        return
+    except _TooLong as e:
+        raise ApiError(
+            400,
+            f"the prompt is {e.prompt} tokens, and the model's context holds {e.context}: "
+            "shorten the conversation",
+            param="messages",
+            code="context_length_exceeded",
+        ) from None
+    if result.usage.calls == 0:
+        cap = chat.budget.max_tokens
+        raise ApiError(
+            400,
+            f"no model call fits: {result.how} (a budget of {cap} tokens for "
+            f"{chat.strategy.spec}; raise ponder.budget, or lower n or max_tokens)",
+            param="ponder.budget",
+            code="budget_too_small",
+        )
