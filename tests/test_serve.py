@@ -247,7 +247,7 @@ def test_400_names_what_is_wrong(server):
         (dict(model="ponder", max_tokens=MAX_BUDGET + 1), "max_tokens", f"at most {MAX_BUDGET}"),
         (dict(model="ponder/cot:temperature=nan"), "model", "temperature must be a number"),
         (dict(model="ponder/beam", temperature=0), "temperature", "must be > 0 for beam"),
-        (dict(model="ponder", n=3), "n", "n must be 1"),
+        (dict(model="ponder", n=9), "n", "between 1 and 8"),
     ]
     for kwargs, param, words in cases:
         with pytest.raises(openai.BadRequestError) as info:
@@ -400,3 +400,31 @@ def test_models_health_and_page(server):
     conn.request("GET", "/v1/nothing")
     resp = conn.getresponse()
     assert resp.status == 404 and json.loads(resp.read())["error"]["code"] == "not_found"
+
+
+def test_n_choices_are_independent_runs_with_their_usage_summed():
+    """n=3: three runs of the strategy (seeds s, s+1, s+2), three choices, the usage their sum."""
+    model = ScriptedModel(reply)
+    with BackgroundServer(model, settings()) as srv:
+        c = client(srv)
+        r = c.chat.completions.create(model="ponder/cot", messages=ask("What is 2 + 5?"), n=3, seed=4)
+        assert [ch.index for ch in r.choices] == [0, 1, 2]
+        assert all("\\boxed{7}" in ch.message.content for ch in r.choices)
+        one = direct("cot", "What is 2 + 5?", seed=4)
+        assert r.usage.completion_tokens == 3 * one.usage.completion_tokens
+        assert r.usage.prompt_tokens == 3 * one.usage.prompt_tokens
+        assert sorted(req.seed for req in model.requests) == [4, 5, 6]
+        # streamed: every choice gets its content and its finish, usage summed at the end
+        chunks = list(c.chat.completions.create(
+            model="ponder/cot", messages=ask("What is 2 + 5?"), n=2, stream=True,
+            stream_options={"include_usage": True},
+        ))  # fmt: skip
+    content = {0: "", 1: ""}
+    finished = set()
+    for ch in chunks:
+        for choice in ch.choices:
+            content[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finished.add(choice.index)
+    assert finished == {0, 1} and all("\\boxed{7}" in t for t in content.values())
+    assert chunks[-1].usage.completion_tokens == 2 * one.usage.completion_tokens

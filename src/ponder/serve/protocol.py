@@ -20,8 +20,9 @@ existing clients work unchanged; what ponder cannot honour is refused with a 400
   fill the strategy's ``Sampling`` where the spec leaves them out (``max_tokens`` is per sample);
   they are checked by ``Sampling`` itself, exactly as the spec's own keys are.
 - ``stream`` and ``stream_options.include_usage``.
-- ``n`` other than 1, and ``tools`` / ``functions``, are refused: ponder returns one choice (sample
-  many with a strategy instead) and calls no client tools.
+- ``n`` (1 to the server's ``max_n``): n independent runs of the strategy, one choice each, seeded
+  ``seed``, ``seed + 1``, ... when a seed is given; the budget applies to each run and the usage
+  is their sum. ``tools`` / ``functions`` are refused: ponder calls no client tools.
 
 Every problem is an ``ApiError``: an HTTP status and an OpenAI-style error body naming the field.
 """
@@ -91,6 +92,7 @@ class ChatRequest:
     include_usage: bool = False  # stream_options.include_usage: a last chunk with usage
     events: bool = False  # ponder.events: strategy events as a `ponder` field of each chunk
     messages: tuple[dict[str, str], ...] = ()  # the whole conversation, the question's turn included
+    n: int = 1  # independent runs of the strategy (seeds seed, seed+1, ...), one choice each
 
 
 def _int(body: dict, key: str, label: str, low: int, high: int | None = None) -> int | None:
@@ -161,13 +163,7 @@ def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
     cap = settings.max_budget
     budget = _int(ponder, "budget", "ponder.budget", 1, cap) or cap
 
-    n = _int(body, "n", "n", 1)
-    if n not in (None, 1):
-        raise invalid(
-            "n",
-            "n must be 1: ponder returns one choice; sample many with a strategy, "
-            "e.g. model 'ponder/vote:n=8'",
-        )
+    n = _int(body, "n", "n", 1, settings.max_n) or 1
     for key in ("tools", "functions"):
         if body.get(key):
             raise invalid(key, f"{key} are not supported: ponder calls no client tools")
@@ -205,6 +201,7 @@ def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
     return ChatRequest(
         question=question,
         messages=messages,
+        n=n,
         strategy=strategy,
         budget=Budget(budget),
         stream=stream,

@@ -17,13 +17,14 @@ class ServeSettings:
     max_budget: int = 32768  # cap on one request's total tokens; also its budget when it names none
     max_body_bytes: int = 1 << 20  # larger request bodies get 413
     retry_after: int = 1  # seconds, sent as Retry-After with a 429
+    max_n: int = 8  # a request's n (independent runs of its strategy, one choice each) at most
 
     def __post_init__(self) -> None:
         from ponder.think import StrategySpecError, parse_strategy
 
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("the API key is empty; leave it out to serve without a key")
-        for name in ("max_concurrency", "max_budget", "max_body_bytes", "retry_after"):
+        for name in ("max_concurrency", "max_budget", "max_body_bytes", "retry_after", "max_n"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be a positive integer")
         try:

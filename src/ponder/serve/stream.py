@@ -17,10 +17,15 @@ A stream, in order (each line one ``data:`` event, sent as the work happens):
 A failure after the stream began is sent as ``data: {"error": {...}}`` (the OpenAI SDK raises it as
 an APIError), then ``[DONE]``. The non-streaming body holds the same: ``message.reasoning_content``
 is the whole transcript, ``message.content`` the answer.
+
+With ``n`` > 1 the n runs work concurrently; their chunks interleave, each with its choice's
+``index`` (as OpenAI streams n choices), and the usage (chunk or field) is their sum.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -58,24 +63,32 @@ class Envelope:
     id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex)
     created: int = field(default_factory=lambda: int(time.time()))
 
-    def chunk(self, delta: dict, finish_reason: str | None = None, **extra: Any) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def chunk(
+        self, delta: dict, finish_reason: str | None = None, index: int = 0, **extra: Any
+    ) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return self._body("chat.completion.chunk", choices=[choice], **extra)
 
     def usage_chunk(self, usage: dict[str, Any]) -> dict[str, Any]:
         """The last chunk of a stream that asked for usage: no choices, the usage."""
         return self._body("chat.completion.chunk", choices=[], usage=usage)
 
-    def completion(self, answer: Answer, reasoning: str, model: Model) -> dict[str, Any]:
-        message = {"role": "assistant", "content": answer.content, "reasoning_content": reasoning}
-        choice = {
-            "index": 0,
-            "message": message,
-            "logprobs": None,
-            "finish_reason": answer.finish_reason,
-        }
+    def completion(self, answers: list[tuple[Answer, str]], model: Model) -> dict[str, Any]:
+        """The body for n (answer, reasoning transcript) pairs, one choice each."""
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": a.content, "reasoning_content": r},
+                "logprobs": None,
+                "finish_reason": a.finish_reason,
+            }
+            for i, (a, r) in enumerate(answers)
+        ]
         return self._body(
-            "chat.completion", choices=[choice], usage=answer.usage, ponder=answer.summary(model)
+            "chat.completion",
+            choices=choices,
+            usage=total_usage([a for a, _ in answers]),
+            ponder=summary([a for a, _ in answers], model),
         )
 
     def _body(self, obj: str, **fields: Any) -> dict[str, Any]:
@@ -92,44 +105,123 @@ def envelope(request: ChatRequest) -> Envelope:
     return Envelope(model="ponder/" + request.strategy.spec)
 
 
+def runs(request: ChatRequest) -> list[ChatRequest]:
+    """The request's n independent runs: run i seeded seed + i when a seed is given."""
+    if request.n == 1:
+        return [request]
+    seed = request.strategy.sampling.seed
+    return [
+        dataclasses.replace(
+            request,
+            n=1,
+            strategy=request.strategy if seed is None
+            else dataclasses.replace(request.strategy, seed=seed + i),
+        )
+        for i in range(request.n)
+    ]
+
+
+def total_usage(answers: list[Answer]) -> dict[str, Any]:
+    """OpenAI usage summed over the runs."""
+    def add(a: dict, b: dict) -> dict:
+        return {k: add(v, b[k]) if isinstance(v, dict) else v + b[k] for k, v in a.items()}
+
+    out = answers[0].usage
+    for a in answers[1:]:
+        out = add(out, a.usage)
+    return out
+
+
+def summary(answers: list[Answer], model: Model) -> dict[str, Any]:
+    """The ``ponder`` field: the first choice's summary, and with n > 1 every choice's."""
+    out = answers[0].summary(model)
+    if len(answers) > 1:
+        out["choices"] = [a.summary(model) for a in answers]
+    return out
+
+
+async def _collect(request: ChatRequest, model: Model) -> tuple[Answer, str]:
+    reasoning, answer = [], None
+    async with aclosing(think(request, model)) as work:
+        async for item in work:
+            if isinstance(item, Progress):
+                reasoning.append(item.reasoning)
+            else:
+                answer = item
+    return answer, "".join(reasoning)
+
+
 async def complete(request: ChatRequest, model: Model) -> dict[str, Any]:
     """The non-streaming body. Raises ApiError when the run fails."""
-    env, reasoning, answer = envelope(request), [], None
+    env = envelope(request)
     try:
-        async with aclosing(think(request, model)) as work:
-            async for item in work:
-                if isinstance(item, Progress):
-                    reasoning.append(item.reasoning)
-                else:
-                    answer = item
+        answers = list(await asyncio.gather(*(_collect(r, model) for r in runs(request))))
     except Exception as e:  # CancelledError (a client gone) is not an Exception: it propagates
         raise failure(e) from e
-    return env.completion(answer, "".join(reasoning), model)
+    return env.completion(answers, model)
+
+
+async def _merged(request: ChatRequest, model: Model) -> AsyncIterator[tuple[int, Progress | Answer]]:
+    """(choice index, item) from the n runs as they come; a failure in one ends them all."""
+    parts = runs(request)
+    if len(parts) == 1:
+        async with aclosing(think(parts[0], model)) as work:
+            async for item in work:
+                yield 0, item
+        return
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    async def pump(i: int, r: ChatRequest) -> None:
+        try:
+            async with aclosing(think(r, model)) as work:
+                async for item in work:
+                    await queue.put((i, item))
+        finally:
+            await queue.put((i, done))
+
+    tasks = [asyncio.ensure_future(pump(i, r)) for i, r in enumerate(parts)]
+    try:
+        left = len(tasks)
+        while left:
+            i, item = await queue.get()
+            if item is done:
+                left -= 1
+                if tasks[i].done() and tasks[i].exception() is not None:
+                    raise tasks[i].exception()
+                continue
+            yield i, item
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def stream(request: ChatRequest, model: Model) -> AsyncIterator[str]:
     """The SSE text of a streaming response, produced while the strategy works."""
     env = envelope(request)
     usage_field = {"usage": None} if request.include_usage else {}  # as OpenAI: null until the end
-    yield sse(env.chunk({"role": "assistant", "content": ""}, **usage_field))
+    for i in range(request.n):
+        yield sse(env.chunk({"role": "assistant", "content": ""}, index=i, **usage_field))
     try:
-        answer = None
-        async with aclosing(think(request, model)) as work:
-            async for item in work:
+        answers: dict[int, Answer] = {}
+        async with aclosing(_merged(request, model)) as work:
+            async for i, item in work:
                 if isinstance(item, Answer):
-                    answer = item
+                    answers[i] = item
+                    if item.content:
+                        yield sse(env.chunk({"content": item.content}, index=i, **usage_field))
+                    yield sse(env.chunk({}, item.finish_reason, index=i,
+                                        ponder=item.summary(model), **usage_field))  # fmt: skip
                     continue
                 delta = {"reasoning_content": item.reasoning} if item.reasoning else {}
                 extra = dict(usage_field)
                 if request.events and item.event is not None:
                     extra["ponder"] = {"event": item.event.to_dict()}
                 if delta or "ponder" in extra:
-                    yield sse(env.chunk(delta, **extra))
-        if answer.content:
-            yield sse(env.chunk({"content": answer.content}, **usage_field))
-        yield sse(env.chunk({}, answer.finish_reason, ponder=answer.summary(model), **usage_field))
+                    yield sse(env.chunk(delta, index=i, **extra))
         if request.include_usage:
-            yield sse(env.usage_chunk(answer.usage))
+            yield sse(env.usage_chunk(total_usage([answers[i] for i in sorted(answers)])))
     except Exception as e:  # noqa: BLE001 - any failure reaches the client as an error event
         yield sse(failure(e).body())
     yield DONE
