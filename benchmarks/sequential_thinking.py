@@ -46,7 +46,7 @@ STRATEGIES = [
     f"beam:verifier=arith,{STEP}",
     f"beam:verifier=prob,{STEP}",  # the mean token probability (the step verifier once named "confidence")
     f"mcts:verifier=arith,{STEP}",
-    f"auto:verifier=arith,split=line,probe_tokens=128,{T}",
+    f"auto:verifier=arith,split=line,probe_tokens=128,tools=off,{T}",  # the lab model writes no code
 ]
 DEFAULT_MODEL = "lab:add3-grpo"  # the shipped lab model after GRPO (ponder/lab/checkpoints)
 

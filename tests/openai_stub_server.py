@@ -46,8 +46,13 @@ class StubServer:
         delay: float = 0.0,
         retry_after: str = "0",
         token_delay: float = 0.0,
+        interrupt_first: int = 0,
+        interrupt_after: int = 2,
     ) -> None:
         self.replies = list(replies)
+        # the first `interrupt_first` streams end after `interrupt_after` tokens with no finish
+        # reason, no usage and no [DONE], as a server that drops concurrent requests does
+        self.interrupt_first, self.interrupt_after = interrupt_first, interrupt_after
         self.honour_n = honour_n
         self.fail_first = list(fail_first)
         self.api_key = api_key
@@ -208,6 +213,14 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
                 self.wfile.flush()
 
+            with stub._lock:
+                cut = stub.interrupt_first > 0
+                stub.interrupt_first -= cut
+            if cut:  # a stream the server drops: a few tokens, then the connection closes
+                entry["interrupted"] = True
+                for k, tok in enumerate(choices[0][0][: stub.interrupt_after]):
+                    send({**base, "choices": [_piece(0, tok, k, chat, logprobs, top_k)]})
+                return
             # Interleave the choices token by token, as a batching server does.
             for k in range(max(len(t) for t, _ in choices)):
                 for i, (toks, _) in enumerate(choices):

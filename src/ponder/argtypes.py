@@ -29,3 +29,9 @@ def integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+THREADS_HELP = (
+    "CPU threads for in-process models (llama.cpp decode threads, torch threads; HTTP models "
+    "ignore it); default $PONDER_THREADS, else every core; 1 when another job shares the CPU"
+)

@@ -12,7 +12,7 @@ import json
 import sys
 
 from ponder import __version__
-from ponder.argtypes import integer, number, positive_int
+from ponder.argtypes import THREADS_HELP, integer, number, positive_int
 from ponder.budget import Budget
 from ponder.errors import UserError
 from ponder.bench.store import RunMismatchError
@@ -45,18 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-tokens", type=integer, help="cap on tokens per sample (default 512)")
     s.add_argument("--temperature", type=number, help="sampling temperature, 0 to 2")
     s.add_argument("--seed", type=integer, help="seed for reproducible sampling")
+    s.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     s.set_defaults(func=cmd_solve)
 
     from ponder.bench.cli import add_bench_commands
     from ponder.lab.cli import add_train_commands
     from ponder.lab.data_cli import add_data_commands
+    from ponder.research.cli import add_research_commands
     from ponder.serve.cli import add_serve_commands
     from ponder.tools.cli import add_sandbox_commands
 
     add_bench_commands(sub)
     add_train_commands(sub)
     add_data_commands(sub)
+    add_research_commands(sub)
     add_serve_commands(sub)
     add_sandbox_commands(sub)
     return p
@@ -110,7 +113,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
     problem = problem_from_args(args)
     strategy = strategy_from_args(args)
-    model = resolve(args.model)
+    model = resolve(args.model, threads=args.threads)
     result = asyncio.run(
         solve_and_render(problem, model, strategy, Budget(args.budget), json_mode=args.json)
     )

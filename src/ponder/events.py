@@ -69,6 +69,15 @@ class Stopped(Event):
 
 
 @dataclass
+class Warned(Event):
+    """Something the run's user should know: e.g. samples the backend cut off (its stream ended
+    with no finish) that therefore did not vote. ``sample`` when it is about one."""
+
+    message: str
+    sample: int | None = None
+
+
+@dataclass
 class Phase(Event):
     """A named phase of a multi-phase strategy began or ended, with its own usage so far."""
 
@@ -142,10 +151,106 @@ class Tree(Event):
 
 
 @dataclass
+class ToolCalled(Event):
+    """A program the model wrote, about to run in the sandbox (``call``: 0-based, per run)."""
+
+    call: int
+    language: str
+    code: str
+
+
+@dataclass
+class ToolResult(Event):
+    """What tool call ``call`` gave: ``output`` as the model sees it (capped), the exit status
+    (None when ponder stopped the program), the limit that ended it, and the seconds it ran."""
+
+    call: int
+    output: str
+    exit_code: int | None
+    killed_by: str | None
+    seconds: float
+
+
+@dataclass
 class Spent(Event):
     """Usage so far, after each model call."""
 
     usage: Usage
+
+
+# --- the research loop (research/loop.py): plan -> search -> read + note -> assess -> ... -> report
+
+
+@dataclass
+class Planned(Event):
+    """Research round ``round``'s sub-questions, and why: the first plan, the open questions of
+    the last round, or a re-plan after a dead end."""
+
+    round: int
+    questions: list[str]
+    why: str
+
+
+@dataclass
+class Searched(Event):
+    """A search for ``query``: the passages found (``file:start-end``), ``new`` of them unread."""
+
+    query: str
+    hits: list[str]
+    new: int
+    source: str = "corpus"
+
+
+@dataclass
+class Noted(Event):
+    """Notes on the passages read for ``question``: each note quotes its source span
+    ({file, start, end, quote, by}); ``rejected``: lines of the model that quoted nothing read."""
+
+    question: str
+    read: list[str]
+    notes: list[dict[str, Any]]
+    rejected: int
+
+
+@dataclass
+class Assessed(Event):
+    """What round ``round``'s notes still leave unknown or contradictory; ``done``: nothing."""
+
+    round: int
+    unknown: list[str]
+    contradictions: list[str]
+    done: bool
+
+
+@dataclass
+class DeadEnd(Event):
+    """Research stalled (searches bringing no new evidence, or only repeated queries): a re-plan
+    follows, or the research stops when re-plans are used up."""
+
+    round: int
+    reason: str
+    queries: list[str]
+
+
+@dataclass
+class CitationChecked(Event):
+    """A report sentence's citations checked: ``how`` it was verified ("overlap", "judge") or why
+    not ("unsupported", "uncited")."""
+
+    sentence: str
+    sources: list[int]
+    ok: bool
+    how: str
+
+
+@dataclass
+class Reported(Event):
+    """The report was written: its path ("" when kept in memory) and its citation counts."""
+
+    path: str
+    sentences: int
+    cited: int
+    verified: int
 
 
 @dataclass(frozen=True)

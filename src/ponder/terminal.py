@@ -1,9 +1,10 @@
 """Render a strategy's events in the terminal.
 
-A single chain of thought (`cot`) streams its text to stdout as it is generated. Strategies that
-sample many times show one live status line on stderr instead (samples done, the current tally,
-tokens spent), then print the chosen sample's text. Both end with the answer, how it was chosen, and
-one usage line.
+A single chain of thought (`cot`, and `code` with one run) streams its text to stdout as it is
+generated. Strategies that sample many times show one live status line on stderr instead (samples
+done, the current tally, tokens spent), then print the chosen sample's text. Programs the model runs
+(`code`, `auto` routing to it) get a short line each: the call, then how it ended with the first
+line of its output. Both end with the answer, how it was chosen, and one usage line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ from rich.live import Live
 from rich.markup import escape
 
 from ponder.budget import Budget, Usage
-from ponder.events import Final, Phase, Result, Sampled, Spent, Stopped, TextDelta, Voted
+from ponder.events import (
+    Final,
+    Phase,
+    Result,
+    Sampled,
+    Spent,
+    Stopped,
+    TextDelta,
+    ToolCalled,
+    ToolResult,
+    Voted,
+)
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.think.base import Strategy
@@ -27,6 +39,23 @@ def usage_line(usage: Usage) -> str:
         f"usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens, "
         f"{calls}, {usage.seconds:.2f} s, {usage.tokens_per_second:.1f} tok/s"
     )
+
+
+def tool_line(ev: ToolCalled | ToolResult) -> str:
+    """One short line for a tool call or its result."""
+    if isinstance(ev, ToolCalled):
+        lines = len(ev.code.strip().splitlines())
+        return f"[tool] call {ev.call}: running {lines} line{'s' * (lines != 1)} of {ev.language}"
+    ended = f"killed ({ev.killed_by})" if ev.exit_code is None else f"exit status {ev.exit_code}"
+    if ev.killed_by and ev.exit_code is not None:
+        ended += f" ({ev.killed_by})"
+    # the first line the program printed (the reply's "[stdout]"-style headers left out)
+    shown = [ln for ln in ev.output.splitlines() if ln.strip() and not ln.startswith("[")]
+    first = ""
+    if shown:
+        more = len(shown[0]) > 60 or len(shown) > 1
+        first = f": {shown[0][:60]}{'…' if more else ''}"
+    return f"[tool] call {ev.call}: {ended}, {ev.seconds:.2f} s{first}"
 
 
 class _Status:
@@ -70,7 +99,8 @@ async def solve_and_render(
 ) -> Result:
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
-    stream_text = not json_mode and getattr(strategy, "name", "") == "cot"
+    name = getattr(strategy, "name", "")
+    stream_text = not json_mode and (name == "cot" or name == "code" and strategy.n == 1)
     status = _Status()
     result: Result | None = None
     live = Live(status.render(), console=err, transient=False, refresh_per_second=8)
@@ -84,6 +114,11 @@ async def solve_and_render(
             elif stream_text and isinstance(ev, TextDelta):
                 sys.stdout.write(ev.text)
                 sys.stdout.flush()
+            elif stream_text and isinstance(ev, (ToolCalled, ToolResult)):
+                sys.stdout.write("\n" + tool_line(ev) + "\n")
+                sys.stdout.flush()
+            elif show_live and isinstance(ev, (ToolCalled, ToolResult)):
+                err.print(escape(tool_line(ev)))  # above the live line, which stays last
             elif show_live:
                 status.update(ev)
                 live.update(status.render())

@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from ponder import __version__
-from ponder.argtypes import positive_int
+from ponder.argtypes import THREADS_HELP, positive_int
 from ponder.budget import Budget
 from ponder.errors import UserError
+from ponder.problems.mapped import GRADERS
 
 DEFAULT_DB = "runs/ponder.sqlite"
 
@@ -26,19 +27,39 @@ DEFAULT_DB = "runs/ponder.sqlite"
 def add_bench_commands(sub) -> None:
     b = sub.add_parser("bench", help="run strategies x budgets over a problem set, resumably")
     b.add_argument(
-        "--task", required=True,
-        help="gsm8k, math500, aime24, aime25, amc23, or a generator with options: "
-        "arith[:digits=4,op=add|mul|mix], countdown[:count=4]",
+        "--task",
+        help="gsm8k, math500, aime24, aime25, amc23, humaneval, a generator with options "
+        "(arith[:digits=4,op=add|mul|mix], countdown[:count=4]), or hf:DATASET[:CONFIG][@SPLIT]: "
+        "any Hub dataset, mapped with --question/--answer/--grader; omit it to map your own --data",
     )
-    b.add_argument("--data", help="local JSONL (.jsonl or .jsonl.gz) instead of the Hugging Face Hub")
+    b.add_argument(
+        "--data",
+        help="local JSONL (.jsonl or .jsonl.gz): a known --task's rows instead of the Hub, or "
+        "without --task any rows, mapped with --question/--answer/--grader",
+    )
+    b.add_argument(
+        "--question", metavar="TEMPLATE",
+        help="the question from a row's fields, e.g. '{Body} {Question}' (default: its question or "
+        "problem field)",
+    )
+    b.add_argument(
+        "--answer", metavar="TEMPLATE",
+        help="the reference answer, e.g. '{Answer}' (default: the answer field, else the \\boxed{} "
+        "answer of a MATH-style solution field; a \\boxed{} in the text is read out)",
+    )
+    b.add_argument(
+        "--grader", choices=GRADERS,
+        help="how mapped rows are graded (default math); choice: a letter A-E; countdown: the "
+        "row's nums/numbers and target",
+    )
     b.add_argument("--limit", type=positive_int, help="first N problems (generators: how many)")
     b.add_argument("--seed", default="0", help="seed, or comma-separated seeds (one cell per seed)")
     b.add_argument("--level", help="subset by level, where the set has levels (math500: 1-5)")
     b.add_argument("--subject", help="subset by subject, where the set has subjects")
     b.add_argument("--model", help="model spec ($PONDER_MODEL or 'default')")
     b.add_argument(
-        "--strategy", action="append", required=True,
-        help="comma-separated NAME[:key=value,...] specs, e.g. cot,vote:n=4 (repeatable)",
+        "--strategy", action="append",
+        help="comma-separated NAME[:key=value,...] specs, e.g. cot,vote:n=4 (repeatable; default cot)",
     )
     b.add_argument("--budget", help="comma-separated caps on total tokens per problem")
     b.add_argument(
@@ -46,6 +67,7 @@ def add_bench_commands(sub) -> None:
         help="problems in flight (default: 8 for HTTP servers, 1 for in-process models, whose "
         "calls run one at a time anyway and would only queue, inflating measured latency)",
     )
+    b.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     b.add_argument("--run", help="run name (default: TASK-MODEL); the same name resumes")
     b.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     b.add_argument("--executor", choices=("local", "ray"), default="local")
@@ -102,7 +124,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ponder.bench.progress import BenchProgress
     from ponder.bench.runner import grid, run_local
     from ponder.bench.store import Store, budget_column
-    from ponder.models import resolve
+    from ponder.models import resolve, thread_count
     from ponder.problems import load_problems
     from ponder.problems.tasks import parse_task
     from ponder.think import parse_strategy
@@ -112,24 +134,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
         budgets, seeds = parse_budgets(args.budget), parse_seeds(args.seed)
     except ValueError as e:
         raise UserError(str(e)) from None
-    strategies = [parse_strategy(s) for s in split_strategies(args.strategy)]
+    strategies = [parse_strategy(s) for s in split_strategies(args.strategy or ["cot"])]
     specs = [s.spec for s in strategies]
-    task, task_options = parse_task(args.task)
-    problems = load_problems(
-        task, data=args.data, limit=args.limit, seed=seeds[0], level=args.level,
-        subject=args.subject, **task_options,
-    )
+    mapped = args.task is None or args.task.strip().lower().startswith("hf:")
+    if mapped:
+        problems = load_mapped_problems(args)
+    else:
+        if args.question or args.answer or args.grader:
+            raise UserError(
+                f"--question/--answer/--grader map your own rows (--data FILE without --task, or "
+                f"--task hf:DATASET); {args.task} has its own fields"
+            )
+        task, task_options = parse_task(args.task)
+        problems = load_problems(
+            task, data=args.data, limit=args.limit, seed=seeds[0], level=args.level,
+            subject=args.subject, **task_options,
+        )
+    task_name = args.task or Path(args.data).name
     if not problems:
-        raise UserError(f"no problems selected from {args.task} (check --level/--subject)")
-    model = resolve(args.model)
+        raise UserError(f"no problems selected from {task_name} (check --level/--subject)")
+    model = resolve(args.model, threads=args.threads)
     model_spec = args.model or "default"
-    run = args.run or f"{_slug(args.task)}-{_slug(model.name)}"
+    stem = task_name.removesuffix(".gz").removesuffix(".jsonl")
+    run = args.run or f"{_slug(stem)}-{_slug(model.name)}"
     config = {
-        "task": args.task, "model": model_spec, "data": args.data, "limit": args.limit,
+        "task": task_name, "model": model_spec, "data": args.data, "limit": args.limit,
         "level": args.level, "subject": args.subject, "seeds": seeds,
         "strategies": specs, "budgets": [budget_column(b) for b in budgets],
         "executor": args.executor,
     }
+    if mapped:
+        config.update(question=args.question, answer=args.answer, grader=args.grader or "math")
     identity = model.describe()
     concurrency = args.concurrency or (8 if identity.get("backend") == "openai" else 1)
     store = Store(args.db)
@@ -156,7 +191,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
                 asyncio.run(model.aclose())  # workers build their own clients
                 try:
-                    run_ray(run, cells, model_spec, on_row, args.workers, args.ray_address)
+                    threads = thread_count(args.threads)  # the driver's $PONDER_THREADS too
+                    run_ray(run, cells, model_spec, on_row, args.workers, args.ray_address, threads)
                 except RayUnavailable as e:
                     raise UserError(str(e)) from None
             else:
@@ -172,6 +208,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     err.print(progress.summary())
     print(f"run {run} complete: ponder report {run}" + ("" if args.db == DEFAULT_DB else f" --db {args.db}"))
     return 0
+
+
+def load_mapped_problems(args: argparse.Namespace) -> list:
+    """``--data FILE`` without ``--task``, or ``--task hf:DATASET``: rows mapped by the templates."""
+    from ponder.problems.mapped import Mapping, load_mapped, parse_hf_task
+
+    hub = parse_hf_task(args.task) if args.task is not None else None
+    if hub is None and args.data is None:
+        raise UserError("pass --task (a known set, a generator or hf:DATASET) or --data FILE")
+    if hub is not None and args.data is not None:
+        raise UserError(f"--task {args.task} reads the Hub; drop --data, or drop --task to map the file")
+    mapping = Mapping(args.question, args.answer, args.grader or "math")
+    return load_mapped(
+        mapping, data=args.data, hub=hub, limit=args.limit, level=args.level, subject=args.subject
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

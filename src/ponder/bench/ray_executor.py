@@ -18,10 +18,10 @@ class RayUnavailable(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, model_spec: str) -> None:
+    def __init__(self, model_spec: str, threads: int | None = None) -> None:
         from ponder.models import resolve
 
-        self.model = resolve(model_spec)
+        self.model = resolve(model_spec, threads=threads)
 
     def run(self, run: str, wire: tuple) -> ResultRow:
         from ponder.think import parse_strategy
@@ -38,7 +38,10 @@ def run_ray(
     on_row: Callable[[ResultRow], None],
     workers: int = 2,
     address: str | None = None,
+    threads: int | None = None,
 ) -> None:
+    """``threads``: each worker's CPU threads (None: ``$PONDER_THREADS`` where the worker runs, else
+    every core)."""
     try:
         import ray
         from ray.util import ActorPool
@@ -51,7 +54,7 @@ def run_ray(
         except Exception as e:  # Ray raises many types here; the user needs the one line
             raise RayUnavailable(f"could not start or reach Ray: {str(e).splitlines()[0]}") from None
     worker_cls = ray.remote(num_cpus=1)(_Worker)
-    actors = [worker_cls.remote(model_spec) for _ in range(workers)]
+    actors = [worker_cls.remote(model_spec, threads) for _ in range(workers)]
     try:
         pool = ActorPool(actors)
         wires = [(c.problem, c.strategy.spec, c.budget.max_tokens, c.seed) for c in cells]

@@ -3,7 +3,9 @@
 A configuration is a (strategy, budget) pair. For each: accuracy with a Wilson 95% interval, the mean
 compute spent per problem, and whether it sits on the accuracy-vs-tokens Pareto frontier. Given several
 runs, every later run is compared with the first, configuration by configuration, on the (problem, seed)
-cells both ran: paired bootstrap CI for the difference and an exact McNemar test (see `stats.py`).
+cells both ran: paired bootstrap CI for the difference and an exact McNemar test (see `stats.py`). A
+configuration with several samples (seeds) per problem also gets pass@k (Chen et al. 2021's unbiased
+estimator), for k = 1 and the powers of 2 up to the samples per problem.
 
 The content is built once as a list of blocks, then rendered to Markdown and to HTML, so the two match.
 """
@@ -21,6 +23,8 @@ from ponder.bench.stats import (
     ConfigStats,
     paired_difference,
     pareto_frontier,
+    pass_at_k,
+    pass_at_k_ks,
     wilson_interval,
 )
 from ponder.bench.store import ResultRow, Store
@@ -73,6 +77,36 @@ def _config_table(stats: list[ConfigStats]) -> tuple[list[str], list[list[str]]]
              f"{c.mean_tokens:,.0f}", f"{c.mean_completion:,.0f}", f"{c.mean_calls:.2f}",
              f"{c.mean_latency:.2f}", "★" if c.pareto else ""] for c in stats]
     return header, body
+
+
+def _pass_at_k_blocks(rows: list[ResultRow]) -> list[tuple]:
+    """A pass@k table for the configurations with at least 2 samples of every problem; none when
+    no configuration has them."""
+    groups: dict[tuple[str, int], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        groups[(r.strategy, r.budget)][r.problem_id].append(bool(r.correct))
+    several = {key: by_problem for key, by_problem in groups.items()
+               if min(len(v) for v in by_problem.values()) >= 2}  # fmt: skip
+    if not several:
+        return []
+    ks = pass_at_k_ks(max(min(len(v) for v in bp.values()) for bp in several.values()))
+    header = ["configuration", "problems", "samples per problem", *(f"pass@{k} %" for k in ks)]
+    body = []
+    for key in sorted(several, key=lambda g: (g[0], g[1] == 0, g[1])):
+        by_problem = several[key]
+        sizes = [len(v) for v in by_problem.values()]
+        lo, hi = min(sizes), max(sizes)
+        cells = [
+            _pct(sum(pass_at_k(len(v), sum(v), k) for v in by_problem.values()) / len(by_problem))
+            if k <= lo else "–"
+            for k in ks
+        ]
+        body.append([config_label(*key), str(len(by_problem)), str(lo) if lo == hi else f"{lo}–{hi}",
+                     *cells])
+    note = ("pass@k: the chance that at least one of k samples of a problem is correct, averaged over "
+            "problems; the unbiased estimator 1 − C(n−c, k)/C(n, k) of Chen et al. 2021 over the n "
+            "samples (seeds) of each problem, c of them correct.")
+    return [("p", note), ("table", header, body)]
 
 
 def _paired_table(rows_a: list[ResultRow], rows_b: list[ResultRow]) -> tuple[list[str], list[list[str]]]:
@@ -187,8 +221,9 @@ def write_report(store: Store, runs: list[str], out_dir: str | Path) -> ReportPa
 
     heading = "ponder report: " + " vs ".join(runs)
     blocks: list[tuple] = [("h1", heading)]
-    for name, info, st in zip(runs, infos, stats):
+    for name, info, st, rows in zip(runs, infos, stats, all_rows):
         blocks += [("h2", f"run {name}"), ("facts", _run_facts(info)), ("table", *_config_table(st))]
+        blocks += _pass_at_k_blocks(rows)
     blocks.append(("p", "accuracy: share of (problem, seed) cells answered correctly; tokens: prompt + "
                         "completion over all model calls for one problem; ★: on the Pareto frontier of "
                         "accuracy vs mean tokens."))

@@ -7,6 +7,10 @@
   binomial test on the discordant pairs; no scipy, the tail is summed with math.comb) and a percentile
   paired-bootstrap 95% CI for the accuracy difference (fixed seed, 2000 resamples, so reports are
   reproducible).
+- pass@k, the unbiased estimator of Chen et al. 2021 ("Evaluating Large Language Models Trained on
+  Code"): with n samples of a problem of which c are correct, the chance that k of them drawn
+  without replacement hold a correct one, 1 - C(n-c, k) / C(n, k), computed as a product so that
+  no binomial coefficient is ever formed (the paper's numerically stable form).
 """
 
 from __future__ import annotations
@@ -46,6 +50,24 @@ def pareto_frontier(points: list[tuple[float, float]]) -> list[int]:
             best_y = max(best_y, y)
             prev = (x, y)
     return frontier
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k).
+
+    The ratio is the product over i = n-c+1 .. n of (1 - k/i) (Chen et al. 2021, Figure 3), which
+    stays within float range for any n; with fewer than k wrong samples it is 1.
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def pass_at_k_ks(n: int) -> list[int]:
+    """The k a report shows for n samples per problem: 1, then the powers of 2 up to n."""
+    return [1] + [2**i for i in range(1, n.bit_length()) if 2**i <= n]
 
 
 def mcnemar_exact(b: int, c: int) -> float:

@@ -12,6 +12,7 @@ import argparse
 import shlex
 
 from ponder.argtypes import positive_int
+from ponder.models import thread_count
 from ponder.errors import UserError
 from ponder.lab.train_args import count_option, require_train_packages
 
@@ -48,7 +49,8 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
     s.add_argument("--save-every", type=positive_int, default=100, help="checkpoint every N steps")
     s.add_argument("--log-every", type=positive_int, default=10, help="log the loss every N steps")
     s.add_argument(
-        "--threads", type=positive_int, help="CPU threads (default: all; 1 on a busy shared CPU)"
+        "--threads", type=positive_int,
+        help="torch CPU threads (default $PONDER_THREADS, else all; 1 on a busy shared CPU)",
     )
     s.add_argument(
         "--stop-at-accuracy", type=float, metavar="X",
@@ -96,7 +98,7 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
         examples=args.examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         schedule=args.schedule, size=args.size, init_from=args.init_from, seed=args.seed, device=args.device,
         save_every=args.save_every, log_every=args.log_every, resume=args.resume,
-        threads=args.threads, stop_at_accuracy=args.stop_at_accuracy,
+        threads=thread_count(args.threads), stop_at_accuracy=args.stop_at_accuracy,
         validate_every=args.validate_every, validate_problems=args.validate_problems,
     )  # fmt: skip
     if opts.task is not None:  # an unknown option value surfaces here, before any model work

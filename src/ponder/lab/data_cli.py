@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ponder.argtypes import positive_int
+from ponder.argtypes import THREADS_HELP, positive_int
 from ponder.problems.tasks import parse_task
 from ponder.budget import Budget
 from ponder.errors import UserError
@@ -36,6 +36,7 @@ def add_data_commands(sub) -> None:
     s.add_argument("--model", help="model spec ($PONDER_MODEL or 'default'), e.g. openai:MODEL@URL")
     s.add_argument("--strategy", default="cot", help="NAME[:key=value,...] (default cot), e.g. vote:n=4")
     s.add_argument("--budget", type=positive_int, help="cap on total tokens per problem")
+    s.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     s.add_argument("--out", required=True, help="output .jsonl; an existing one is resumed")
     s.add_argument(
         "--keep", choices=("correct", "all"), default="correct",
@@ -85,7 +86,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not problems:
         raise UserError(f"no problems selected from {args.task}")
     out = SynthFile(args.out, args.keep)
-    model = resolve(args.model)
+    model = resolve(args.model, threads=args.threads)
     concurrency = args.concurrency or (8 if model.describe().get("backend") == "openai" else 1)
 
     err = Console(stderr=True, highlight=False)

@@ -7,6 +7,7 @@ import argparse
 import shlex
 
 from ponder.argtypes import positive_int
+from ponder.models import thread_count
 from ponder.lab.train_args import count_option, require_train_packages
 
 
@@ -43,7 +44,7 @@ def add_grpo_command(tsub) -> None:
     g.add_argument("--keep-checkpoints", type=positive_int, default=2,
                    help="how many of the latest checkpoints to keep (default 2)")
     g.add_argument("--threads", type=positive_int,
-                   help="CPU threads (default: all; 1 on a busy shared CPU)")
+                   help="torch CPU threads (default $PONDER_THREADS, else all; 1 on a busy shared CPU)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_train_grpo)
@@ -78,7 +79,7 @@ def cmd_train_grpo(args: argparse.Namespace) -> int:
         temperature=args.temperature, beta=args.beta, format_reward=args.format_reward,
         seed=args.seed, device=args.device, save_every=args.save_every, resume=args.resume,
         keep_checkpoints=args.keep_checkpoints,
-        threads=args.threads,
+        threads=thread_count(args.threads),
     )  # fmt: skip
     traces.make_problems(opts.task, 1, opts.seed, **opts.task_options)  # bad option values, now
     record = grpo.train_grpo(opts, command=grpo_command(opts), progress=not args.quiet)

@@ -36,13 +36,41 @@ def spec_help() -> str:
     return "valid model specs: " + ", ".join(SPEC_FORMS)
 
 
-def resolve(spec: str | None = None, **options) -> Model:
+THREADS_ENV = "PONDER_THREADS"
+
+
+def thread_count(threads: int | None = None) -> int | None:
+    """CPU threads for in-process backends: ``threads`` when given, else ``$PONDER_THREADS``, else
+    None (the backend's own default: every core). A bad value is a one-line ModelError naming it."""
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ModelError(f"threads={threads!r}: the CPU thread count must be a positive integer")
+        return threads
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ModelError(
+            f"{THREADS_ENV}={raw!r} is not a positive integer number of CPU threads (e.g. {THREADS_ENV}=1)"
+        )
+    return int(raw)
+
+
+def resolve(spec: str | None = None, threads: int | None = None, **options) -> Model:
     """Build a Model from a spec. ``None`` means ``$PONDER_MODEL``, or ``default`` when unset.
 
-    Extra keyword options go to the backend's constructor (e.g. ``n_ctx`` for gguf).
+    ``threads`` (default ``$PONDER_THREADS``; unset: every core) is the CPU thread count of
+    in-process backends: llama.cpp's decode threads (gguf, default) and torch's (hf, lab); HTTP
+    backends ignore it. Extra keyword options go to the backend's constructor (e.g. ``n_ctx`` for
+    gguf; an explicit ``n_threads`` there wins over ``threads``).
     """
     spec = (spec or os.environ.get("PONDER_MODEL") or "default").strip()
     kind, sep, rest = spec.partition(":")
+    threads = thread_count(threads)
+    if threads is not None and (spec == "default" or kind == "gguf"):
+        options.setdefault("n_threads", threads)
+    elif threads is not None and kind in ("hf", "lab"):
+        options.setdefault("threads", threads)
     if spec == "default":
         from ponder.models.llamacpp import LlamaCppModel, embedded_model_path
 
@@ -82,7 +110,9 @@ __all__ = [
     "ScriptedReply",
     "SpecError",
     "StopCheck",
+    "THREADS_ENV",
     "TextCallback",
     "resolve",
     "spec_help",
+    "thread_count",
 ]

@@ -120,7 +120,9 @@ class Sample:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop" (EOS or a stop string) | "length" | "cancelled" (by should_stop)
+    # "stop" (EOS or a stop string) | "length" | "cancelled" (by should_stop) | "incomplete" (the
+    # backend's stream ended without a finish: the server dropped it; strategies warn about it)
+    finish_reason: str
     logprobs: list[float] | None = None
     top_logprobs: list[list[float]] | None = None
 

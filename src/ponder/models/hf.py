@@ -87,7 +87,11 @@ def load_pretrained(path: str, auto_class, device: str, dtype: str, fail: str):
 
 
 class HFModel:
-    def __init__(self, path_or_id: str, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(
+        self, path_or_id: str, device: str = "auto", dtype: str = "auto", threads: int | None = None
+    ) -> None:
+        """``threads``: torch's CPU threads (None: torch's default, every core). torch has one
+        intra-op thread count per process, so this sets it for the whole process."""
         try:
             import torch
             import transformers
@@ -95,6 +99,8 @@ class HFModel:
             msg = f"the hf backend needs torch and transformers ({e}): pip install 'ponder[hf]'"
             raise ModelError(msg) from None
         self._torch = torch
+        if threads is not None:
+            torch.set_num_threads(threads)
         local = os.path.expanduser(path_or_id)
         # A Hub id is "name" or "org/name"; anything else that looks like a path is one.
         is_path = os.path.exists(local) or local.startswith(("/", ".")) or path_or_id.count("/") > 1
@@ -120,6 +126,9 @@ class HFModel:
         # new thread per call would also start a new OpenMP thread team per call.
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-hf")
+        if threads is not None:  # and on the worker, whose OpenMP team is its own
+            self._executor.submit(torch.set_num_threads, threads).result()
+        self.threads = self._executor.submit(torch.get_num_threads).result()
 
     def _encode(self, request: Request) -> list[int]:
         tok = self.tokenizer

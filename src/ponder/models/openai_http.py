@@ -42,7 +42,7 @@ _LENGTH_REASONS = {"length", "max_tokens", "model_length"}
 def _finish(reason: str | None) -> str:
     # Servers disagree ("eos", "stop_sequence", None, ...); the protocol knows "stop" and "length"
     # (and "cancelled", which only we set).
-    if reason == "cancelled":
+    if reason in ("cancelled", "incomplete"):
         return reason
     return "length" if reason in _LENGTH_REASONS else "stop"
 
@@ -236,6 +236,7 @@ class OpenAIModel:
                             for i in range(got, request.n)
                         )
                     )
+            results = await self._retry_incomplete(request, results, on_text, should_stop)
         except openai.APIError as exc:
             raise self._user_error(exc) from None
         reported = [u[0] for _, u, exact in results if exact]
@@ -253,6 +254,21 @@ class OpenAIModel:
             seconds=time.perf_counter() - start,
         )
         return Completion(samples, usage)
+
+    async def _retry_incomplete(self, request, results, on_text, should_stop):
+        """Ask once more for each sample whose stream was cut (no finish reason: the server
+        dropped it). The retry's sample replaces it; both calls are charged (both were computed).
+        A retry that is cut too stays ``incomplete``, for the strategy to warn about."""
+        extra = []
+        first = 0
+        for batch, _, _ in results:
+            for j, s in enumerate(batch):
+                if s.finish_reason == "incomplete":
+                    again = await self._call(request, 1, first + j, on_text, should_stop)
+                    batch[j] = again[0][0]
+                    extra.append(([], again[1], again[2]))
+            first += len(batch)
+        return results + extra
 
     async def _call(
         self,
@@ -336,6 +352,9 @@ class OpenAIModel:
                                 stopped = True
                         if stopped:  # one choice per stream when should_stop is given
                             break
+                for ch in choices.values():  # a stream that ended with no finish reason was cut
+                    if ch.finish is None:
+                        ch.finish = "incomplete"
 
         ordered = [choices[j] for j in sorted(choices)]
         if usage is not None:

@@ -10,7 +10,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Problem:
     """``kind`` names the grader: "math" (symbolic equivalence), "numeric" (float tolerance),
-    "exact" (string match), "choice" (a letter A-E), "countdown" (the expression is checked).
+    "exact" (string match), "choice" (a letter A-E), "countdown" (the expression is checked),
+    "code" (the completion's code runs the tests in ``meta``: prompt, test, entry_point).
     ``meta`` holds set-specific fields (level, subject, the numbers of a countdown puzzle...).
 
     ``messages``: the conversation a chat client sent (``{"role", "content"}`` dicts: system, user,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,15 +23,21 @@ PROBE_TIMEOUT_S = 3.0
 
 @dataclass(frozen=True)
 class HubSource:
-    """Where a set lives on the Hub: ``load_dataset(path, config, split=split)``."""
+    """Where a set lives on the Hub: ``load_dataset(path, config, split=split)``. ``split`` None:
+    ``test`` when the dataset has one, else its only split. A ``path`` that exists on disk (a
+    folder of data files) is read by the same call, without the Hub."""
 
     path: str
-    split: str
+    split: str | None
     config: str | None = None
 
     def __str__(self) -> str:
         config = f" config {self.config}" if self.config else ""
-        return f"{self.path}{config} split {self.split}"
+        return f"{self.path}{config} split {self.split or '(default)'}"
+
+    @property
+    def local(self) -> bool:
+        return Path(self.path).expanduser().exists()
 
 
 def hub_endpoint() -> str:
@@ -82,7 +89,7 @@ def load_hub_rows(source: HubSource) -> list[dict[str, Any]]:
             f"pip install 'ponder[hub]', or {hint}"
         ) from None
     endpoint = hub_endpoint()
-    if not _offline_mode() and not _behind_proxy(endpoint):
+    if not source.local and not _offline_mode() and not _behind_proxy(endpoint):
         reason = unreachable_reason(endpoint)
         if reason:
             raise ProblemSetError(
@@ -99,4 +106,17 @@ def load_hub_rows(source: HubSource) -> list[dict[str, Any]]:
         raise ProblemSetError(
             f"cannot load {source} from the Hub: {type(e).__name__}: {one_line(e, 200)}; {hint}"
         ) from None
+    if source.split is None:
+        ds = _default_split(ds, source)
     return [dict(row) for row in ds]
+
+
+def _default_split(splits: Any, source: HubSource) -> Any:
+    """``test`` when there is one, else the only split; several and no test: the user picks."""
+    names = list(splits)
+    if "test" in names or len(names) == 1:
+        return splits["test" if "test" in names else names[0]]
+    raise ProblemSetError(
+        f"{source.path} has splits {', '.join(names)} and none is 'test'; "
+        f"name one: hf:{source.path}{':' + source.config if source.config else ''}@{names[0]}"
+    )

@@ -1,4 +1,5 @@
-"""Real benchmark sets (GSM8K, MATH-500, AIME 2024/2025, AMC 2023): field mappings and filters.
+"""Real benchmark sets (GSM8K, MATH-500, AIME 2024/2025, AMC 2023, HumanEval): field mappings and
+filters.
 
 Each set names where its rows live on the Hub and which fields hold the question, the answer, an id
 and optional level/subject, once for the Hub copy and once for local JSONL files (the two can use
@@ -30,6 +31,7 @@ class Fields:
     level: tuple[str, ...] = ()
     subject: tuple[str, ...] = ()
     solution: tuple[str, ...] = ()
+    meta: tuple[str, ...] = ()  # required fields copied verbatim into meta (a code prompt, tests)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class RealSet:
     hub_fields: Fields
     file_fields: Fields
     answer_after: str | None = None  # GSM8K: the answer is the text after "####" when present
+    question_format: str = "{}"  # the question shown to the model, built from the question field
 
     def load(
         self,
@@ -82,9 +85,9 @@ class RealSet:
         return problems[:limit] if limit is not None else problems
 
     def _problem(self, index: int, where: str, row: dict, fields: Fields, source: str) -> Problem:
-        question = _required(row, fields.question, where)
-        answer = solution = _required(row, fields.answer, where)
-        if self.answer_after and self.answer_after in answer:
+        question = self.question_format.format(_required(row, fields.question, where))
+        answer = solution = _required(row, fields.answer, where) if fields.answer else None
+        if answer is not None and self.answer_after and self.answer_after in answer:
             answer = answer.rsplit(self.answer_after, 1)[1].strip().replace(",", "")
             if not answer:
                 raise ProblemSetError(f"{where}: nothing after {self.answer_after!r} in the answer")
@@ -92,6 +95,9 @@ class RealSet:
             solution = _optional(row, fields.solution)
         own_id = _optional(row, fields.id)
         meta: dict[str, Any] = {"task": self.name, "index": index, "source": source}
+        for name in fields.meta:  # verbatim: a code prompt's whitespace matters
+            _required(row, (name,), where)  # present and not blank, or a one-line error
+            meta[name] = str(row[name])
         level = _optional(row, fields.level)
         if level is not None:
             digits = re.search(r"\d+", str(level))  # 3, "3" and MATH's "Level 3" are all level 3
@@ -179,6 +185,16 @@ _MATH500 = Fields(
     solution=("solution",),
 )
 
+# HumanEval (openai/human-eval data/HumanEval.jsonl.gz, and the Hub's openai/openai_humaneval):
+# no answer; the grader reads the prompt, the tests and the entry point (verify.code_tests).
+_HUMANEVAL = Fields(
+    question=("prompt",),
+    answer=(),
+    id=("task_id",),
+    solution=("canonical_solution",),
+    meta=("prompt", "test", "entry_point"),
+)
+
 REAL_SETS: dict[str, RealSet] = {
     s.name: s
     for s in (
@@ -224,6 +240,15 @@ REAL_SETS: dict[str, RealSet] = {
             hub=HubSource("math-ai/amc23", "test"),
             hub_fields=Fields(question=("question", "problem"), id=("id",)),
             file_fields=Fields(question=("problem", "question"), id=("id",)),
+        ),
+        RealSet(
+            name="humaneval",
+            summary="HumanEval: 164 Python functions to complete, graded by running their tests",
+            kind="code",
+            hub=HubSource("openai/openai_humaneval", "test"),
+            hub_fields=_HUMANEVAL,
+            file_fields=_HUMANEVAL,
+            question_format="Complete this Python function:\n\n```python\n{}\n```",
         ),
     )
 }

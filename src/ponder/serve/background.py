@@ -23,7 +23,11 @@ from ponder.serve.settings import ServeSettings
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: a free one), IPv4 or IPv6 as the host says."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    return socket.create_server((host, port), family=family)
+    sock = socket.create_server((host, port), family=family)
+    # asyncio turns Nagle off (TCP_NODELAY) only on connections whose socket says proto TCP, and
+    # create_server leaves proto 0, which accepted sockets inherit: every plain response's body
+    # then waited ~40 ms for the client's delayed ACK of the headers. The same socket, marked TCP:
+    return socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=sock.detach())
 
 
 class BackgroundServer:

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import os
 
-from ponder.argtypes import positive_int
+from ponder.argtypes import THREADS_HELP, positive_int
 from ponder.errors import UserError
 
 
@@ -59,6 +59,7 @@ def add_serve_commands(sub) -> None:
         default="cot",
         help="strategy for requests whose model field names none (default cot)",
     )
+    s.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     s.add_argument(
         "--log-level",
         default="info",
@@ -95,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     try:
-        model = resolve(args.model)
+        model = resolve(args.model, threads=args.threads)
         host, port = sock.getsockname()[:2]
         url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
         print(

@@ -21,7 +21,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.events import Event, Final, Result
+from ponder.events import Event, Final, Result, Warned
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.serve.protocol import ChatRequest
@@ -47,9 +47,10 @@ class Answer:
     strategy: str
 
     def summary(self, model: Model) -> dict[str, Any]:
-        """The `ponder` extension field: what was answered and how, with the calls and time."""
+        """The `ponder` extension field: what was answered and how, with the calls and time, and
+        the run's warnings (samples the backend cut off, ...) when it had any."""
         r = self.result
-        return {
+        out = {
             "answer": r.answer,
             "how": r.how,
             "strategy": self.strategy,
@@ -57,6 +58,10 @@ class Answer:
             "calls": r.usage.calls,
             "seconds": round(r.usage.seconds, 3),
         }
+        warnings = [e.message for e in r.trace if isinstance(e, Warned)]
+        if warnings:
+            out["warnings"] = warnings
+        return out
 
 
 def settle(result: Result, strategy: str) -> Answer:

@@ -4,8 +4,9 @@ A batched strategy decodes many samples at once, so their TextDelta pieces arriv
 as they come they would be word salad. The transcript follows one sample at a time: the first that
 speaks is shown live, token by token; the others are held back (their text kept) until it finishes,
 then the next is shown, its held-back text at once and the rest live. Each sample gets a header and
-an end line with its answer; votes, scores, phases and early stops become one-line notes, held back
-while a sample is mid-text so that they never split it. Samples keep the strategy's own numbers
+an end line with its answer; votes, scores, phases, early stops and tool calls (a program run, and
+how it ended with the first line it printed) become one-line notes, held back while a sample is
+mid-text so that they never split it. Samples keep the strategy's own numbers
 (from 0), so that the transcript agrees with the strategy's "how" ("sample 1 scored 0.9").
 
 Sample numbers can be reused (a multi-phase strategy numbers each phase's samples from 0): a
@@ -20,7 +21,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from ponder.events import Event, Final, Phase, Sampled, Scored, Spent, Stopped, TextDelta, Voted
+from ponder.events import (
+    Event,
+    Final,
+    Phase,
+    Sampled,
+    Scored,
+    Spent,
+    Stopped,
+    TextDelta,
+    ToolCalled,
+    ToolResult,
+    Voted,
+)
 
 SHORT = 8  # lists up to this long appear in a generic note
 
@@ -51,9 +64,26 @@ def note(ev: Event) -> str:
         return f"· stopped{who}: {ev.reason}\n"
     if isinstance(ev, Phase):
         return f"· {ev.name} done" + (f": {ev.detail}" if ev.detail else "") + "\n"
+    if isinstance(ev, ToolCalled):
+        n = len(ev.code.strip().splitlines())
+        return f"· tool call {ev.call}: running {n} line{'s' * (n != 1)} of {ev.language}\n"
+    if isinstance(ev, ToolResult):
+        return tool_result_note(ev)
     if isinstance(ev, (TextDelta, Sampled, Spent, Final)):
         return ""
     return generic_note(ev)
+
+
+def tool_result_note(ev: ToolResult) -> str:
+    ended = "stopped" if ev.exit_code is None else f"exit status {ev.exit_code}"
+    if ev.killed_by:
+        ended += f" ({ev.killed_by} limit)"
+    printed = [ln for ln in ev.output.splitlines() if ln.strip() and not ln.startswith("[")]
+    first = ""
+    if printed:
+        more = len(printed[0]) > 80 or len(printed) > 1
+        first = f": {printed[0][:80]}{' …' if more else ''}"
+    return f"· tool call {ev.call}: {ended}, {ev.seconds:.2f} s{first}\n"
 
 
 def _plain(value) -> bool:

@@ -15,6 +15,7 @@ from ponder.think.auto import Auto
 from ponder.think.base import Run, Strategy, StrategyBase, final_result
 from ponder.think.beam import Beam
 from ponder.think.best_of_n import BestOfN
+from ponder.think.code import Code
 from ponder.think.config import SAMPLING_FIELDS, Sampling, SamplingError
 from ponder.think.confidence import Confidence
 from ponder.think.cot import Cot
@@ -28,7 +29,7 @@ from ponder.think.vote import Vote
 STRATEGIES: dict[str, type[StrategyBase]] = {
     cls.name: cls
     for cls in (Cot, Vote, BestOfN, Adaptive, Confidence, DeepThink, Reflect, Think, Beam, Mcts,
-                Auto)
+                Code, Auto)
 }  # fmt: skip
 
 
@@ -46,6 +47,16 @@ class StrategySpecError(ValueError):
         super().__init__(message)
         self.field, self.from_spec = field, from_spec
         self.detail = detail or message  # the message without the strategy's name
+
+
+# Strategies defined above this layer (the research loop, research/strategy.py): the command line
+# registers them, so that parse_strategy (and with it `ponder bench`) builds them; STRATEGIES
+# stays think's own, the ones every front end (serve's model list) offers.
+REGISTERED: dict[str, type[StrategyBase]] = {}
+
+
+def register_strategy(cls: type[StrategyBase]) -> None:
+    REGISTERED[cls.name] = cls
 
 
 def _convert(name: str, key: str, raw: str, kind) -> object:
@@ -83,11 +94,10 @@ def parse_strategy(spec: str, **defaults) -> StrategyBase:
         name, pairs = parse_spec(spec, "strategy")
     except SpecError as e:
         raise StrategySpecError(str(e)) from None
-    cls = STRATEGIES.get(name)
+    cls = STRATEGIES.get(name) or REGISTERED.get(name)
     if cls is None:
-        raise StrategySpecError(
-            f"unknown strategy {name!r} in {spec!r}; known: {', '.join(sorted(STRATEGIES))}"
-        )
+        known = ", ".join(sorted(STRATEGIES | REGISTERED))
+        raise StrategySpecError(f"unknown strategy {name!r} in {spec!r}; known: {known}")
     hints = typing.get_type_hints(cls)
     options = {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
     kwargs = {k: v for k, v in defaults.items() if k in SAMPLING_FIELDS and v is not None}
@@ -111,6 +121,7 @@ def parse_strategy(spec: str, **defaults) -> StrategyBase:
 
 
 __all__ = [
-    "STRATEGIES", "Meter", "OverspendError", "Run", "Sampling", "SamplingError", "Strategy",
-    "StrategyBase", "StrategySpecError", "final_result", "parse_strategy",
+    "REGISTERED", "STRATEGIES", "Meter", "OverspendError", "Run", "Sampling", "SamplingError",
+    "Strategy", "StrategyBase", "StrategySpecError", "final_result", "parse_strategy",
+    "register_strategy",
 ]  # fmt: skip

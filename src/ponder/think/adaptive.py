@@ -107,7 +107,7 @@ class Adaptive(StrategyBase):
             if req is None:
                 reason = f"budget exhausted after {drawn} samples"
                 break
-            cands += (await sample_batch(run, req, first_index=drawn)).candidates
+            cands += (await sample_batch(run, req, first_index=drawn, problem=problem)).candidates
             votes = tally(cands)
             run.emit(Voted({k: float(v) for k, v in votes.items()}, leader(votes)))
             p = leader_probability(*top_two(votes))

@@ -22,18 +22,34 @@ Then:
   wave, and waves of ``wave`` more are drawn until the Beta criterion of ``adaptive`` settles the
   vote or ``max_samples`` are reached.
 
-The Result's ``how`` says which path was taken and why; its usage includes the probe.
+With ``tools=auto`` (the default) a fourth path runs programs: ``code`` (tool-integrated
+reasoning, ``think/code.py``) gets the budget
+
+- at once, without a probe, when the problem is a code task (``kind == "code"``): the tool runs
+  the function on its prompt's examples, which no vote over samples can do;
+- after the probe, when the probe does not agree (not easy) on an arithmetic-heavy question
+  (``arithmetic_heavy``: at least 6 digits in numbers joined by an operator, such as
+  ``487 * 596``, or at least 10 digits over 3 or more numbers): exact computation is what a model
+  gets wrong and a program does not. If the run finds no answer, the probe's leader stands.
+
+``tools=off``, or a host where the sandbox cannot run, routes as before, and the trace says so.
+
+The Result's ``how`` says which path was taken and why (a ``Phase("route")`` event too, when a
+tool route was considered); its usage includes the probe.
 
 Departures: difficulty comes from agreement (and confidence) of a few samples, not from a
 learned or verifier-based predictor; the thresholds are parameters, not fitted per model; the
 hard strategy's verifier is ``verifier`` for reflect, beam and mcts, and deepthink (whose
-verifiers are outcome scorers) uses the judge unless ``verifier`` is one of those. Tools will join
-the choices when ponder has them.
+verifiers are outcome scorers) uses the judge unless ``verifier`` is one of those. The tool route
+is a rule on the question's surface (its digits and operators) and the probe's agreement, not a
+measured estimate of what the tool would add; ``code`` runs greedily (temperature 0, one run).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import re
 from dataclasses import dataclass
 
 from ponder.events import Phase, Result, Voted
@@ -41,14 +57,19 @@ from ponder.problems.base import Problem
 from ponder.think.adaptive import Adaptive
 from ponder.think.base import Run, StrategyBase
 from ponder.think.beam import Beam
+from ponder.think.code import Code
 from ponder.think.deepthink import DeepThink
 from ponder.think.mcts import Mcts
 from ponder.think.reflect import Reflect
 from ponder.think.sampling import Candidate, first_with, leader, plan_batch, sample_batch, tally
+from ponder.tools.sandbox import SandboxUnavailable, check_available
 from ponder.verify.scorers import make_scorer
 from ponder.verify.steps import check_split
 
 HARD = ("reflect", "deepthink", "beam", "mcts")
+TOOLS = ("auto", "off")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_OPERATOR = re.compile(r"\d\s*[-+*/^×÷]\s*(?=[\d(])")
 
 
 @dataclass
@@ -61,6 +82,7 @@ class Auto(StrategyBase):
     hard_with: str = "reflect"  # reflect | deepthink | beam | mcts
     verifier: str = "judge"  # the hard strategy's verifier (a step scorer)
     split: str = "auto"  # step boundaries for reflect, beam and mcts
+    tools: str = "auto"  # auto: route code tasks and arithmetic-heavy disagreement to code; off
     wave: int = 4  # medium: samples per further wave
     max_samples: int = 16  # medium: samples at most, the probe's included
     settle: float = 0.95  # medium: stop when P(leader truly ahead) reaches this (adaptive)
@@ -83,6 +105,8 @@ class Auto(StrategyBase):
         self.sampling.require_temperature("auto", "a greedy probe always agrees")
         if self.hard_with not in HARD:
             raise ValueError(f"auto: hard_with must be one of {', '.join(HARD)}")
+        if self.tools not in TOOLS:
+            raise ValueError(f"auto: tools must be one of {', '.join(TOOLS)}")
         check_split("auto", self.split)
         try:
             self._hard_strategy = self._make_hard()
@@ -92,6 +116,8 @@ class Auto(StrategyBase):
             wave=self.wave, max_samples=self.max_samples, confidence=self.settle,
             **self._sampling_fields(),
         )  # fmt: skip
+        s = self.sampling
+        self._code = Code(max_tokens=s.max_tokens, temperature=0.0, top_p=s.top_p, seed=s.seed)
 
     def _sampling_fields(self) -> dict:
         s = self.sampling
@@ -107,13 +133,25 @@ class Auto(StrategyBase):
         return cls(verifier=self.verifier, split=self.split, **self._sampling_fields())
 
     async def solve(self, problem: Problem, run: Run) -> Result:
+        # 0. a code task goes to the tool at once
+        unrouted = ""  # why a tool route was not taken, for the trace
+        if problem.kind == "code" and self.tools == "auto":
+            missing = await _sandbox_missing()
+            if missing is None:
+                why = "a code task -> code (runs its function on the prompt's examples)"
+                run.emit(Phase("route", run.meter.spent, why))
+                result = await self._code.solve(problem, run)
+                return run.result(result.answer, result.chosen, f"auto: {why}: {result.how}")
+            unrouted = f"; a code task, but the sandbox is unavailable ({missing}): routed as usual"
+            run.emit(Phase("route", run.meter.spent, unrouted[2:]))
+
         # 1. the probe
         req = plan_batch(
             run, problem, self.sampling, self.probe, max_tokens=self.probe_tokens, logprobs=True
         )
         if req is None:
             return run.result(None, None, "budget too small for the prompt")
-        cands = (await sample_batch(run, req)).candidates
+        cands = (await sample_batch(run, req, problem=problem)).candidates
         votes = tally(cands)
         top = leader(votes)
         agreement = (votes[top] if top else 0) / len(cands)
@@ -127,12 +165,37 @@ class Auto(StrategyBase):
         # 2. route
         confident = confidence is None or confidence >= self.confident
         if top is not None and agreement >= self.easy and confident:
-            how = f"auto: easy ({seen}) -> answered from the probe"
+            how = f"auto: easy ({seen}) -> answered from the probe{unrouted}"
             return run.result(top, first_with(cands, top).chosen, how)
+        heavy = arithmetic_heavy(problem.question)
+        if heavy and self.tools == "auto" and problem.kind != "code":
+            missing = await _sandbox_missing()
+            if missing is None:
+                return await self._tool(problem, run, cands, top, seen, heavy)
+            unrouted = f"; {heavy}, but the sandbox is unavailable ({missing}): routed as usual"
+            run.emit(Phase("route", run.meter.spent, unrouted[2:]))
         if agreement >= self.hard and top is not None:
-            lead = f"auto: medium ({seen}) -> adaptive voting: "
+            lead = f"auto: medium ({seen}{unrouted}) -> adaptive voting: "
             return await self._medium.solve(problem, run, first=cands, lead=lead)
-        return await self._hard(problem, run, cands, top, seen)
+        return await self._hard(problem, run, cands, top, seen + unrouted)
+
+    async def _tool(
+        self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str,
+        heavy: str,
+    ) -> Result:
+        """The probe disagrees on an arithmetic-heavy question: the rest of the budget to code."""
+        why = f"{heavy} and the probe disagrees ({seen}) -> code"
+        run.emit(Phase("route", run.meter.spent, why))
+        probe_choice = first_with(cands, top).chosen if top else cands[0].chosen
+        if run.meter.remaining is not None and run.meter.remaining < 1:
+            return run.result(top, probe_choice, f"auto: {why}, but no budget left -> the probe's "
+                                                  "leading answer")  # fmt: skip
+        result = await self._code.solve(problem, run)
+        answer, chosen, how = result.answer, result.chosen, f"auto: {why}: {result.how}"
+        if answer is None and top is not None:
+            answer, chosen = top, probe_choice
+            how += "; so the probe's leading answer"
+        return run.result(answer, chosen, how)
 
     async def _hard(
         self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str
@@ -151,6 +214,28 @@ class Auto(StrategyBase):
             answer, chosen = top, probe_choice
             how += "; so the probe's leading answer"
         return run.result(answer, chosen, how)
+
+
+def arithmetic_heavy(question: str) -> str:
+    """Why ``question`` is arithmetic-heavy ("" when it is not): at least 6 digits in numbers
+    and an operator between two of them ("487 * 596"), or at least 10 digits over 3 or more
+    numbers (a word problem with large amounts)."""
+    numbers = _NUMBER.findall(question)
+    digits = sum(ch.isdigit() for n in numbers for ch in n)
+    operators = len(_OPERATOR.findall(question))
+    if digits >= 6 and operators >= 1 or digits >= 10 and len(numbers) >= 3:
+        ops = f"{operators} operator" + ("s" if operators != 1 else "")
+        return f"arithmetic-heavy ({digits} digits in {len(numbers)} numbers, {ops})"
+    return ""
+
+
+async def _sandbox_missing() -> str | None:
+    """None when programs can run here; else the one-line reason."""
+    try:
+        await asyncio.to_thread(check_available)
+    except SandboxUnavailable as e:
+        return str(e)
+    return None
 
 
 def agreement_votes(cands: list[Candidate], key: str | None) -> int:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import ClassVar, Protocol
 
 from ponder.budget import Budget
-from ponder.events import Chosen, Event, Final, Result, Sampled, Spent, TextDelta
+from ponder.events import Chosen, Event, Final, Result, Sampled, Spent, TextDelta, Warned
 from ponder.models.base import Completion, Model, Request, StopCheck
 from ponder.problems.base import Problem
 from ponder.think.config import SAMPLING_FIELDS, Sampling
@@ -35,6 +35,17 @@ SYSTEM_PROMPT = (
     "Solve the problem. Think step by step, then give the final answer on its own line "
     "as \\boxed{ANSWER}."
 )
+# A code problem's answer is a program (graded by running its tests), not a boxed value.
+CODE_SYSTEM_PROMPT = (
+    "Complete the Python function. Reply with the whole function, with any imports it needs, "
+    "in one ```python code block."
+)
+
+
+def instructions_for(problem: Problem) -> str:
+    """The answer format a sampling strategy asks for: a program for code problems, else a
+    boxed final answer."""
+    return CODE_SYSTEM_PROMPT if problem.kind == "code" else SYSTEM_PROMPT
 
 
 class Strategy(Protocol):
@@ -73,7 +84,7 @@ def chat_messages(
 
 def solve_request(problem: Problem, sampling: Sampling = Sampling(), **changes) -> Request:
     """The chain-of-thought request every sampling strategy starts from."""
-    messages = chat_messages(problem, SYSTEM_PROMPT)
+    messages = chat_messages(problem, instructions_for(problem))
     return Request(messages=messages, **sampling.request_args(**changes))
 
 
@@ -118,8 +129,27 @@ class Run:
             self.emit(TextDelta(first_index + i, piece))
 
         completion = await self.meter.generate(request, on_text, should_stop)
+        self._check_complete(completion, first_index)
         self.spent()
         return completion
+
+    async def call(self, request: Request, first_index: int = 0) -> Completion:
+        """One metered model call that is not streamed (a search's candidate steps)."""
+        completion = await self.meter.generate(request)
+        self._check_complete(completion, first_index)
+        return completion
+
+    def _check_complete(self, completion: Completion, first_index: int) -> None:
+        """A Warned event for samples the backend cut off (``incomplete``): they are never silent."""
+        cut = [first_index + i for i, s in enumerate(completion.samples)
+               if s.finish_reason == "incomplete"]  # fmt: skip
+        if cut:
+            which = ", ".join(map(str, cut))
+            self.emit(Warned(
+                f"the backend cut off {len(cut)} of {len(completion.samples)} samples (no finish, "
+                f"even after a retry where the backend retries): sample {which}; a cut sample votes "
+                "only if it states an answer", sample=cut[0] if len(cut) == 1 else None,
+            ))  # fmt: skip
 
     async def score_all(
         self, scorer: Scorer, problem: Problem, attempts: list[Attempt]

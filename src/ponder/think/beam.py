@@ -148,7 +148,7 @@ class Beam(StrategyBase):
             for _, req in plans:
                 reqs.append(replace(req, seed=seed_at(self.sampling, draws)))
                 draws += req.n
-            completions = await asyncio.gather(*(run.meter.generate(r) for r in reqs))
+            completions = await asyncio.gather(*(run.call(r) for r in reqs))
             candidates: list[tuple[Node, Sample]] = []
             for (parent, _), c in zip(plans, completions):
                 for s in c.samples:

@@ -43,7 +43,7 @@ class BestOfN(StrategyBase):
         req = plan_batch(run, problem, self.sampling, self.n, scorer=scorer)
         if req is None:
             return run.result(None, None, "budget too small for the prompt")
-        cands = (await sample_batch(run, req)).candidates
+        cands = (await sample_batch(run, req, problem=problem)).candidates
         scores = (await score_candidates(run, scorer, problem, cands)).scores
 
         answered = [c for c in cands if c.key is not None]

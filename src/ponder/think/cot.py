@@ -22,6 +22,6 @@ class Cot(StrategyBase):
         req = plan_batch(run, problem, self.sampling, 1)
         if req is None:
             return run.result(None, None, "budget too small for the prompt")
-        (c,) = (await sample_batch(run, req)).candidates
+        (c,) = (await sample_batch(run, req, problem=problem)).candidates
         how = "single chain of thought" + ("" if c.answer else "; no answer found in the text")
         return run.result(c.answer, c.chosen, how)

@@ -176,7 +176,7 @@ class DeepThink(StrategyBase):
         req = run.meter.fit(self._propose_request(problem, self.agents, []))
         if req is None:
             return [None] * self.agents, "skipped: the budget share does not fit a proposal"
-        c = await run.meter.generate(req)
+        c = await run.call(req)
         approaches: list[str | None] = [s.text.strip() for s in c.samples]
         dups = _duplicates(approaches, self.similarity)
         found = _plural(len(dups), "duplicate") if dups else "no duplicates"
@@ -187,7 +187,7 @@ class DeepThink(StrategyBase):
             if req is None:
                 detail += " (no room to re-ask)"
             else:
-                c = await run.meter.generate(req)
+                c = await run.call(req)
                 replaced = 0
                 for j, s in zip(dups, c.samples):
                     new = s.text.strip()

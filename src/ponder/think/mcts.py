@@ -131,7 +131,7 @@ class Mcts(StrategyBase):
             if grow:
                 req = step_request(base, leaf.text, self.split, n=self.expand,
                                    max_tokens=self.step_tokens, logprobs=scorer.logprobs)
-                c = await run.meter.generate(seeded(req))
+                c = await run.call(seeded(req))
                 for s in c.samples:
                     done = ends_solution(s)
                     text = leaf.text + s.text + ("" if done else separator(self.split))
@@ -153,7 +153,7 @@ class Mcts(StrategyBase):
                 if req is None:
                     reason = f"budget ended in simulation {sim}"
                     break
-                sample = (await run.meter.generate(req)).samples[0]
+                sample = (await run.call(req)).samples[0]
                 text = leaf.text + sample.text
                 answer = extract_answer(text)
             if leaf.terminal and leaf.score is not None:

@@ -2,7 +2,8 @@
 
 - ``plan_batch``: one batched request of n chains of thought, shrunk by the meter so that it (and,
   when asked, a scoring call per sample) cannot overspend the budget;
-- ``sample_batch``: run it, emitting a Sampled event per sample, and return the Batch;
+- ``sample_batch``: run it, emitting a Sampled event per sample, and return the Batch (each
+  sample's answer read by ``verify.read_answer``: the final answer, or a code problem's code);
 - ``tally`` / ``leader``: answers compared after ``normalize_answer``, samples without an answer
   abstain, ties go to the answer seen first;
 - ``score_candidates``: rate the answered candidates with a Scorer when the budget covers it.
@@ -20,8 +21,10 @@ from ponder.problems.base import Problem
 from ponder.think.base import Run, solve_request
 from ponder.think.config import Sampling
 from ponder.verify.extract import extract_answer
+from ponder.verify.grade import read_answer
 from ponder.verify.normalize import normalize_answer
 from ponder.verify.scoring import Attempt, Scorer
+from ponder.verify.steps import states_answer
 
 
 @dataclass
@@ -58,8 +61,18 @@ class Scoring:
     scores: dict[int, float] = field(default_factory=dict)
 
 
-def candidate(index: int, sample: Sample) -> Candidate:
-    raw = extract_answer(sample.text)
+def candidate(index: int, sample: Sample, problem: Problem | None = None) -> Candidate:
+    """A sample and its answer (``problem`` given: read as that problem states answers).
+
+    A sample that was cut off (by the backend, or at max_tokens) carries an answer only if it
+    states one (``\\boxed`` or an "Answer:" line): the last number of a fragment is no answer,
+    and must not vote."""
+    cut = sample.finish_reason == "incomplete" or (
+        sample.finish_reason == "length" and (problem is None or problem.kind != "code")
+    )
+    if cut and not states_answer(sample.text):
+        return Candidate(index, sample, None, None)
+    raw = read_answer(problem, sample.text) if problem is not None else extract_answer(sample.text)
     return Candidate(index, sample, raw, normalize_answer(raw))
 
 
@@ -103,13 +116,15 @@ def plan_batch(
     return run.meter.fit(request)
 
 
-async def sample_batch(run: Run, request: Request, first_index: int = 0) -> Batch:
+async def sample_batch(
+    run: Run, request: Request, first_index: int = 0, problem: Problem | None = None
+) -> Batch:
     """Run one batched request, streaming its text; a Sampled event per sample (numbered from
-    ``first_index``)."""
+    ``first_index``), its answer read as ``problem`` states answers."""
     completion = await run.generate(request, first_index)
     candidates = []
     for i, s in enumerate(completion.samples):
-        c = candidate(first_index + i, s)
+        c = candidate(first_index + i, s, problem)
         candidates.append(c)
         run.emit(Sampled(c.index, s.text, c.answer, s.completion_tokens, s.finish_reason))
     return Batch(candidates, completion.usage)

@@ -61,7 +61,7 @@ class Vote(StrategyBase):
         req = plan_batch(run, problem, self.sampling, self.n, scorer=scorer)
         if req is None:
             return run.result(None, None, "budget too small for the prompt")
-        cands = (await sample_batch(run, req)).candidates
+        cands = (await sample_batch(run, req, problem=problem)).candidates
 
         weights, unweighted = None, ""
         if scorer is not None:

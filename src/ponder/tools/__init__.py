@@ -5,6 +5,7 @@ from ponder.tools.sandbox import (
     SandboxError,
     SandboxLimits,
     SandboxUnavailable,
+    check_available,
     run_python,
     run_python_async,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "SandboxError",
     "SandboxLimits",
     "SandboxUnavailable",
+    "check_available",
     "run_python",
     "run_python_async",
 ]

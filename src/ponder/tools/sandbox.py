@@ -155,6 +155,14 @@ async def run_python_async(
     )
 
 
+def check_available() -> None:
+    """Raise SandboxUnavailable (one line, saying what to install or enable) unless `run_python`
+    can run code here: the sandbox works, or the named opt-out is on. Callers that will run code
+    later (a strategy, a grader) call it first, to fail before any model work."""
+    if os.environ.get(UNSAFE_ENV) != "1":
+        sandbox_host()
+
+
 _probed: _Host | SandboxUnavailable | None = None
 _probe_lock = threading.Lock()
 

@@ -9,30 +9,13 @@ from __future__ import annotations
 
 import re
 
+from ponder.problems.boxed import last_boxed  # one reader of \boxed{}, shared with the loaders
+
 _ANSWER_LINE = re.compile(
     r"(?:final answer|answer)\s*(?:is\s*:?|:|=)\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
 )
 _HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} or \\fbox{...}, braces balanced."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    i = text.find("{", start)
-    if i < 0:
-        return None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j].strip()
-    return None
 
 
 def last_number(text: str) -> str | None:

@@ -4,9 +4,12 @@
 The same code grades benchmarks, selects answers at test time and is the reward in RL. It dispatches
 on ``problem.kind``: "math" (math-verify equivalence), "numeric" (float tolerance; a candidate that
 is not a plain number, such as ``\\frac{54}{2}``, falls back to math equivalence), "exact"
-(equal after ``normalize_answer``), "countdown" (the expression is checked against
-``problem.meta["numbers"]`` and ``["target"]``), "sudoku" (the completed grid is checked against
-``problem.meta["puzzle"]``; any valid completion counts).
+(equal after ``normalize_answer``), "choice" (the same letter A-E, see ``verify.choice``),
+"countdown" (the expression is checked against ``problem.meta["numbers"]`` and ``["target"]``),
+"sudoku" (the completed grid is checked against ``problem.meta["puzzle"]``; any valid completion
+counts), "code" (the completion's code runs against the problem's tests in the sandbox,
+``code_tests``; its "answer" is the completion text), "research" (the named entity, and the
+report's citation precision, ``verify.research``).
 
 A wrong or missing answer is a Score; a problem the graders cannot handle (unknown kind, no
 reference) is our bug and raises ValueError.
@@ -14,29 +17,36 @@ reference) is our bug and raises ValueError.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from ponder.models.base import Model
 from ponder.problems.base import Problem
+from ponder.verify.choice import choice_equal
+from ponder.verify.code_tests import code_meta, extract_code, run_tests
 from ponder.verify.countdown import check_countdown
 from ponder.verify.extract import extract_answer
 from ponder.verify.math_equiv import math_equal
 from ponder.verify.normalize import as_number, normalize_answer
 from ponder.verify.numeric import numeric_equal
+from ponder.verify.research import citation_reason, research_equal
 from ponder.verify.score import Score
 from ponder.verify.scoring import Attempt
 from ponder.verify.sudoku import check_sudoku
 
 REFERENCE_FREE = ("countdown", "sudoku")  # kinds whose grader needs no reference answer
 
-KINDS = ("math", "numeric", "exact", "countdown", "sudoku")
+KINDS = ("math", "numeric", "exact", "choice", "countdown", "sudoku", "code", "research")
 
 
 def check(problem: Problem, answer: str | None) -> Score:
-    """Grade an already-extracted ``answer`` against ``problem``."""
+    """Grade an already-extracted ``answer`` against ``problem`` (a code problem: the completion
+    text, whose code is run against the tests; this blocks while the sandbox runs)."""
     if problem.kind not in KINDS:
         known = ", ".join(KINDS)
         raise ValueError(f"problem {problem.id}: unknown kind {problem.kind!r}; known: {known}")
+    if problem.kind == "code":
+        return run_tests(problem, answer)
     if problem.kind == "countdown":
         numbers, target = problem.meta.get("numbers"), problem.meta.get("target")
         if numbers is None or target is None:
@@ -62,6 +72,10 @@ def check(problem: Problem, answer: str | None) -> Score:
             if as_number(answer) is not None
             else math_equal(answer, reference)
         )
+    elif problem.kind == "choice":
+        same = choice_equal(answer, reference)
+    elif problem.kind == "research":
+        same = research_equal(answer, reference)
     else:
         same = normalize_answer(answer) == normalize_answer(reference)
     if same:
@@ -70,8 +84,18 @@ def check(problem: Problem, answer: str | None) -> Score:
 
 
 def verify(problem: Problem, text: str) -> Score:
-    """Grade free-form model ``text``: extract its final answer, then ``check`` it."""
-    return check(problem, extract_answer(text))
+    """Grade free-form model ``text``: extract its final answer, then ``check`` it (a code
+    problem's "answer" is the whole text: ``check`` reads the code out of it)."""
+    return check(problem, text if problem.kind == "code" else extract_answer(text))
+
+
+def read_answer(problem: Problem, text: str) -> str | None:
+    """The answer ``text`` states, as strategies vote on it: the final answer, or for a code
+    problem the completion's code (None when there is none)."""
+    if problem.kind == "code":
+        code = extract_code(text, code_meta(problem)[2]).strip()
+        return code or None
+    return extract_answer(text)
 
 
 
@@ -95,7 +119,13 @@ class Check:
         return 0
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
+        if problem.kind == "code":  # the whole text: its code, not an extracted final answer
+            s = await asyncio.to_thread(check, problem, attempt.text)
+            return Score(s.ok, s.value, f"{s.reason} (oracle: the hidden tests)")
         s = check(problem, attempt.answer)
         if problem.kind in REFERENCE_FREE:
             return s
+        if problem.kind == "research":  # the text is the report: its citations are graded too
+            cites = citation_reason(attempt.text, problem.meta.get("gold", []))
+            return Score(s.ok, s.value, f"{s.reason}; {cites} (oracle: graded against the reference)")
         return Score(s.ok, s.value, f"{s.reason} (oracle: graded against the reference)")

@@ -11,6 +11,7 @@
 | ``countdown``| answers, steps| nothing                 | countdown search lines: moves,|
 |             |                |                         | numbers left, hits, the answer|
 | ``prm:PATH``| answers, steps | one PRM forward pass    | a process reward model        |
+| ``tests``   | answers (code) | sandboxed runs          | the prompt's visible examples |
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ponder.verify.countdown_steps import CountdownSteps
 from ponder.verify.grade import Check
 from ponder.verify.judge import Judge
 from ponder.verify.scoring import Scorer
+from ponder.verify.visible_tests import VisibleTests
 
 SCORERS: dict[str, Callable[..., Scorer]] = {
     "check": Check,
@@ -31,6 +33,7 @@ SCORERS: dict[str, Callable[..., Scorer]] = {
     "confidence": ConfidenceScorer,
     "prob": TokenProb,
     "arith": Arith,
+    "tests": VisibleTests,
     "countdown": CountdownSteps,
 }
 NAMES = (*SCORERS, "prm:PATH")
