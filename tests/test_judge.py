@@ -124,11 +124,11 @@ def test_confidence_scorer_is_free_and_reads_top_logprobs():
 
 
 def test_make_scorer():
-    assert set(SCORERS) == {"check", "judge", "confidence", "prob", "arith", "countdown"}
+    assert set(SCORERS) == {"check", "judge", "confidence", "prob", "arith", "tests", "countdown"}
     assert isinstance(make_scorer("judge"), JudgeScorer)
     c = make_scorer("confidence", measure="bottom10", window=64)
     assert (c.measure, c.window) == ("bottom10", 64)
-    with pytest.raises(ValueError, match="known: check, judge, confidence, prob, arith, countdown, prm:PATH"):
+    with pytest.raises(ValueError, match="known: check, judge, confidence, prob, arith, tests, countdown, prm:PATH"):
         make_scorer("reference")
     with pytest.raises(ValueError, match="cannot rate steps; use one of judge, prob, arith, countdown"):
         make_scorer("confidence", level="step")
