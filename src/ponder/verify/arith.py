@@ -18,7 +18,7 @@ from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.verify.exact import value_or_none
 from ponder.verify.score import Score
-from ponder.verify.scoring import Attempt
+from ponder.verify.scoring import Attempt, FreeScorer
 
 _NUM = r"\d+(?:\.\d+)?"
 _TERM = rf"[(\s]*-?{_NUM}[)\s]*"
@@ -52,16 +52,9 @@ def check_equations(text: str) -> tuple[int, str | None]:
 
 
 @dataclass
-class Arith:
+class Arith(FreeScorer):
     name: str = field(default="arith", init=False)
     levels: frozenset[str] = field(default=frozenset({"answer", "step"}), init=False)
-    logprobs: bool = field(default=False, init=False)
-    top_logprobs: int = field(default=0, init=False)
-    needs_sample: bool = field(default=False, init=False)
-    calls_model: bool = field(default=False, init=False)
-
-    def max_cost(self, problem: Problem, attempt: Attempt, model: Model) -> int:
-        return 0
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model) -> Score:
         checked, wrong = check_equations(attempt.text if attempt.step is None else attempt.step)

@@ -31,7 +31,7 @@ from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.verify.countdown import check_countdown
 from ponder.verify.score import Score
-from ponder.verify.scoring import Attempt
+from ponder.verify.scoring import Attempt, FreeScorer
 
 _MOVE = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
 _STATE = re.compile(r"\[([\d ]*)\|(\d+)\]")
@@ -162,16 +162,9 @@ def _answer(problem: Problem, line: str) -> str | None:
 
 
 @dataclass
-class CountdownSteps:
+class CountdownSteps(FreeScorer):
     name: str = field(default="countdown", init=False)
     levels: frozenset[str] = field(default=frozenset({"answer", "step"}), init=False)
-    logprobs: bool = field(default=False, init=False)
-    top_logprobs: int = field(default=0, init=False)
-    needs_sample: bool = field(default=False, init=False)
-    calls_model: bool = field(default=False, init=False)
-
-    def max_cost(self, problem: Problem, attempt: Attempt, model: Model | None) -> int:
-        return 0
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
         if problem.kind != "countdown" or "numbers" not in problem.meta:

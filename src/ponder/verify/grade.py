@@ -31,7 +31,7 @@ from ponder.verify.normalize import as_number, normalize_answer
 from ponder.verify.numeric import numeric_equal
 from ponder.verify.research import citation_reason, research_equal
 from ponder.verify.score import Score
-from ponder.verify.scoring import Attempt
+from ponder.verify.scoring import Attempt, FreeScorer
 from ponder.verify.sudoku import check_sudoku
 
 REFERENCE_FREE = ("countdown", "sudoku")  # kinds whose grader needs no reference answer
@@ -100,7 +100,7 @@ def read_answer(problem: Problem, text: str) -> str | None:
 
 
 @dataclass
-class Check:
+class Check(FreeScorer):
     """``check``: the task's own grader as a scorer (free; rates finished answers).
 
     For countdown and sudoku it needs no reference, so it is a fair exact verifier at test time
@@ -110,13 +110,6 @@ class Check:
 
     name: str = field(default="check", init=False)
     levels: frozenset[str] = field(default=frozenset({"answer"}), init=False)
-    logprobs: bool = field(default=False, init=False)
-    top_logprobs: int = field(default=0, init=False)
-    needs_sample: bool = field(default=False, init=False)
-    calls_model: bool = field(default=False, init=False)
-
-    def max_cost(self, problem: Problem, attempt: Attempt, model: Model | None) -> int:
-        return 0
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
         if problem.kind == "code":  # the whole text: its code, not an extracted final answer

@@ -18,7 +18,7 @@ oracle (pass@n), and its reasons say so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ponder.models.base import Model, Sample
@@ -64,3 +64,17 @@ class Scorer(Protocol):
         ...
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model) -> Score: ...
+
+
+@dataclass
+class FreeScorer:
+    """What the scorers that read only the text share (check, arith, countdown, tests): no
+    logprobs, no sample, no model call, so no cost. Subclasses set ``name`` and ``levels``."""
+
+    logprobs: bool = field(default=False, init=False)
+    top_logprobs: int = field(default=0, init=False)
+    needs_sample: bool = field(default=False, init=False)
+    calls_model: bool = field(default=False, init=False)
+
+    def max_cost(self, problem: Problem, attempt: Attempt, model: Model | None) -> int:
+        return 0

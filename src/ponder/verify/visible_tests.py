@@ -43,7 +43,7 @@ from ponder.verify.code_tests import (
     failure_reason,
 )
 from ponder.verify.score import Score
-from ponder.verify.scoring import Attempt
+from ponder.verify.scoring import Attempt, FreeScorer
 
 # What separates a call from its expected value in one-line examples, longest first.
 _ARROW = re.compile(
@@ -234,20 +234,13 @@ def run_visible(prompt: str, code: str, entry_point: str, limits: SandboxLimits)
 
 
 @dataclass
-class VisibleTests:
+class VisibleTests(FreeScorer):
     """``tests``: the share of the prompt's visible examples a code completion passes (free;
     rates finished answers of code problems; reads no hidden test)."""
 
     limits: SandboxLimits = GRADE_LIMITS
     name: str = field(default="tests", init=False)
     levels: frozenset[str] = field(default=frozenset({"answer"}), init=False)
-    logprobs: bool = field(default=False, init=False)
-    top_logprobs: int = field(default=0, init=False)
-    needs_sample: bool = field(default=False, init=False)
-    calls_model: bool = field(default=False, init=False)
-
-    def max_cost(self, problem: Problem, attempt: Attempt, model: Model | None) -> int:
-        return 0
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
         if problem.kind != "code":
