@@ -1,17 +1,21 @@
 """Sequential thinking and search against parallel sampling, on a lab model, in one run.
 
-A REAL model (a tiny lab checkpoint through the ``hf`` backend) on a lab task (``arith``: 3-digit
-addition by default): accuracy against mean tokens per problem (prompt + completion over every
-call) for cot, vote, adaptive, reflect, think, beam, mcts and auto, through the bench runner and
-store, then ``ponder report``'s code for the plot with the Pareto frontier and the Markdown table.
-Last, where ``auto`` lies relative to the frontier of the other strategies at its token cost.
+A REAL model (a tiny lab checkpoint through the ``hf`` backend) on a lab task: accuracy against
+mean tokens per problem (prompt + completion over every call) for cot, vote, best_of_n, adaptive,
+confidence, reflect, think, beam, mcts and auto, through the bench runner and store, then
+``ponder report``'s code for the plot with the Pareto frontier and the Markdown table. Last, where
+``auto`` lies relative to the frontier of the other strategies at its token cost.
 
-    python benchmarks/sequential_thinking.py --model hf:DIR [--limit 100] [--seed 0] [--threads 1]
+    python benchmarks/sequential_thinking.py [--task countdown|arith] [--model lab:NAME|hf:DIR]
+        [--limit 200] [--seed 0] [--threads 2] [--concurrency 16]
 
-The lab models write one column of the sum per line (``7+5+0=12 > 2``), so the step-level
-strategies split at lines (``split=line``) and use ``arith``, the exact equation checker, or the
-model's own token confidence as their process verifier. Results are stored, so running the same
-command again resumes.
+``countdown`` (the default, on ``lab:countdown-grpo``): held-out puzzles of 3 and 4 numbers
+(``countdown:count=3-4,split=test``, which no lab run trains on). The model writes a search, one
+move per line, so the step-level strategies split at lines and use ``countdown``, the exact step
+verifier (every move right, every number still available, no hit missed), as their process
+verifier; ``best_of_n`` selects with it too. ``arith`` (on ``lab:add3-grpo``): 3-digit additions,
+one column per line, with ``arith``, the exact equation checker. Results are stored, so running
+the same command again resumes; the hf backend batches the problems in flight together.
 """
 
 from __future__ import annotations
@@ -34,31 +38,66 @@ from ponder.models import resolve
 from ponder.problems import load_problems
 from ponder.think import parse_strategy
 
-T = "max_tokens=128"  # a lab solution is ~55 tokens; the cap only bounds runaway samples
-STEP = f"split=line,step_tokens=32,temperature=0.7,{T}"  # 0.7: as vote, adaptive and auto
-STRATEGIES = [
-    f"cot:{T}",
-    f"vote:n=4,{T}",
-    f"vote:n=16,{T}",
-    f"adaptive:{T}",
-    f"reflect:verifier=arith,split=line,{T}",
-    f"think:min_think=64,{T}",
-    f"beam:verifier=arith,{STEP}",
-    f"beam:verifier=prob,{STEP}",  # the mean token probability (the step verifier once named "confidence")
-    f"mcts:verifier=arith,{STEP}",
-    f"auto:verifier=arith,split=line,probe_tokens=128,tools=off,{T}",  # the lab model writes no code
-]
-DEFAULT_MODEL = "lab:add3-grpo"  # the shipped lab model after GRPO (ponder/lab/checkpoints)
+def strategies_for(task: str) -> tuple[list[str], set[str]]:
+    """The specs compared on ``task``, and the settings they share (left out of plot labels)."""
+    if task == "countdown":
+        # a capped search is at most ~860 characters; the context (1024) clips the rest
+        t, v = "max_tokens=900", "verifier=countdown"
+        step = f"split=line,step_tokens=64,temperature=0.8,{t}"
+        specs = [
+            f"cot:{t}",
+            f"vote:n=4,temperature=0.8,{t}",
+            f"vote:n=16,temperature=0.8,{t}",
+            f"best_of_n:n=16,{v},temperature=0.8,{t}",
+            f"adaptive:temperature=0.8,{t}",
+            f"confidence:temperature=0.8,{t}",
+            f"reflect:{v},split=line,{t}",
+            f"think:max_think=512,{t}",
+            f"beam:{v},{step}",
+            f"mcts:{v},{step}",
+            f"auto:{v},split=line,probe_tokens=900,tools=off,temperature=0.8,{t}",
+        ]
+        shared = {t, "split=line", "step_tokens=64", "temperature=0.8", "probe_tokens=900", v,
+                  "tools=off"}  # fmt: skip
+        return specs, shared
+    t = "max_tokens=128"  # a lab solution is ~55 tokens; the cap only bounds runaway samples
+    step = f"split=line,step_tokens=32,temperature=0.7,{t}"  # 0.7: as vote, adaptive and auto
+    specs = [
+        f"cot:{t}",
+        f"vote:n=4,{t}",
+        f"vote:n=16,{t}",
+        f"adaptive:{t}",
+        f"reflect:verifier=arith,split=line,{t}",
+        f"think:min_think=64,{t}",
+        f"beam:verifier=arith,{step}",
+        f"beam:verifier=prob,{step}",  # the mean token probability
+        f"mcts:verifier=arith,{step}",
+        f"auto:verifier=arith,split=line,probe_tokens=128,tools=off,{t}",  # the model writes no code
+    ]
+    return specs, {t, "split=line", "step_tokens=32", "temperature=0.7", "probe_tokens=128"}
 
 
-def short(label: str) -> str:
+# the shipped lab models after GRPO (ponder/lab/checkpoints)
+DEFAULT_MODEL = {"countdown": "lab:countdown-grpo", "arith": "lab:add3-grpo"}
+
+
+def held_out(task: str, limit: int, seed: int, digits: int) -> list:
+    """Problems no lab run trained on."""
+    if task == "countdown":  # the generator's test split: disjoint from every training draw
+        return load_problems("countdown", limit=limit, seed=10_000 + seed, count="3-4", split="test")
+    # The add models trained on seed-0 problems (the shipped ones on the first 5,000): draw from
+    # seed 10,000 + SEED and drop any question seen in training.
+    options = {"digits": digits, "op": "add"}
+    seen = {p.question for p in load_problems(task, limit=5000, seed=0, **options)}
+    fresh = load_problems(task, limit=limit + 100, seed=10_000 + seed, **options)
+    return [p for p in fresh if p.question not in seen][:limit]
+
+
+def short(label: str, shared: set[str]) -> str:
     """A spec without the settings every strategy here shares (the plot's legend stays narrow)."""
     name, _, params = label.partition(":")
-    kept = [p for p in params.split(",") if p and p not in SHARED]
+    kept = [p for p in params.split(",") if p and p not in shared]
     return name + (":" + ",".join(kept) if kept else "")
-
-
-SHARED = {T, "split=line", "step_tokens=32", "temperature=0.7", "probe_tokens=128"}
 
 
 def frontier_at(stats, cost: float) -> tuple[float, str] | None:
@@ -72,12 +111,13 @@ def frontier_at(stats, cost: float) -> tuple[float, str] | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=DEFAULT_MODEL, help="a lab model: lab:NAME or hf:DIR")
-    ap.add_argument("--task", default="arith", help="problem generator (default arith)")
-    ap.add_argument("--digits", type=int, default=3)
-    ap.add_argument("--limit", type=int, default=100, help="problems")
+    ap.add_argument("--task", default="countdown", choices=("countdown", "arith"))
+    ap.add_argument("--model", help="a lab model: lab:NAME or hf:DIR (default: the task's)")
+    ap.add_argument("--digits", type=int, default=3, help="arith: digits per number")
+    ap.add_argument("--limit", type=int, default=200, help="problems")
     ap.add_argument("--seed", type=int, default=0, help="problem set and sampling seed")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the CPU may be shared)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the CPU may be shared)")
+    ap.add_argument("--concurrency", type=int, default=16, help="problems in flight (batched)")
     ap.add_argument("--strategy", action="append", help="run only these specs (repeatable)")
     ap.add_argument("--db", default="runs/sequential.sqlite")
     ap.add_argument("--out", default="reports/sequential-thinking")
@@ -85,19 +125,18 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    strategies = [parse_strategy(s) for s in (args.strategy or STRATEGIES)]
+    model_spec = args.model or DEFAULT_MODEL[args.task]
+    all_specs, shared = strategies_for(args.task)
+    strategies = [parse_strategy(s) for s in (args.strategy or all_specs)]
     specs = [s.spec for s in strategies]
-    options = {"digits": args.digits, "op": "add"} if args.task == "arith" else {}
-    # Held out: the lab models trained on this generator's seed-0 problems (the shipped ones on
-    # its first 5,000), so draw from seed 10,000 + SEED and drop any question seen in training.
-    seen = {p.question for p in load_problems(args.task, limit=5000, seed=0, **options)}
-    fresh = load_problems(args.task, limit=args.limit + 100, seed=10_000 + args.seed, **options)
-    problems = [p for p in fresh if p.question not in seen][: args.limit]
-    model = resolve(args.model, device="cpu")
+    problems = held_out(args.task, args.limit, args.seed, args.digits)
+    model = resolve(model_spec, device="cpu")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.name).strip("-")
-    run = f"seqthink-{name}-{args.task}{args.digits}-heldout-n{args.limit}-s{args.seed}"
+    size = f"{args.digits}" if args.task == "arith" else ""
+    run = f"seqthink-{name}-{args.task}{size}-heldout-n{args.limit}-s{args.seed}"
     store = Store(args.db)
-    config = {"task": f"{args.task}:digits={args.digits}", "model": args.model, "limit": args.limit,
+    task_label = "countdown:count=3-4,split=test" if args.task == "countdown" else f"arith:digits={args.digits}"
+    config = {"task": task_label, "model": model_spec, "limit": args.limit,
               "seeds": [args.seed], "strategies": specs, "budgets": [0], "threads": args.threads}
     store.open_run(run, config, __version__, model.describe())
     done = store.done(run)
@@ -112,14 +151,15 @@ def main() -> int:
             took = time.perf_counter() - start
             print(f"  {count[0]}/{len(cells)} cells, {took:.0f} s", file=sys.stderr)
 
-    asyncio.run(run_local(run, cells, model, on_row, concurrency=1))
+    asyncio.run(run_local(run, cells, model, on_row, concurrency=args.concurrency))
     elapsed = time.perf_counter() - start
 
     rows = store.rows(run)
     stats = summarize(rows)
     by_label = {s.label: s for s in stats}
     seconds = {s: sum(r.latency for r in rows if r.strategy == s) for s in specs}
-    print(f"\n{args.model}, {args.task} {args.digits}-digit addition, {len(problems)} problems, "
+    what = "countdown (3-4 numbers, held out)" if args.task == "countdown" else f"{args.digits}-digit addition"
+    print(f"\n{model_spec}, {what}, {len(problems)} problems, "
           f"seed {args.seed}, {args.threads} thread(s); {elapsed:.0f} s this time\n")
     print("| strategy | accuracy % | 95% CI | mean tokens | mean calls | s / problem | Pareto |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -151,9 +191,9 @@ def main() -> int:
     store.close()
     # the same plot with short labels (the shared settings are in the title)
     plot = Path(args.out) / "accuracy_vs_tokens_short.png"
-    title = f"{args.model} · {args.digits}-digit addition · {len(problems)} problems\n"
-    title += "all: max_tokens=128, temperature 0.7 where sampled; split=line, step_tokens=32"
-    plot_accuracy_vs_tokens([(run, [replace(s, label=short(s.label)) for s in stats])], title, plot)
+    title = f"{model_spec} · {what} · {len(problems)} problems\n"
+    title += "all: " + ", ".join(sorted(shared))
+    plot_accuracy_vs_tokens([(run, [replace(s, label=short(s.label, shared)) for s in stats])], title, plot)
     print(f"\nreport: {paths.markdown}\nplots:  {paths.plots[0]}, {plot}")
     return 0
 

@@ -234,3 +234,69 @@ def test_max_tokens_beyond_the_context_is_clipped_not_an_error(hf):
     assert 1 <= c.samples[0].completion_tokens <= 256 - prompt  # the fixture's context is 256
     with pytest.raises(ModelError, match="does not fit the context of 256"):
         run(hf.generate(Request(prompt="x" * 300, max_tokens=5)))
+
+
+def _concurrently(hf, requests, **kw):
+    async def go():
+        return await asyncio.gather(*(hf.generate(r, **kw) for r in requests))
+
+    return run(go())
+
+
+def test_concurrent_requests_share_one_batch_and_keep_their_own_results(hf, monkeypatch):
+    """Requests pending together run as ONE generate (the worker takes all of them), and each gets
+    exactly what it gets alone: its own prompt (left-padded), max_tokens, temperature and seed."""
+    requests = [
+        Request(prompt="Once upon a time", n=2, max_tokens=30, temperature=1.0, seed=7),
+        Request(prompt="abc", max_tokens=12, temperature=0.0),
+        Request(prompt="The quick brown fox jumps", n=3, max_tokens=20, temperature=0.8,
+                top_p=0.9, seed=1, logprobs=True),
+        Request(prompt="xyz", max_tokens=5, temperature=0.0, stop=("q",)),
+    ]  # fmt: skip
+    alone = [run(hf.generate(r)) for r in requests]
+    calls = []
+    real = hf.model.generate
+    monkeypatch.setattr(hf.model, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # Hold the worker so that all four are pending when it next looks (as under load).
+    gate = hf._executor.submit(__import__("time").sleep, 0.3)
+    together = _concurrently(hf, requests)
+    gate.result()
+    assert len(calls) == 1, "the four pending requests should have run as one batch"
+    for r, a, b in zip(requests, alone, together):
+        assert b.texts == a.texts, r
+        assert [s.completion_tokens for s in b.samples] == [s.completion_tokens for s in a.samples]
+        assert [s.finish_reason for s in b.samples] == [s.finish_reason for s in a.samples]
+        assert all(s.completion_tokens <= r.max_tokens for s in b.samples)
+        assert b.usage.prompt_tokens == a.usage.prompt_tokens  # padding is not charged
+    lp_a, lp_b = alone[2].samples[0].logprobs, together[2].samples[0].logprobs
+    assert lp_b is not None and lp_b == pytest.approx(lp_a, abs=1e-4)
+    assert together[0].samples[0].logprobs is None  # only the request that asked gets them
+
+
+def test_batch_respects_max_batch_rows(hf, monkeypatch):
+    monkeypatch.setattr(hf, "max_batch_rows", 4)
+    calls = []
+    real = hf.model.generate
+    monkeypatch.setattr(
+        hf.model, "generate", lambda ids, **k: calls.append(ids.shape[0]) or real(ids, **k)
+    )
+    gate = hf._executor.submit(__import__("time").sleep, 0.3)
+    out = _concurrently(hf, [Request(prompt=f"p{i}", n=2, max_tokens=4) for i in range(5)])
+    gate.result()
+    assert [len(c.samples) for c in out] == [2] * 5
+    assert calls == [4, 4, 2]
+
+
+def test_an_error_reaches_every_request_of_the_batch(hf, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(hf.model, "generate", boom)
+
+    async def go():
+        return await asyncio.gather(
+            *(hf.generate(Request(prompt="a", max_tokens=3)) for _ in range(3)),
+            return_exceptions=True,
+        )
+
+    assert [str(e) for e in run(go())] == ["out of memory"] * 3

@@ -194,6 +194,21 @@ def test_think_appends_wait_below_the_minimum():
     assert result.answer == "5" and "thought 12 tokens (1 Wait appended)" in result.how
 
 
+def test_think_appends_the_models_own_continue_marker():
+    """A search model that never saw "Wait" is sent on with its own marker (countdown: back)."""
+    model = by_prefix({
+        "": ["dfs [7 5 2|12]\n7+5=12 ok\nAnswer: 7+5"],
+        "dfs [7 5 2|12]\n7+5=12 ok\nback": [" [7 5 2|12]\n7*2=14 [14 5|12]\nAnswer: 7+5"],
+    })  # fmt: skip
+    events = events_of(parse_strategy("think:style=plain,min_think=30,waits=1,wait=back"), model)
+    result = result_of(events, model)
+    assert [f.action for f in of(events, Forced)] == ["wait"]
+    assert model.requests[1].prefix.endswith("7+5=12 ok\nback")
+    assert result.answer == "7+5" and "(1 Wait appended)" in result.how
+    with pytest.raises(StrategySpecError, match="wait must be"):
+        parse_strategy("think:wait= ")
+
+
 def test_think_closes_the_thinking_at_the_maximum():
     model = by_prefix({
         "<think>\n": ["a b c d e f g h i j </think> \\boxed{9}"],

@@ -64,8 +64,9 @@ def add_bench_commands(sub) -> None:
     b.add_argument("--budget", help="comma-separated caps on total tokens per problem")
     b.add_argument(
         "--concurrency", type=positive_int,
-        help="problems in flight (default: 8 for HTTP servers, 1 for in-process models, whose "
-        "calls run one at a time anyway and would only queue, inflating measured latency)",
+        help="problems in flight (default: 8 for HTTP servers, 16 for hf/lab models, whose "
+        "backend batches pending calls together, 1 for llama.cpp models, whose calls run one at "
+        "a time and would only queue, inflating measured latency)",
     )
     b.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     b.add_argument("--run", help="run name (default: TASK-MODEL); the same name resumes")
@@ -134,7 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         budgets, seeds = parse_budgets(args.budget), parse_seeds(args.seed)
     except ValueError as e:
         raise UserError(str(e)) from None
-    strategies = [parse_strategy(s) for s in split_strategies(args.strategy or ["cot"])]
+    strategies = [parse_strategy(s, operator=True) for s in split_strategies(args.strategy or ["cot"])]
     specs = [s.spec for s in strategies]
     mapped = args.task is None or args.task.strip().lower().startswith("hf:")
     if mapped:
@@ -166,7 +167,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if mapped:
         config.update(question=args.question, answer=args.answer, grader=args.grader or "math")
     identity = model.describe()
-    concurrency = args.concurrency or (8 if identity.get("backend") == "openai" else 1)
+    # A server takes parallel requests and the hf backend batches pending ones (models.hf); the
+    # llama.cpp backend runs one call at a time.
+    concurrency = args.concurrency or {"openai": 8, "hf": 16}.get(identity.get("backend"), 1)
     store = Store(args.db)
     store.open_run(run, config, __version__, identity)
 

@@ -34,17 +34,20 @@ def accuracy(
     n: int | None = None,
     max_tokens: int = 256,
     seed: int = 0,
+    concurrency: int = 32,
 ) -> Accuracy:
     """Run ``strategy`` (a spec, e.g. "cot" = greedy, or "vote:n=4") on the first ``n`` problems
     (all when None) with ``model``: an HF model directory, an ``hf:``/other spec, or a Model.
-    ``max_tokens`` caps each sample unless the spec sets it."""
+    ``max_tokens`` caps each sample unless the spec sets it. ``concurrency`` problems run at once:
+    the hf backend batches their calls together (``models.hf``), rows come back in order."""
     from ponder.models import resolve
 
     if isinstance(model, str):
         model = resolve(model if ":" in model else f"hf:{model}")
     built = parse_strategy(strategy, max_tokens=max_tokens)
     chosen = problems if n is None else problems[:n]
-    rows = asyncio.run(_run(model, [Cell(p, built, Budget(), seed) for p in chosen]))
+    cells = [Cell(p, built, Budget(), seed) for p in chosen]
+    rows = asyncio.run(_run(model, cells, concurrency))
     return Accuracy(
         correct=sum(r.correct for r in rows),
         total=len(rows),
@@ -54,6 +57,11 @@ def accuracy(
     )
 
 
-async def _run(model: Model, cells: list[Cell]) -> list[ResultRow]:
-    # One at a time: an in-process model runs one generate at a time anyway.
-    return [await run_cell("lab-eval", cell, model) for cell in cells]
+async def _run(model: Model, cells: list[Cell], concurrency: int) -> list[ResultRow]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(cell: Cell) -> ResultRow:
+        async with gate:
+            return await run_cell("lab-eval", cell, model)
+
+    return list(await asyncio.gather(*(one(c) for c in cells)))

@@ -214,6 +214,7 @@ def train_sft(
         disable_tqdm=not progress,
         report_to="none",
         max_length=1024,
+        train_sampling_strategy="group_by_length",  # batches of similar lengths: less padding
         dataloader_num_workers=0,
     )
     trainer = SFTTrainer(

@@ -4,7 +4,10 @@
 The model thinks, then answers. Between ``min_think`` and ``max_think`` thinking tokens:
 
 - thinking that ends before ``min_think`` tokens is not accepted: the end-of-thinking marker is
-  removed, "Wait" is appended and the model continues from there (at most ``waits`` times);
+  removed, "Wait" is appended on a new line and the model continues from there (at most ``waits``
+  times). ``wait=MARKER`` appends another marker: "Wait" means nothing to a model never trained on
+  it, such as the lab's countdown searcher, whose own continue marker is ``back`` (it then
+  restates a state and tries its next move: ``think:wait=back``);
 - thinking that reaches ``max_think`` tokens is closed: the closing text is appended and the model
   must answer (in at most ``max_tokens`` tokens).
 
@@ -46,7 +49,6 @@ TAGS_SYSTEM = (
 )
 OPEN, CLOSE_TAG = "<think>", "</think>"
 CLOSE = {"tags": "\n</think>\n\n", "plain": "\nAnswer:"}
-WAIT = "\nWait"
 _PLAIN_END = re.compile(r"\\boxed|answer\s*:", re.IGNORECASE)
 
 
@@ -73,6 +75,7 @@ class Think(StrategyBase):
     min_think: int = 0  # thinking shorter than this gets a "Wait" (0: never)
     max_think: int = 1024  # thinking is closed at this many tokens
     waits: int = 3  # "Wait"s at most
+    wait: str = "Wait"  # the continue marker, on a new line; a model's own (e.g. "back") if it has one
     style: str = "auto"  # auto | tags | plain
     # max_tokens: the answer after the thinking; s1 decodes greedily
     max_tokens: int = 256
@@ -90,6 +93,8 @@ class Think(StrategyBase):
             raise ValueError("think: min_think must not exceed max_think")
         if self.waits < 0:
             raise ValueError("think: waits must be >= 0")
+        if not self.wait.strip() or "\n" in self.wait:
+            raise ValueError("think: wait must be a non-empty marker on one line")
         if self.style not in STYLES:
             raise ValueError(f"think: style={self.style!r} is not one of {', '.join(STYLES)}")
 
@@ -137,7 +142,7 @@ class Think(StrategyBase):
                 if thinking + used < self.min_think and waits < self.waits:
                     thinking += used
                     waits += 1
-                    text = (text + sample.text)[: end[0]].rstrip() + WAIT
+                    text = (text + sample.text)[: end[0]].rstrip() + "\n" + self.wait
                     run.emit(Forced("wait", thinking))
                     continue
                 thinking += used
@@ -148,7 +153,7 @@ class Think(StrategyBase):
             ended = sample.finish_reason == "stop"  # the model stopped without closing
             if ended and thinking < self.min_think and waits < self.waits:
                 waits += 1
-                text = (text + sample.text).rstrip() + WAIT
+                text = (text + sample.text).rstrip() + "\n" + self.wait
                 run.emit(Forced("wait", thinking))
                 continue
             text = (text + sample.text).rstrip() + CLOSE[style]

@@ -1,0 +1,197 @@
+"""Both scaling laws of a reasoner that searches, on one CPU: countdown, SFT then GRPO.
+
+The lab's countdown model writes a search (``lab.countdown_search``: every move tried, every dead
+end left with a visible ``back``), so a larger thinking budget lets it try more, and RL can teach
+it to search better. This script measures, on held-out puzzles (``countdown:count=3-4,split=test``,
+which no lab run trains on):
+
+1. **train-time**: GRPO from the SFT model (``ponder train grpo``, rewarded by the countdown
+   grader), every saved checkpoint evaluated greedily at the largest budget;
+2. **test-time**: greedy accuracy against the thinking budget (``cot:max_tokens=B``, B doubling)
+   for the SFT and the final GRPO model; the budget cuts the search, and a search cut before its
+   hit has no answer;
+3. **every strategy** on the final model, through ``benchmarks/sequential_thinking.py`` (cot, vote,
+   best_of_n with the exact step verifier, adaptive, confidence, reflect, think, beam, mcts, auto):
+   accuracy against mean tokens with its Pareto frontier (``ponder report``'s code).
+
+The SFT model is an input (default the shipped ``lab:countdown-sft``; its own training, longer than
+this experiment, is recorded in its ``ponder_train.json``), so that the experiment fits 30 minutes
+on 2 cores. Writes OUT/countdown_scaling.md with the commands, seeds and wall time, and
+OUT/budget_curve.png, OUT/grpo_curve.png, OUT/strategies/ (the report).
+
+    python benchmarks/countdown_scaling.py --out runs/countdown-scaling [--sft lab:countdown-sft]
+        [--grpo-steps 40] [--held-out 200] [--strategy-problems 200] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ponder.lab.evaluate import accuracy
+from ponder.models.shipped import shipped_dir
+from ponder.problems import load_problems
+
+BUDGETS = (128, 256, 512, 900)  # 900: the context (1024) less the longest prompt, ~ the trace cap
+
+
+def run(cmd: list[str]) -> float:
+    print("$ " + shlex.join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - start
+
+
+def model_dir(spec: str) -> Path:
+    """A directory for ``ponder train grpo --from``: lab:NAME is a shipped checkpoint."""
+    return shipped_dir(spec[4:]) if spec.startswith("lab:") else Path(spec.removeprefix("hf:"))
+
+
+def checkpoints(out: Path) -> list[tuple[int, Path]]:
+    found = [(int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*") if p.is_dir()]
+    return sorted(found)
+
+
+def greedy(path: Path, problems: list, budget: int):
+    return accuracy(f"hf:{path}", problems, f"cot:max_tokens={budget}", concurrency=64)
+
+
+def mean_success_tokens(result) -> float:
+    ok = [r.completion_tokens for r in result.rows if r.correct]
+    return sum(ok) / len(ok) if ok else float("nan")
+
+
+def plot(lines: dict[str, list[tuple[float, float]]], path: Path, xlabel: str, title: str,
+         log2: bool = False) -> None:  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=150)
+    for label, points in lines.items():
+        ax.plot([x for x, _ in points], [100 * y for _, y in points], marker="o", label=label)
+    if log2:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("held-out accuracy, greedy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="runs/countdown-scaling")
+    ap.add_argument("--sft", default="lab:countdown-sft", help="the SFT model: lab:NAME or DIR")
+    ap.add_argument("--grpo-steps", type=int, default=40)
+    ap.add_argument("--grpo-save-every", type=int, default=10)
+    ap.add_argument("--grpo-lr", default="1e-4")
+    ap.add_argument("--grpo-temperature", default="1.0")
+    ap.add_argument("--held-out", type=int, default=200, help="problems for the two curves")
+    ap.add_argument("--strategy-problems", type=int, default=200,
+                    help="problems for the all-strategies comparison (0: skip it)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ponder = [sys.executable, "-m", "ponder"]
+    started = time.perf_counter()
+    sft = model_dir(args.sft)
+    grpo = out / "grpo"
+    commands = []
+    grpo_cmd = [*ponder, "train", "grpo", "--from", str(sft), "--task", "countdown",
+                "--count", "3-4", "--seed", str(args.seed), "--threads", str(args.threads),
+                "--steps", str(args.grpo_steps), "--save-every", str(args.grpo_save_every),
+                "--keep-checkpoints", "1000", "--lr", args.grpo_lr,
+                "--temperature", args.grpo_temperature, "--max-completion-length", "900",
+                "--out", str(grpo), "--resume", "--quiet"]  # fmt: skip
+    commands.append(shlex.join(grpo_cmd))
+    run(grpo_cmd)
+    grpo_record = json.loads((grpo / "ponder_train.json").read_text())
+    sft_record = json.loads((sft / "ponder_train.json").read_text())
+    trained = time.perf_counter() - started
+
+    problems = load_problems("countdown", limit=args.held_out, seed=10_000 + args.seed,
+                             count="3-4", split="test")  # fmt: skip
+    top = BUDGETS[-1]
+    budget_curve: dict[str, list[tuple[float, float]]] = {}
+    at_top = {}
+    for name, path in (("SFT", sft), ("GRPO", grpo)):
+        points = []
+        for b in BUDGETS:
+            result = greedy(path, problems, b)
+            points.append((b, result.accuracy))
+            print(f"{name} cot:max_tokens={b}: {result.correct}/{result.total}", flush=True)
+            if b == top:
+                at_top[name] = result
+        budget_curve[name] = points
+    grpo_curve = [(0, at_top["SFT"].accuracy)]
+    for step, path in checkpoints(grpo):
+        if step < args.grpo_steps:
+            grpo_curve.append((step, greedy(path, problems, top).accuracy))
+    grpo_curve.append((args.grpo_steps, at_top["GRPO"].accuracy))
+    print("GRPO curve:", grpo_curve, flush=True)
+    plot(budget_curve, out / "budget_curve.png", "thinking budget (max tokens, log scale)",
+         f"countdown 3-4 numbers, {len(problems)} held-out puzzles: test-time scaling", log2=True)
+    plot({"GRPO": grpo_curve}, out / "grpo_curve.png",
+         "GRPO steps (train-time compute; step 0 = the SFT model)",
+         f"countdown 3-4 numbers, {len(problems)} held-out puzzles, greedy at {top} tokens")
+
+    strategies_md = ""
+    if args.strategy_problems:
+        seq_cmd = [sys.executable, str(Path(__file__).with_name("sequential_thinking.py")),
+                   "--task", "countdown", "--model", f"hf:{grpo.resolve()}",
+                   "--limit", str(args.strategy_problems), "--seed", str(args.seed),
+                   "--threads", str(args.threads), "--db", str(out / "strategies.sqlite"),
+                   "--out", str(out / "strategies")]  # fmt: skip
+        commands.append(shlex.join(seq_cmd))
+        run(seq_cmd)
+        strategies_md = (out / "strategies" / "report.md").read_text() if (
+            out / "strategies" / "report.md").exists() else ""  # fmt: skip
+
+    total = time.perf_counter() - started
+    sft_steps = sft_record.get("global_step", sft_record["config"].get("steps"))
+    lines = [
+        "# Countdown: test-time and train-time scaling on one CPU", "",
+        f"seed {args.seed}; {len(problems)} held-out puzzles (countdown:count=3-4,split=test, "
+        f"seed {10_000 + args.seed}); {args.threads} threads; this run {total / 60:.1f} min in all "
+        f"(GRPO {grpo_record.get('wall_seconds', trained):.0f} s).", "",
+        f"SFT model: `{args.sft}` ({sft_steps} steps, {sft_record.get('wall_seconds', 0) / 60:.0f} "
+        f"min of training, not part of this run): `{sft_record.get('command')}`", "",
+        "Commands:", "", *[f"    {c}" for c in commands], "",
+        "## accuracy against the thinking budget (greedy, `cot:max_tokens=B`)", "",
+        "| budget | " + " | ".join(budget_curve) + " |", "| --- |" + " --- |" * len(budget_curve),
+        *[f"| {b} | " + " | ".join(f"{100 * budget_curve[k][i][1]:.1f}" for k in budget_curve) + " |"
+          for i, b in enumerate(BUDGETS)], "",
+        f"## accuracy against GRPO steps (greedy, {top} tokens)", "",
+        "| GRPO step | accuracy % |", "| --- | --- |",
+        *[f"| {s} | {100 * a:.1f} |" for s, a in grpo_curve], "",
+        f"mean completion tokens of the solved puzzles at {top}: SFT "
+        f"{mean_success_tokens(at_top['SFT']):.0f}, GRPO {mean_success_tokens(at_top['GRPO']):.0f}",
+        "", "![budget](budget_curve.png)", "![grpo](grpo_curve.png)", "",
+    ]  # fmt: skip
+    if strategies_md:
+        lines += ["## every strategy on the GRPO model", "", strategies_md]
+    (out / "countdown_scaling.md").write_text("\n".join(lines) + "\n")
+    summary = {"budget_curve": budget_curve, "grpo_curve": grpo_curve, "minutes": total / 60}
+    (out / "countdown_scaling.json").write_text(json.dumps(summary, indent=2))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
