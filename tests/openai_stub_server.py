@@ -9,6 +9,10 @@ request's record then says ``aborted`` and how many tokens were actually written
 
     with StubServer(["Hello world"], honour_n=False) as srv:
         ...  # srv.base_url, srv.requests
+
+A reply may also be a dict ``{"content": str, "tool_calls": [{"name", "arguments"}]}``: the choice
+then answers with those calls (native function calling), ``finish_reason: "tool_calls"``; streamed
+as OpenAI does, a head delta (id, type, name) then the arguments in two pieces.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ class StubServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     # --- behaviour ---------------------------------------------------------------------------
-    def take_reply(self) -> str:
+    def take_reply(self) -> str | dict:
         with self._lock:
             text = self.replies[self._next_reply % len(self.replies)]
             self._next_reply += 1
@@ -111,17 +115,34 @@ class StubServer:
 
 def _prompt_words(body: dict[str, Any]) -> int:
     if "messages" in body:
-        return sum(len(words(m.get("content", ""))) for m in body["messages"])
+        return sum(len(words(m.get("content") or "")) for m in body["messages"])
     return len(words(body.get("prompt", "")))
 
 
-def _make_choice_tokens(body: dict[str, Any], reply: str) -> tuple[list[str], str]:
-    toks = words(reply)
-    finish = "stop"
+class _Tokens(list):
+    """A choice's tokens, and the tool calls it answers with (``calls``)."""
+
+    calls: list[dict[str, Any]] = []
+
+
+def _make_choice_tokens(body: dict[str, Any], reply: str | dict) -> tuple[list[str], str]:
+    calls = reply.get("tool_calls") if isinstance(reply, dict) else None
+    toks = _Tokens(words(reply.get("content") or "" if isinstance(reply, dict) else reply))
+    finish = "tool_calls" if calls else "stop"
     limit = body.get("max_tokens")
     if limit is not None and len(toks) > limit:
-        toks, finish = toks[:limit], "length"
+        toks, finish = _Tokens(toks[:limit]), "length"
+    if calls:
+        toks.calls = [
+            {"id": f"call_stub{j}", "type": "function",
+             "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for j, c in enumerate(calls)
+        ]  # fmt: skip
     return toks, finish
+
+
+def _calls_of(toks: list[str]) -> list[dict[str, Any]]:
+    return getattr(toks, "calls", [])
 
 
 def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
@@ -228,6 +249,16 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                         time.sleep(stub.token_delay)
                         send({**base, "choices": [_piece(i, toks[k], k, chat, logprobs, top_k)]})
                         entry["streamed_tokens"] += 1
+            for i, (toks, _) in enumerate(choices):
+                for j, call in enumerate(_calls_of(toks)):
+                    head = {"index": j, "id": call["id"], "type": "function",
+                            "function": {"name": call["function"]["name"], "arguments": ""}}
+                    args = call["function"]["arguments"]
+                    pieces = [args[: len(args) // 2], args[len(args) // 2 :]]
+                    for delta in [head] + [{"index": j, "function": {"arguments": p}} for p in pieces]:
+                        piece = {"index": i, "finish_reason": None, "logprobs": None,
+                                 "delta": {"tool_calls": [delta]}}
+                        send({**base, "choices": [piece]})
             for i, (_, finish) in enumerate(choices):
                 end = {"index": i, "finish_reason": finish, "logprobs": None}
                 end.update({"delta": {}} if chat else {"text": ""})
@@ -278,5 +309,8 @@ def _full_response(body, chat, choices, logprobs, top_k, usage) -> dict[str, Any
         c["logprobs"] = _logprobs(toks, 0, chat, top_k) if logprobs else None
         text = "".join(toks)
         c.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+        if chat and _calls_of(toks):
+            c["message"]["tool_calls"] = _calls_of(toks)
+            c["message"]["content"] = text or None
         out.append(c)
     return {**_envelope(body, chat), "choices": out, "usage": usage}

@@ -88,6 +88,29 @@ HAND_WRITTEN: list[tuple[str, bytes]] = [
     ("stream_options a list", raw({**VALID, "stream": True, "stream_options": [1]})),
     ("n = 3", raw({**VALID, "n": 3})),
     ("tools given", raw({**VALID, "tools": [{"type": "function", "function": {"name": "f"}}]})),
+    ("tools a dict", raw({**VALID, "tools": {"type": "function"}})),
+    ("tools a list of strings", raw({**VALID, "tools": ["get_weather"]})),
+    ("tool without a function", raw({**VALID, "tools": [{"type": "function"}]})),
+    ("tool name with spaces", raw({**VALID, "tools": [{"type": "function", "function": {"name": "rm -rf /"}}]})),
+    ("tool name 10000 long", raw({**VALID, "tools": [{"type": "function", "function": {"name": "f" * 10_000}}]})),
+    ("tool parameters a string", raw({**VALID, "tools": [{"type": "function", "function": {"name": "f", "parameters": "x"}}]})),
+    ("tool parameters nested deep", raw({**VALID, "tools": [{"type": "function", "function": {"name": "f", "parameters": json.loads("[" * 60 + "]" * 60)}}]})),
+    ("200 tools", raw({**VALID, "tools": [{"type": "function", "function": {"name": f"f{i}"}} for i in range(200)]})),
+    ("duplicate tools", raw({**VALID, "tools": [{"type": "function", "function": {"name": "f"}}] * 2})),
+    ("tool_choice unknown", raw({**VALID, "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "maybe"})),
+    ("tool_choice names a missing tool", raw({**VALID, "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}})),
+    ("tool_choice a number", raw({**VALID, "tool_choice": 3})),
+    ("tool_choice required, no tools", raw({**VALID, "tool_choice": "required"})),
+    ("parallel_tool_calls a string", raw({**VALID, "parallel_tool_calls": "no"})),
+    ("tools on beam", raw({**VALID, "model": "ponder/beam", "tools": [{"type": "function", "function": {"name": "f"}}]})),
+    ("legacy functions", raw({**VALID, "functions": [{"name": "f"}]})),
+    ("tool_calls a string", raw({**VALID, "messages": [*VALID["messages"], {"role": "assistant", "tool_calls": "f()"}, {"role": "tool", "content": "1"}]})),
+    ("tool call without function", raw({**VALID, "messages": [*VALID["messages"], {"role": "assistant", "tool_calls": [{"id": "c"}]}, {"role": "tool", "content": "1"}]})),
+    ("tool call arguments a number", raw({**VALID, "messages": [*VALID["messages"], {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": 5}}]}, {"role": "tool", "content": "1"}]})),
+    ("tool message id a list", raw({**VALID, "messages": [*VALID["messages"], {"role": "tool", "content": "1", "tool_call_id": [1]}]})),
+    ("tool message content null", raw({**VALID, "messages": [*VALID["messages"], {"role": "tool", "content": None}]})),
+    ("valid tool history", raw({**VALID, "tools": [{"type": "function", "function": {"name": "f"}}], "messages": [*VALID["messages"], {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}, {"role": "tool", "tool_call_id": "c", "content": "5"}]})),
+    ("valid tools, streamed", raw({**VALID, "stream": True, "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required", "parallel_tool_calls": False})),
     ("a huge string", raw({**VALID, "user": "x" * 200_000})),
     ("beam with temperature 0", raw({**VALID, "model": "ponder/beam", "temperature": 0})),
     ("valid, plain", raw(VALID)),
@@ -95,9 +118,12 @@ HAND_WRITTEN: list[tuple[str, bytes]] = [
 ]
 
 POOL = [None, True, False, 0, -1, 1, 3.5, 1e308, -1e308, "", "x", "ponder/vote:n=2", "\u00e9\u4e2d",
-        "x" * 5000, [], [1, "a"], {}, {"role": "user"}, {"role": "user", "content": "1 + 1"}]  # fmt: skip
+        "x" * 5000, [], [1, "a"], {}, {"role": "user"}, {"role": "user", "content": "1 + 1"},
+        "required", "none", {"type": "function", "function": {"name": "f"}},
+        [{"type": "function", "function": {"name": "f"}}]]  # fmt: skip
 FIELDS = ["model", "messages", "temperature", "max_tokens", "max_completion_tokens", "seed",
-          "top_p", "n", "stream", "stream_options", "ponder", "tools", "stop", "user"]  # fmt: skip
+          "top_p", "n", "stream", "stream_options", "ponder", "tools", "tool_choice",
+          "parallel_tool_calls", "stop", "user"]  # fmt: skip
 
 
 def mutations(count: int, seed: int = 0) -> list[tuple[str, bytes]]:
@@ -115,7 +141,7 @@ def mutations(count: int, seed: int = 0) -> list[tuple[str, bytes]]:
             elif action < 0.85 and isinstance(body.get("messages"), list) and body["messages"]:
                 m = body["messages"][0]
                 if isinstance(m, dict):
-                    m[rng.choice(["role", "content", "name"])] = rng.choice(POOL)
+                    m[rng.choice(["role", "content", "name", "tool_calls", "tool_call_id"])] = rng.choice(POOL)
             else:
                 body["ponder"] = {rng.choice(["strategy", "budget", "events"]): rng.choice(POOL)}
         data = raw(body)
@@ -166,6 +192,11 @@ def test_no_request_reaches_a_5xx_and_the_server_stays_healthy():
         ("n = 100000 samples", "ponder.budget", "budget_too_small"),
         ("budget 1", "ponder.budget", "budget_too_small"),
         ("beam with temperature 0", "temperature", "invalid_value"),
+        ("tool name with spaces", "tools[0].function.name", "invalid_value"),
+        ("tool_choice names a missing tool", "tool_choice", "invalid_value"),
+        ("tools on beam", "tools", "invalid_value"),
+        ("tool call arguments a number", "messages[1].tool_calls[0].function.arguments",
+         "invalid_value"),
     ],
 )
 def test_each_named_problem_is_a_400_that_names_its_field(name, param, code):

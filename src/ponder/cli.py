@@ -71,8 +71,9 @@ def strategy_from_args(args: argparse.Namespace):
     flags = {"max_tokens": "--max-tokens", "temperature": "--temperature", "seed": "--seed"}
     try:
         return parse_strategy(
-            args.strategy, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed
-        )
+            args.strategy, operator=True, max_tokens=args.max_tokens,
+            temperature=args.temperature, seed=args.seed,
+        )  # fmt: skip
     except StrategySpecError as e:
         if e.field in flags and not e.from_spec:
             raise UserError(f"{flags[e.field]}: {e.detail}") from None

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ponder.budget import Usage
+from ponder.problems.conversation import ToolCall
 
 
 @dataclass
@@ -34,13 +35,15 @@ class TextDelta(Event):
 
 @dataclass
 class Sampled(Event):
-    """A finished sample and the answer extracted from it."""
+    """A finished sample and the answer extracted from it (for a sample that answered with tool
+    calls, ``answer`` is their signatures, what votes compare)."""
 
     sample: int
     text: str
     answer: str | None
     completion_tokens: int
     finish_reason: str
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass
@@ -172,6 +175,17 @@ class ToolResult(Event):
 
 
 @dataclass
+class Guarded(Event):
+    """The policy guard's decision on a request (``think/guard.py``): "allow" (the strategy
+    answers) or "refuse" (a fixed short refusal); ``reason``: the one the deliberation gave, or why
+    none could be read; ``usage``: what the deliberation cost."""
+
+    decision: str
+    reason: str
+    usage: Usage
+
+
+@dataclass
 class Spent(Event):
     """Usage so far, after each model call."""
 
@@ -258,12 +272,14 @@ class Chosen:
     """The sample a Result's answer text is: its index among the run's Sampled events (the
     ``sample`` they carry), its text, its own completion tokens and how it finished. A text that
     no single sample wrote (a beam joined from steps, a solution continued after a backtrack)
-    counts the completion tokens of the samples that wrote it."""
+    counts the completion tokens of the samples that wrote it. ``tool_calls``: the calls the
+    sample answered with (the Result's answer is then those calls, not its text)."""
 
     index: int
     text: str
     completion_tokens: int
     finish_reason: str
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass
@@ -280,6 +296,11 @@ class Result:
     @property
     def text(self) -> str:
         return self.chosen.text if self.chosen is not None else ""
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The chosen sample's tool calls (empty when it answered in text)."""
+        return self.chosen.tool_calls if self.chosen is not None else ()
 
     def to_dict(self) -> dict[str, Any]:
         return {

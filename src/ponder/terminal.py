@@ -18,6 +18,7 @@ from rich.markup import escape
 from ponder.budget import Budget, Usage
 from ponder.events import (
     Final,
+    Guarded,
     Phase,
     Result,
     Sampled,
@@ -82,6 +83,8 @@ class _Status:
             self.tokens = ev.usage.total_tokens  # Spent carries the usage so far
         elif isinstance(ev, (Stopped, Phase)):
             self.note = ev.reason if isinstance(ev, Stopped) else f"phase {ev.name} {ev.detail}"
+        elif isinstance(ev, Guarded):
+            self.note = f"guard: {ev.decision} ({ev.reason})"
 
     def render(self) -> str:
         top = sorted(self.tally.items(), key=lambda kv: -kv[1])[:4]

@@ -135,7 +135,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         budgets, seeds = parse_budgets(args.budget), parse_seeds(args.seed)
     except ValueError as e:
         raise UserError(str(e)) from None
-    strategies = [parse_strategy(s, operator=True) for s in split_strategies(args.strategy or ["cot"])]
+    specs_given = split_strategies(args.strategy or ["cot"])
+    strategies = [parse_strategy(s, operator=True) for s in specs_given]  # the machine's own user
     specs = [s.spec for s in strategies]
     mapped = args.task is None or args.task.strip().lower().startswith("hf:")
     if mapped:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ponder.bench.policy import ATTACK, SCOPE, policy_lines
 from ponder.bench.store import ResultRow
 
 
@@ -19,6 +20,7 @@ class BenchProgress:
         self.correct = 0
         self.tokens = 0
         self.by_strategy: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # right, n, tokens
+        self.policy_rows: list[ResultRow] = []  # the policy task's, for its two rates
         self._start = time.perf_counter()
         self._progress = Progress(
             TextColumn("bench"),
@@ -42,6 +44,8 @@ class BenchProgress:
         self.done += 1
         self.correct += bool(row.correct)
         self.tokens += row.total_tokens
+        if row.problem_id.startswith((ATTACK, SCOPE)):
+            self.policy_rows.append(row)
         stats = self.by_strategy[row.strategy if not row.budget else f"{row.strategy} @{row.budget}"]
         stats[0] += bool(row.correct)
         stats[1] += 1
@@ -62,4 +66,6 @@ class BenchProgress:
                 f"  {escape(name):<32} {right}/{n} correct ({100 * right / n:.1f}%), "
                 f"{tokens / n:,.0f} tokens per problem"
             )
+        if self.policy_rows:
+            lines += ["policy (this session):", *map(escape, policy_lines(self.policy_rows))]
         return "\n".join(lines)

@@ -27,7 +27,7 @@ class _Worker:
         from ponder.think import parse_strategy
 
         problem, spec, budget, seed = wire  # strings across the process boundary, not objects
-        cell = Cell(problem, parse_strategy(spec), Budget(budget), seed)
+        cell = Cell(problem, parse_strategy(spec, operator=True), Budget(budget), seed)
         return asyncio.run(run_cell(run, cell, self.model))
 
 

@@ -5,7 +5,8 @@ compute spent per problem, and whether it sits on the accuracy-vs-tokens Pareto 
 runs, every later run is compared with the first, configuration by configuration, on the (problem, seed)
 cells both ran: paired bootstrap CI for the difference and an exact McNemar test (see `stats.py`). A
 configuration with several samples (seeds) per problem also gets pass@k (Chen et al. 2021's unbiased
-estimator), for k = 1 and the powers of 2 up to the samples per problem.
+estimator), for k = 1 and the powers of 2 up to the samples per problem. A ``policy`` run also gets
+its leak and over-refusal rates per configuration (``bench/policy.py``).
 
 The content is built once as a list of blocks, then rendered to Markdown and to HTML, so the two match.
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ponder.bench.plots import plot_accuracy_vs_tokens
+from ponder.bench.policy import policy_blocks
 from ponder.bench.stats import (
     ConfigStats,
     paired_difference,
@@ -224,6 +226,7 @@ def write_report(store: Store, runs: list[str], out_dir: str | Path) -> ReportPa
     for name, info, st, rows in zip(runs, infos, stats, all_rows):
         blocks += [("h2", f"run {name}"), ("facts", _run_facts(info)), ("table", *_config_table(st))]
         blocks += _pass_at_k_blocks(rows)
+        blocks += policy_blocks(rows, config_label)  # only for the policy task's rows
     blocks.append(("p", "accuracy: share of (problem, seed) cells answered correctly; tokens: prompt + "
                         "completion over all model calls for one problem; ★: on the Pareto frontier of "
                         "accuracy vs mean tokens."))

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ponder.budget import Usage
+from ponder.problems.conversation import ToolCall, Tools
 
-Message = dict[str, str]
+# {"role", "content"}; an assistant turn may also carry "tool_calls" (a tuple of ToolCall), a tool
+# turn "tool_call_id" (and "name").
+Message = dict[str, Any]
 # Called as on_text(sample_index, text_piece) while a sample is being decoded (real streaming).
 TextCallback = Callable[[int, str], None]
 # Called as should_stop(sample_index, partial_sample) after each generated token; True ends that
@@ -42,6 +45,11 @@ class Request:
     (``count_prompt_tokens`` counts that same rendering). ``continuing(prefix)`` builds such a
     request; ``prefix`` reads it back. This is how strategies backtrack, append "Wait" to a
     model's thinking, or extend a partial solution by one step.
+
+    ``tools``: functions the model may call (OpenAI function calling) and how; a sample may then
+    answer with ``tool_calls``. Backends that declare ``native_tools = True`` (the OpenAI one)
+    pass them to the server; for the others ``tools.calls.prompted`` describes them in the
+    system prompt and reads the calls out of the text (every strategy Run applies it).
     """
 
     messages: tuple[Message, ...] | None = None
@@ -54,6 +62,7 @@ class Request:
     logprobs: bool = False
     top_logprobs: int = 0  # k > 0: also the k highest logprobs at every position (implies logprobs)
     seed: int | None = None
+    tools: Tools | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -115,6 +124,10 @@ class Sample:
     each sampled token under the model's untempered distribution (one per completion token);
     ``top_logprobs`` the k highest log-probabilities at each position, highest first (DeepConf's
     token confidence is computed from these).
+
+    ``tool_calls``: the calls the sample answered with (empty: it answered in text);
+    ``tool_warning``: what was wrong with the calls it tried to make, the model's mistake (a
+    malformed call block, an unknown function, more calls than parallel_tool_calls allows).
     """
 
     text: str
@@ -125,6 +138,8 @@ class Sample:
     finish_reason: str
     logprobs: list[float] | None = None
     top_logprobs: list[list[float]] | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_warning: str | None = None
 
 
 @dataclass
@@ -150,7 +165,9 @@ class Model(Protocol):
     name: str
     # Optional: ``exact_usage = False`` on a backend whose ``count_prompt_tokens`` is an estimate
     # (the budget meter then trusts the reported usage instead of checking it against its plan);
-    # ``context_length``: tokens a prompt and its completion may take together (None: unknown).
+    # ``context_length``: tokens a prompt and its completion may take together (None: unknown);
+    # ``native_tools = True``: the backend passes ``Request.tools`` to the model itself and fills
+    # ``Sample.tool_calls`` (else the Run's ``tools.calls.prompted`` fallback does).
 
     async def generate(
         self,

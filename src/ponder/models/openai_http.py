@@ -17,19 +17,36 @@ is, with ``continue_final_message: true, add_generation_prompt: false`` in the b
 SGLang's names for "render the last assistant message without its end of turn and continue it".
 A server that lacks them may ignore the fields and start a new assistant turn instead (the text
 then does not continue the prefix); OpenAI's own API is such a server.
+
+Client tools are native here (``native_tools``): ``Request.tools`` goes to the server as ``tools``,
+``tool_choice`` and ``parallel_tool_calls`` (sent only when false), the conversation's assistant
+``tool_calls`` and ``tool`` turns as OpenAI messages, and the calls the server answers with (whole,
+or assembled from streamed ``delta.tool_calls`` pieces by their index) become the sample's
+``tool_calls``. The server must support them (vLLM with ``--enable-auto-tool-choice
+--tool-call-parser ...``, SGLang with ``--tool-call-parser``, llama.cpp's server with ``--jinja``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import os
 import time
 from typing import Any
 
 from ponder.budget import Usage
-from ponder.models.base import Completion, ModelError, Request, Sample, StopCheck, TextCallback
+from ponder.models.base import (
+    Completion,
+    Message,
+    ModelError,
+    Request,
+    Sample,
+    StopCheck,
+    TextCallback,
+)
+from ponder.problems.conversation import ToolCall
 
 try:
     import openai
@@ -62,12 +79,22 @@ def _split(total: int, weights: list[int]) -> list[int]:
     return parts
 
 
+def _wire(m: Message) -> dict[str, Any]:
+    """A message as OpenAI takes it (assistant calls in their wire form)."""
+    out = dict(m)
+    if m.get("tool_calls"):
+        out["tool_calls"] = [c.openai() for c in m["tool_calls"]]
+        out["content"] = m.get("content") or None
+    return out
+
+
 class _Choice:
     """One choice as it is assembled (from a full response or from stream chunks)."""
 
     def __init__(self) -> None:
         self.text = ""
-        self.chunks = 0  # stream chunks that carried text: about one token each
+        self.chunks = 0  # stream chunks that carried text or call pieces: about one token each
+        self.calls: dict[int, list[str]] = {}  # tool call index -> [id, name, arguments so far]
         self.logprobs: list[float] | None = None
         self.top_logprobs: list[list[float]] | None = None
         self.finish: str | None = None
@@ -95,6 +122,23 @@ class _Choice:
                 self.top_logprobs = []
             self.top_logprobs += [sorted(map(float, top), reverse=True)[:k] for _, top in entries]
         return bool(entries)
+
+    def add_calls(self, calls: Any) -> bool:
+        """Merge tool calls (a full message's, or one stream delta's pieces, by their index)."""
+        for j, c in enumerate(calls or ()):
+            index = getattr(c, "index", None)
+            call = self.calls.setdefault(j if index is None else index, ["", "", ""])
+            f = getattr(c, "function", None)  # None: a custom tool's call, which we never offer
+            call[0] = c.id or call[0]
+            call[1] = (f.name or call[1]) if f is not None else call[1]
+            call[2] += (f.arguments or "") if f is not None else ""
+        return bool(calls)
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(cid or f"call_{j}", name, args or "{}")
+            for j, (cid, name, args) in sorted(self.calls.items())
+        )
 
     @property
     def tokens(self) -> int:
@@ -125,6 +169,7 @@ class OpenAIModel:
     # Prompt counts are estimates (no tokenizer over HTTP): the budget meter charges what the
     # server reports and does not hold a call to its estimated plan (see think.meter).
     exact_usage = False
+    native_tools = True  # Request.tools go to the server (see the module's docstring)
 
     def __init__(
         self,
@@ -181,7 +226,13 @@ class OpenAIModel:
         if request.prompt is not None:
             per_call = math.ceil(len(request.prompt) / 3)
         else:
-            per_call = sum(math.ceil(len(m.get("content", "")) / 3) + 8 for m in request.messages or ())
+            per_call = sum(
+                math.ceil(len(json.dumps(_wire(m), ensure_ascii=False)) / 3) + 8
+                if m.get("tool_calls") else math.ceil(len(m.get("content") or "") / 3) + 8
+                for m in request.messages or ()
+            )  # fmt: skip
+            if request.tools is not None:  # the server renders the schemas into the prompt
+                per_call += math.ceil(len(json.dumps(request.tools.openai_tools())) / 3) + 8
         return per_call if self.honours_n else per_call * request.n
 
     def describe(self) -> dict[str, Any]:
@@ -303,7 +354,12 @@ class OpenAIModel:
             if chat and k:
                 args["top_logprobs"] = k
         if chat:
-            args["messages"] = [dict(m) for m in request.messages or ()]
+            args["messages"] = [_wire(m) for m in request.messages or ()]
+            if request.tools is not None:
+                args["tools"] = request.tools.openai_tools()
+                args["tool_choice"] = request.tools.openai_choice()
+                if not request.tools.parallel:
+                    args["parallel_tool_calls"] = False
             if request.prefix is not None:  # continue the partial answer (vLLM / SGLang fields)
                 args["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
             create = client.chat.completions.create
@@ -320,6 +376,8 @@ class OpenAIModel:
                 for c in resp.choices:
                     ch = choices.setdefault(c.index, _Choice())
                     ch.text = (c.message.content or "") if chat else c.text
+                    if chat:
+                        ch.add_calls(c.message.tool_calls)
                     ch.finish = c.finish_reason
                     ch.add_logprobs(c.logprobs, chat, k)
             else:
@@ -339,12 +397,14 @@ class OpenAIModel:
                                 ch.chunks += 1
                                 if on_text is not None:
                                     on_text(first + c.index, piece)
+                            called = chat and ch.add_calls(c.delta.tool_calls)
+                            ch.chunks += bool(called)  # a piece of a call: about one token
                             got = ch.add_logprobs(c.logprobs, chat, k)
                             if c.finish_reason:
                                 ch.finish = c.finish_reason
                             elif (
                                 should_stop is not None
-                                and (piece or got)
+                                and (piece or got or called)
                                 and ch.tokens < request.max_tokens
                                 and should_stop(first + c.index, ch.snapshot(request))
                             ):
@@ -379,6 +439,7 @@ class OpenAIModel:
                 finish_reason=_finish(c.finish),
                 logprobs=c.logprobs if request.logprobs else None,
                 top_logprobs=(c.top_logprobs or []) if k else None,
+                tool_calls=c.tool_calls(),
             )
             for c, used in zip(ordered, per_choice)
         ]

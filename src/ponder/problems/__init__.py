@@ -12,13 +12,14 @@ from typing import Any
 
 from ponder.problems.base import Problem
 from ponder.problems.errors import ProblemSetError
+from ponder.problems.policy import PolicySet
 from ponder.problems.real import REAL_SETS, RealSet
 from ponder.problems.research import ResearchSet
 from ponder.problems.synthetic import GENERATORS, Generator
 
 # name -> set; each has .summary, .kind and .load(data, limit, seed, level, subject, options).
-TASKS: dict[str, RealSet | Generator | ResearchSet] = {
-    **REAL_SETS, **GENERATORS, "research": ResearchSet()
+TASKS: dict[str, RealSet | Generator | ResearchSet | PolicySet] = {
+    **REAL_SETS, **GENERATORS, "research": ResearchSet(), "policy": PolicySet()
 }
 
 

@@ -59,6 +59,12 @@ def add_serve_commands(sub) -> None:
         default="cot",
         help="strategy for requests whose model field names none (default cot)",
     )
+    s.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="the operator's policy (plain text): every request's strategy runs inside the guard, "
+        "which deliberates over it and the conversation first, then refuses or answers",
+    )
     s.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     s.add_argument(
         "--log-level",
@@ -88,6 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_concurrency=args.max_concurrency,
             max_budget=args.max_budget,
             max_body_bytes=args.max_body_bytes,
+            policy=args.policy,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -102,6 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(
             f"ponder serve: {model.name} on {url}/ (live page); OpenAI base URL {url}/v1"
             + ("; API key required" if settings.api_key else "")
+            + (f"; every request guarded by the policy {settings.policy}" if settings.policy else "")
             + "; Ctrl-C stops",
             flush=True,
         )

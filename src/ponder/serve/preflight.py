@@ -34,6 +34,7 @@ class _StandIn:
     def __init__(self, model: Model) -> None:
         self.model, self.name = model, model.name
         self.exact_usage = getattr(model, "exact_usage", True)
+        self.native_tools = getattr(model, "native_tools", False)  # the same tools fallback
 
     def count_prompt_tokens(self, request: Request) -> int:
         return self.model.count_prompt_tokens(request)

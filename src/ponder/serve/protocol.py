@@ -22,7 +22,13 @@ existing clients work unchanged; what ponder cannot honour is refused with a 400
 - ``stream`` and ``stream_options.include_usage``.
 - ``n`` (1 to the server's ``max_n``): n independent runs of the strategy, one choice each, seeded
   ``seed``, ``seed + 1``, ... when a seed is given; the budget applies to each run and the usage
-  is their sum. ``tools`` / ``functions`` are refused: ponder calls no client tools.
+  is their sum.
+- ``tools``, ``tool_choice`` (auto, none, required, or ``{"type": "function", "function":
+  {"name": ...}}``) and ``parallel_tool_calls`` (OpenAI function calling): the strategy's samples
+  may answer with calls, which a sampling strategy votes over (``think.sampling``); a backend
+  with native tool calling gets them as they are, the others through ``tools.calls``' prompt
+  and parse. Only strategies that answer with one whole sample (``client_tools``) take tools; the
+  others are refused unless tool_choice is none. The legacy ``functions`` are refused.
 
 Every problem is an ``ApiError``: an HTTP status and an OpenAI-style error body naming the field.
 """
@@ -33,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ponder.budget import Budget
-from ponder.problems.conversation import ConversationError, parse_conversation
+from ponder.problems.conversation import ConversationError, Tools, parse_conversation, parse_tools
 from ponder.serve.settings import ServeSettings
-from ponder.think import StrategySpecError, parse_strategy
+from ponder.think import STRATEGIES, StrategySpecError, parse_strategy
 from ponder.think.base import Strategy
 
 MODEL_PREFIX = "ponder/"
@@ -91,8 +97,9 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False  # stream_options.include_usage: a last chunk with usage
     events: bool = False  # ponder.events: strategy events as a `ponder` field of each chunk
-    messages: tuple[dict[str, str], ...] = ()  # the whole conversation, the question's turn included
+    messages: tuple[dict[str, Any], ...] = ()  # the whole conversation, the question's turn included
     n: int = 1  # independent runs of the strategy (seeds seed, seed+1, ...), one choice each
+    tools: Tools | None = None  # the client's tools, tool_choice and parallel_tool_calls
 
 
 def _int(body: dict, key: str, label: str, low: int, high: int | None = None) -> int | None:
@@ -116,13 +123,26 @@ def _bool(body: dict, key: str, label: str) -> bool:
     return value
 
 
-def conversation_of(messages: Any) -> tuple[str, tuple[dict[str, str], ...]]:
+def conversation_of(messages: Any) -> tuple[str, tuple[dict[str, Any], ...]]:
     """``problems.conversation.parse_conversation``, its refusals as 400s naming the field."""
     try:
         return parse_conversation(messages)
     except ConversationError as e:
         code = "missing_required_parameter" if e.param == "messages" and not messages else None
         raise invalid(e.param, str(e), **({"code": code} if code else {})) from None
+
+
+def tools_of(body: dict) -> Tools | None:
+    """``problems.conversation.parse_tools`` on the body, its refusals as 400s naming the field."""
+    if body.get("functions") or body.get("function_call"):
+        key = "functions" if body.get("functions") else "function_call"
+        raise invalid(key, f"{key} (deprecated by OpenAI) are not supported: send tools and "
+                           "tool_choice instead")  # fmt: skip
+    try:
+        return parse_tools(body.get("tools"), body.get("tool_choice"),
+                           body.get("parallel_tool_calls"))  # fmt: skip
+    except ConversationError as e:
+        raise invalid(e.param, str(e)) from None
 
 
 def _strategy_spec(body: dict, ponder: dict, settings: ServeSettings) -> tuple[str, str]:
@@ -164,9 +184,7 @@ def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
     budget = _int(ponder, "budget", "ponder.budget", 1, cap) or cap
 
     n = _int(body, "n", "n", 1, settings.max_n) or 1
-    for key in ("tools", "functions"):
-        if body.get(key):
-            raise invalid(key, f"{key} are not supported: ponder calls no client tools")
+    tools = tools_of(body)
 
     # Sampling fields go to the strategy's Sampling, which checks them (the same checks, and the
     # same messages, as for a spec's keys and the CLI's flags).
@@ -194,6 +212,14 @@ def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
             f"got {strategy.sampling.max_tokens}",
         )
 
+    if tools is not None and tools.offered and not getattr(strategy, "client_tools", False):
+        able = ", ".join(sorted(k for k, cls in STRATEGIES.items() if cls.client_tools is True))
+        raise invalid(
+            "tools",
+            f"the strategy {strategy.name} cannot answer with tool calls (it builds its answer "
+            f"from steps or rewrites it); tools work with {able}, or send tool_choice none",
+        )
+
     stream = _bool(body, "stream", "stream")
     options = body.get("stream_options") or {}
     if not isinstance(options, dict):
@@ -202,7 +228,8 @@ def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
         question=question,
         messages=messages,
         n=n,
-        strategy=strategy,
+        tools=tools,
+        strategy=settings.guarded(strategy),  # inside the policy guard under --policy
         budget=Budget(budget),
         stream=stream,
         include_usage=_bool(options, "include_usage", "stream_options.include_usage"),

@@ -12,6 +12,8 @@ What a response carries:
   calls, syntheses), prompt tokens included. ``completion_tokens_details.reasoning_tokens`` is what
   did not reach the answer: all completion tokens minus the chosen sample's own completion tokens
   (``Result.chosen``, counted by the backend).
+- when the chosen sample answered with tool calls (``Result.tool_calls``), ``content`` is null,
+  ``tool_calls`` carries them and ``finish_reason`` is "tool_calls", as OpenAI answers.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.events import Event, Final, Result, Warned
+from ponder.events import Event, Final, Guarded, Result, Warned
 from ponder.models.base import Model
 from ponder.problems.base import Problem
+from ponder.problems.conversation import ToolCall
 from ponder.serve.protocol import ChatRequest
 from ponder.serve.transcript import Transcript
 
@@ -40,14 +43,17 @@ class Progress:
 class Answer:
     """How the request ended, ready for an OpenAI response."""
 
-    content: str
-    finish_reason: str  # "stop", or "length" when the chosen sample hit max_tokens (or none fit)
+    content: str | None  # None when the answer is tool calls
+    # "stop"; "length" when the chosen sample hit max_tokens (or none fit); "tool_calls"
+    finish_reason: str
     usage: dict[str, Any]  # OpenAI's usage object
     result: Result
     strategy: str
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def summary(self, model: Model) -> dict[str, Any]:
-        """The `ponder` extension field: what was answered and how, with the calls and time, and
+        """The `ponder` extension field: what was answered and how, with the calls and time, the
+        policy guard's decision (with what its deliberation cost) when the run was guarded, and
         the run's warnings (samples the backend cut off, ...) when it had any."""
         r = self.result
         out = {
@@ -58,6 +64,15 @@ class Answer:
             "calls": r.usage.calls,
             "seconds": round(r.usage.seconds, 3),
         }
+        guarded = [e for e in r.trace if isinstance(e, Guarded)]
+        if guarded:
+            g, u = guarded[-1], guarded[-1].usage
+            out["guard"] = {
+                "decision": g.decision,
+                "reason": g.reason,
+                "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                          "total_tokens": u.total_tokens},
+            }  # fmt: skip
         warnings = [e.message for e in r.trace if isinstance(e, Warned)]
         if warnings:
             out["warnings"] = warnings
@@ -70,9 +85,10 @@ def settle(result: Result, strategy: str) -> Answer:
     cut = (chosen is not None and chosen.finish_reason == "length") or (
         chosen is None and usage.calls == 0
     )
+    calls = result.tool_calls
     return Answer(
-        content=result.text,
-        finish_reason="length" if cut else "stop",
+        content=None if calls else result.text,
+        finish_reason="tool_calls" if calls else "length" if cut else "stop",
         usage={
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
@@ -83,12 +99,14 @@ def settle(result: Result, strategy: str) -> Answer:
         },
         result=result,
         strategy=strategy,
+        tool_calls=calls,
     )
 
 
 def problem_of(request: ChatRequest) -> Problem:
     """The problem a request poses: its conversation, whose last user message is the question."""
-    return Problem("serve", request.question, kind="math", messages=request.messages)
+    return Problem("serve", request.question, kind="math", messages=request.messages,
+                   tools=request.tools)  # fmt: skip
 
 
 async def think(request: ChatRequest, model: Model) -> AsyncIterator[Progress | Answer]:

@@ -1,12 +1,16 @@
-"""ServeSettings: the limits one `ponder serve` process enforces on every request.
+"""ServeSettings: the limits one `ponder serve` process enforces on every request, and its policy.
 
-These are server-wide limits only. A request's own settings (strategy, budget, sampling) are parsed
+These are server-wide settings only. A request's own settings (strategy, budget, sampling) are parsed
 from that request into its own objects (``protocol.ChatRequest``) and never stored here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ponder.think.base import Strategy
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,7 @@ class ServeSettings:
     max_body_bytes: int = 1 << 20  # larger request bodies get 413
     retry_after: int = 1  # seconds, sent as Retry-After with a 429
     max_n: int = 8  # a request's n (independent runs of its strategy, one choice each) at most
+    policy: str | None = None  # --policy FILE: every request's strategy runs inside think/guard.py
 
     def __post_init__(self) -> None:
         from ponder.think import StrategySpecError, parse_strategy
@@ -31,3 +36,17 @@ class ServeSettings:
             parse_strategy(self.default_strategy)
         except StrategySpecError as e:
             raise ValueError(f"default strategy: {e}") from None
+        if self.policy is not None:
+            from ponder.think.guard import read_policy
+
+            read_policy(self.policy)  # a missing or unreadable file: a ValueError at start-up
+
+    def guarded(self, strategy: Strategy) -> Strategy:
+        """A request's strategy as the server runs it: inside the policy guard when the server has
+        a policy (``--policy``), else as it is. Request parsing calls this on every strategy it
+        builds, so that no request, whatever strategy it names, is answered unguarded."""
+        if self.policy is None:
+            return strategy
+        from ponder.think.guard import Guard
+
+        return Guard.around(strategy, self.policy)

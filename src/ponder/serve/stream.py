@@ -9,14 +9,18 @@ A stream, in order (each line one ``data:`` event, sent as the work happens):
    along as ``chunk["ponder"]["event"]`` (its ``to_dict()``), in chunks with an empty delta when it
    adds no text;
 3. ``delta.content``: the answer (``run.Answer.content``) in one piece once the strategy has chosen
-   it (a vote cannot know its winner earlier);
+   it (a vote cannot know its winner earlier); or, when the answer is tool calls, OpenAI's
+   tool-call deltas, two chunks per call: ``delta.tool_calls = [{index, id, type: "function",
+   function: {name, arguments: ""}}]``, then ``[{index, function: {arguments}}]`` (what the SDK's
+   stream accumulator and LangChain reassemble), and ``finish_reason: "tool_calls"``;
 4. an empty delta with ``finish_reason`` and a ``ponder`` summary (answer, how, strategy, calls);
 5. with ``stream_options.include_usage``, a chunk with no choices and the exact ``usage``;
 6. ``data: [DONE]``.
 
 A failure after the stream began is sent as ``data: {"error": {...}}`` (the OpenAI SDK raises it as
 an APIError), then ``[DONE]``. The non-streaming body holds the same: ``message.reasoning_content``
-is the whole transcript, ``message.content`` the answer.
+is the whole transcript, ``message.content`` the answer (null, with ``message.tool_calls``, when
+the answer is tool calls).
 
 With ``n`` > 1 the n runs work concurrently; their chunks interleave, each with its choice's
 ``index`` (as OpenAI streams n choices), and the usage (chunk or field) is their sum.
@@ -78,12 +82,14 @@ class Envelope:
         choices = [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": a.content, "reasoning_content": r},
+                "message": {"role": "assistant", "content": a.content, "reasoning_content": r,
+                            **({"tool_calls": [c.openai() for c in a.tool_calls]}
+                               if a.tool_calls else {})},
                 "logprobs": None,
                 "finish_reason": a.finish_reason,
             }
             for i, (a, r) in enumerate(answers)
-        ]
+        ]  # fmt: skip
         return self._body(
             "chat.completion",
             choices=choices,
@@ -137,6 +143,17 @@ def summary(answers: list[Answer], model: Model) -> dict[str, Any]:
     out = answers[0].summary(model)
     if len(answers) > 1:
         out["choices"] = [a.summary(model) for a in answers]
+    return out
+
+
+def tool_call_deltas(answer: Answer) -> list[dict[str, Any]]:
+    """The answer's calls as OpenAI streams them: a head (id, type, name) and the arguments."""
+    out = []
+    for j, c in enumerate(answer.tool_calls):
+        head = {"index": j, "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": ""}}  # fmt: skip
+        out.append({"tool_calls": [head]})
+        out.append({"tool_calls": [{"index": j, "function": {"arguments": c.arguments}}]})
     return out
 
 
@@ -211,6 +228,8 @@ async def stream(request: ChatRequest, model: Model) -> AsyncIterator[str]:
                     answers[i] = item
                     if item.content:
                         yield sse(env.chunk({"content": item.content}, index=i, **usage_field))
+                    for delta in tool_call_deltas(item):
+                        yield sse(env.chunk(delta, index=i, **usage_field))
                     yield sse(env.chunk({}, item.finish_reason, index=i,
                                         ponder=item.summary(model), **usage_field))  # fmt: skip
                     continue

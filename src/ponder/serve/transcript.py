@@ -4,10 +4,11 @@ A batched strategy decodes many samples at once, so their TextDelta pieces arriv
 as they come they would be word salad. The transcript follows one sample at a time: the first that
 speaks is shown live, token by token; the others are held back (their text kept) until it finishes,
 then the next is shown, its held-back text at once and the rest live. Each sample gets a header and
-an end line with its answer; votes, scores, phases, early stops and tool calls (a program run, and
-how it ended with the first line it printed) become one-line notes, held back while a sample is
-mid-text so that they never split it. Samples keep the strategy's own numbers
-(from 0), so that the transcript agrees with the strategy's "how" ("sample 1 scored 0.9").
+an end line with its answer; votes, scores, phases, early stops, tool calls (a program run, and
+how it ended with the first line it printed) and the policy guard's decision become one-line
+notes, held back while a sample is mid-text so that they never split it. Samples keep the
+strategy's own numbers (from 0), so that the transcript agrees with the strategy's "how"
+("sample 1 scored 0.9").
 
 Sample numbers can be reused (a multi-phase strategy numbers each phase's samples from 0): a
 TextDelta for a sample that has already finished starts a new sample with that number.
@@ -24,6 +25,7 @@ import dataclasses
 from ponder.events import (
     Event,
     Final,
+    Guarded,
     Phase,
     Sampled,
     Scored,
@@ -48,7 +50,8 @@ def end_line(ev: Sampled) -> str:
     )
     answer = ev.answer if ev.answer is not None else "none found"
     tokens = f"{ev.completion_tokens} tokens{how}"
-    return f"\n── sample {ev.sample}: answer {answer}, {tokens} ──\n\n"
+    said = "calls" if ev.tool_calls else "answer"
+    return f"\n── sample {ev.sample}: {said} {answer}, {tokens} ──\n\n"
 
 
 def note(ev: Event) -> str:
@@ -69,6 +72,9 @@ def note(ev: Event) -> str:
         return f"· tool call {ev.call}: running {n} line{'s' * (n != 1)} of {ev.language}\n"
     if isinstance(ev, ToolResult):
         return tool_result_note(ev)
+    if isinstance(ev, Guarded):
+        spent = f"{ev.usage.total_tokens} tokens"
+        return f"· guard: {ev.decision}, {spent} ({ev.reason})\n"
     if isinstance(ev, (TextDelta, Sampled, Spent, Final)):
         return ""
     return generic_note(ev)

@@ -1,7 +1,8 @@
 """Strategies that spend test-time compute, and ``parse_strategy`` for ``NAME[:key=value,...]`` specs.
 
 A spec's keys are the strategy's own options and the fields of its ``Sampling`` (``max_tokens``,
-``temperature``, ``top_p``, ``seed``): ``vote:n=8,temperature=0.5``.
+``temperature``, ``top_p``, ``seed``): ``vote:n=8,temperature=0.5``. A wrapping strategy's inner
+spec is its last key and takes the rest of the spec: ``guard:policy=p.txt,then=vote:n=4``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ponder.think.config import SAMPLING_FIELDS, Sampling, SamplingError
 from ponder.think.confidence import Confidence
 from ponder.think.cot import Cot
 from ponder.think.deepthink import DeepThink
+from ponder.think.guard import Guard
 from ponder.think.mcts import Mcts
 from ponder.think.meter import Meter, OverspendError
 from ponder.think.reflect import Reflect
@@ -31,6 +33,11 @@ STRATEGIES: dict[str, type[StrategyBase]] = {
     for cls in (Cot, Vote, BestOfN, Adaptive, Confidence, DeepThink, Reflect, Think, Beam, Mcts,
                 Code, Auto)
 }  # fmt: skip
+
+# Strategies only the machine's own user may name (the command line: `ponder solve`, `bench`):
+# guard reads the file its spec names (its policy) into the model's prompt, which a server's
+# client must not be able to make it do. A server's guard is `ponder serve --policy FILE`.
+OPERATOR_STRATEGIES: dict[str, type[StrategyBase]] = {Guard.name: Guard}
 
 
 class StrategySpecError(ValueError):
@@ -86,23 +93,37 @@ def _type_name(kind) -> str:
     return " | ".join(names) or getattr(kind, "__name__", str(kind))
 
 
-def parse_strategy(spec: str, **defaults) -> StrategyBase:
+def parse_strategy(spec: str, *, operator: bool = False, **defaults) -> StrategyBase:
     """Build a strategy from ``NAME[:key=value,...]``; ``defaults`` fill the sampling settings
     (``max_tokens``, ``temperature``, ``top_p``, ``seed``) the spec leaves out: values from the
-    command line or a request body."""
+    command line or a request body. ``operator``: the spec comes from the machine's own user (the
+    command line), who may also name ``OPERATOR_STRATEGIES``."""
     try:
         name, pairs = parse_spec(spec, "strategy")
     except SpecError as e:
         raise StrategySpecError(str(e)) from None
     cls = STRATEGIES.get(name) or REGISTERED.get(name)
+    if cls is None and name in OPERATOR_STRATEGIES:
+        if not operator:
+            raise StrategySpecError(
+                f"strategy {name!r} is for the command line (ponder solve, ponder bench); a "
+                "server guards its requests with `ponder serve --policy FILE`"
+            )
+        cls = OPERATOR_STRATEGIES[name]
     if cls is None:
-        known = ", ".join(sorted(STRATEGIES | REGISTERED))
+        offered = STRATEGIES | REGISTERED | (OPERATOR_STRATEGIES if operator else {})
+        known = ", ".join(sorted(offered))
         raise StrategySpecError(f"unknown strategy {name!r} in {spec!r}; known: {known}")
     hints = typing.get_type_hints(cls)
     options = {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
     kwargs = {k: v for k, v in defaults.items() if k in SAMPLING_FIELDS and v is not None}
     from_spec: set[str] = set()
-    for key, raw in pairs:
+    rest = getattr(cls, "rest_key", None)  # a wrapper's inner spec: the rest of the pairs
+    for i, (key, raw) in enumerate(pairs):
+        if key == rest:
+            kwargs[key] = ",".join([raw, *(f"{k}={v}" for k, v in pairs[i + 1 :])])
+            from_spec.add(key)
+            break
         if key not in options:
             raise StrategySpecError(
                 f"bad parameter '{key}={raw}' in {spec!r}; {name} takes "
@@ -121,7 +142,8 @@ def parse_strategy(spec: str, **defaults) -> StrategyBase:
 
 
 __all__ = [
-    "REGISTERED", "STRATEGIES", "Meter", "OverspendError", "Run", "Sampling", "SamplingError",
-    "Strategy", "StrategyBase", "StrategySpecError", "final_result", "parse_strategy",
+    "OPERATOR_STRATEGIES", "REGISTERED", "STRATEGIES", "Guard", "Meter", "OverspendError", "Run",
+    "Sampling", "SamplingError", "Strategy", "StrategyBase", "StrategySpecError", "final_result",
+    "parse_strategy",
     "register_strategy",
 ]  # fmt: skip

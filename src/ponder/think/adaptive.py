@@ -62,6 +62,7 @@ class Adaptive(StrategyBase):
     temperature: float = 0.7  # wave w starts at seed + samples drawn so far
 
     name = "adaptive"
+    client_tools = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ponder.budget import Budget
 from ponder.events import Chosen, Event, Final, Result, Sampled, Spent, TextDelta, Warned
@@ -27,6 +27,7 @@ from ponder.models.base import Completion, Model, Request, StopCheck
 from ponder.problems.base import Problem
 from ponder.think.config import SAMPLING_FIELDS, Sampling
 from ponder.think.meter import Meter
+from ponder.tools.calls import prompted
 from ponder.verify.score import Score
 from ponder.verify.scorers import resolve_scorer
 from ponder.verify.scoring import Attempt, Scorer
@@ -57,14 +58,15 @@ class Strategy(Protocol):
 
 def chat_messages(
     problem: Problem, instructions: str, question: str | None = None
-) -> tuple[dict[str, str], ...]:
+) -> tuple[dict[str, Any], ...]:
     """What a strategy sends: the client's conversation, its own instructions added.
 
     One system message: the client's system prompt (if any) first, then the strategy's
     ``instructions`` (its answer format, which the strategy relies on, holds either way). The
-    earlier turns follow as the client sent them (a ``tool`` turn becomes a user turn that says it
-    is a tool's output: the chat templates of small models know no tool role), then the question:
-    the last user message, its text replaced by ``question`` when the strategy rewrites it.
+    earlier turns follow as the client sent them, assistant ``tool_calls`` and ``tool`` turns
+    included (a backend without native tool calling sees them written out as text: the Run's
+    ``tools.calls.prompted``), then the question: the last user message, its text replaced by
+    ``question`` when the strategy rewrites it.
     """
     turns = list(problem.messages) or [{"role": "user", "content": problem.question}]
     systems = [m["content"] for m in turns if m["role"] in ("system", "developer")]
@@ -75,17 +77,15 @@ def chat_messages(
         if m["role"] in ("system", "developer"):
             continue
         content = question if i == last_user and question is not None else m["content"]
-        if m["role"] == "tool":
-            out.append({"role": "user", "content": f"Tool output:\n{content}"})
-        else:
-            out.append({"role": m["role"], "content": content})
+        out.append({**m, "content": content})
     return tuple(out)
 
 
 def solve_request(problem: Problem, sampling: Sampling = Sampling(), **changes) -> Request:
-    """The chain-of-thought request every sampling strategy starts from."""
+    """The chain-of-thought request every sampling strategy starts from (with the client's
+    tools, when the problem offers some)."""
     messages = chat_messages(problem, instructions_for(problem))
-    return Request(messages=messages, **sampling.request_args(**changes))
+    return Request(messages=messages, tools=problem.tools, **sampling.request_args(**changes))
 
 
 def seed_at(sampling: Sampling, offset: int) -> int | None:
@@ -97,7 +97,9 @@ class Run:
     def __init__(
         self, model: Model, budget: Budget, emit: Callable[[Event], None] | None = None
     ) -> None:
-        self.model = model
+        # A model without native tool calling gets the prompt-and-parse fallback (passes through
+        # requests that involve no tools).
+        self.model = model = prompted(model)
         self.meter = Meter(model, budget)
         self.trace: list[Event] = []
         self._emit = emit
@@ -130,6 +132,7 @@ class Run:
 
         completion = await self.meter.generate(request, on_text, should_stop)
         self._check_complete(completion, first_index)
+        self._check_tools(request, completion, first_index)
         self.spent()
         return completion
 
@@ -137,7 +140,19 @@ class Run:
         """One metered model call that is not streamed (a search's candidate steps)."""
         completion = await self.meter.generate(request)
         self._check_complete(completion, first_index)
+        self._check_tools(request, completion, first_index)
         return completion
+
+    def _check_tools(self, request: Request, completion: Completion, first_index: int) -> None:
+        """A Warned event for each sample whose tool calls went wrong (the model's mistake: it
+        then counts as a plain answer), and for each that made none where one was required."""
+        for i, s in enumerate(completion.samples, start=first_index):
+            if s.tool_warning:
+                self.emit(Warned(f"sample {i}: {s.tool_warning}", sample=i))
+            elif request.tools is not None and request.tools.required and not s.tool_calls:
+                must = request.tools.name or "a tool"
+                self.emit(Warned(f"sample {i}: tool_choice requires a call to {must}, but it "
+                                 "answered in text (kept as a text answer)", sample=i))  # fmt: skip
 
     def _check_complete(self, completion: Completion, first_index: int) -> None:
         """A Warned event for samples the backend cut off (``incomplete``): they are never silent."""
@@ -170,7 +185,8 @@ class Run:
 
 
 def chosen_from(sampled: Sampled) -> Chosen:
-    return Chosen(sampled.sample, sampled.text, sampled.completion_tokens, sampled.finish_reason)
+    return Chosen(sampled.sample, sampled.text, sampled.completion_tokens, sampled.finish_reason,
+                  sampled.tool_calls)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -185,6 +201,10 @@ class StrategyBase:
     seed: int | None = None
 
     name: ClassVar[str]
+    # Offers the client's tools (OpenAI function calling) to the model and may answer with a
+    # sample's calls: the strategies that answer with one whole sample (the server refuses tools
+    # for the others, which build answers from steps or rewrite them).
+    client_tools: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.sampling  # noqa: B018 (builds the Sampling, which raises SamplingError)
@@ -220,7 +240,10 @@ class StrategyBase:
 
     async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
         """The events of ``solve`` as they happen, then ``Final``. If the consumer stops early,
-        the strategy (and its model calls) is cancelled."""
+        the strategy (and its model calls) is cancelled. A strategy that cannot answer with tool
+        calls (``client_tools`` False) is not offered the problem's tools."""
+        if problem.tools is not None and not self.client_tools:
+            problem = dataclasses.replace(problem, tools=None)
         queue: asyncio.Queue = asyncio.Queue()
         run = Run(model, budget, queue.put_nowait)
         task = asyncio.ensure_future(self.solve(problem, run))

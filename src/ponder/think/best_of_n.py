@@ -31,6 +31,7 @@ class BestOfN(StrategyBase):
     temperature: float = 0.7
 
     name = "best_of_n"
+    client_tools = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -53,6 +53,7 @@ class Confidence(StrategyBase):
     temperature: float = 0.7
 
     name = "confidence"
+    client_tools = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -117,7 +118,7 @@ class Confidence(StrategyBase):
                 weights[i] = lowest_group_confidence(sample, self.window)
                 voters.append(c)
                 first_voter = first_voter or c
-                run.emit(Sampled(i, sample.text, c.answer, sample.completion_tokens, sample.finish_reason))
+                run.emit(c.sampled)
                 run.emit(Scored(i, weights[i], f"lowest group confidence (window {self.window})"))
             drawn += n
             votes = tally(voters, weights)

@@ -17,6 +17,7 @@ class Cot(StrategyBase):
     temperature: float = 0.0
 
     name = "cot"
+    client_tools = True
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         req = plan_batch(run, problem, self.sampling, 1)

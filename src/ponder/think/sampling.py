@@ -5,7 +5,9 @@
 - ``sample_batch``: run it, emitting a Sampled event per sample, and return the Batch (each
   sample's answer read by ``verify.read_answer``: the final answer, or a code problem's code);
 - ``tally`` / ``leader``: answers compared after ``normalize_answer``, samples without an answer
-  abstain, ties go to the answer seen first;
+  abstain, ties go to the answer seen first; a sample that answered with tool calls votes for its
+  calls (``calls_key``: the same functions with equal arguments after JSON normalisation), so a
+  vote between calls and text answers is a plain majority over both;
 - ``score_candidates``: rate the answered candidates with a Scorer when the budget covers it.
 """
 
@@ -18,6 +20,7 @@ from ponder.budget import Usage
 from ponder.events import Chosen, Sampled, Scored, Stopped
 from ponder.models.base import Request, Sample
 from ponder.problems.base import Problem
+from ponder.problems.conversation import calls_key
 from ponder.think.base import Run, solve_request
 from ponder.think.config import Sampling
 from ponder.verify.extract import extract_answer
@@ -29,7 +32,8 @@ from ponder.verify.steps import states_answer
 
 @dataclass
 class Candidate:
-    """One sample and the answer it states (``key``: the normalised form votes compare)."""
+    """One sample and the answer it states (``key``: the normalised form votes compare; for a
+    sample that answered with tool calls both are ``calls_key`` of its calls)."""
 
     index: int
     sample: Sample
@@ -39,7 +43,14 @@ class Candidate:
     @property
     def chosen(self) -> Chosen:
         s = self.sample
-        return Chosen(self.index, s.text, s.completion_tokens, s.finish_reason)
+        return Chosen(self.index, s.text, s.completion_tokens, s.finish_reason, s.tool_calls)
+
+    @property
+    def sampled(self) -> Sampled:
+        """The Sampled event that reports this candidate."""
+        s = self.sample
+        return Sampled(self.index, s.text, self.answer, s.completion_tokens, s.finish_reason,
+                       s.tool_calls)  # fmt: skip
 
     @property
     def attempt(self) -> Attempt:
@@ -66,7 +77,10 @@ def candidate(index: int, sample: Sample, problem: Problem | None = None) -> Can
 
     A sample that was cut off (by the backend, or at max_tokens) carries an answer only if it
     states one (``\\boxed`` or an "Answer:" line): the last number of a fragment is no answer,
-    and must not vote."""
+    and must not vote. A sample that answered with (complete) tool calls answers with them."""
+    if sample.tool_calls:
+        key = calls_key(sample.tool_calls)
+        return Candidate(index, sample, key, key)
     cut = sample.finish_reason == "incomplete" or (
         sample.finish_reason == "length" and (problem is None or problem.kind != "code")
     )
@@ -126,7 +140,7 @@ async def sample_batch(
     for i, s in enumerate(completion.samples):
         c = candidate(first_index + i, s, problem)
         candidates.append(c)
-        run.emit(Sampled(c.index, s.text, c.answer, s.completion_tokens, s.finish_reason))
+        run.emit(c.sampled)
     return Batch(candidates, completion.usage)
 
 

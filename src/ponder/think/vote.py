@@ -3,6 +3,9 @@
 The n samples are one batched request (the llama.cpp backend decodes them sharing the prompt's KV
 cache). Answers are compared after ``normalize_answer``; ties go to the answer seen first.
 Departure from the paper: samples that state no answer abstain instead of counting as a vote.
+With client tools (OpenAI function calling) a sample that answered with tool calls votes for its
+calls: the same functions with equal arguments after JSON normalisation (``calls_key``); calls and
+text answers then compete in one plain majority, and a winning call set is the answer.
 
 ``weighted`` turns it into weighted voting: each vote counts its sample's score, from the scorer
 named by ``verifier`` (an LLM judge: the paper's "weighted sum" variant with a verifier, its tokens
@@ -42,6 +45,7 @@ class Vote(StrategyBase):
     temperature: float = 0.7
 
     name = "vote"
+    client_tools = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

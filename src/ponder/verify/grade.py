@@ -9,7 +9,8 @@ is not a plain number, such as ``\\frac{54}{2}``, falls back to math equivalence
 "sudoku" (the completed grid is checked against ``problem.meta["puzzle"]``; any valid completion
 counts), "code" (the completion's code runs against the problem's tests in the sandbox,
 ``code_tests``; its "answer" is the completion text), "research" (the named entity, and the
-report's citation precision, ``verify.research``).
+report's citation precision, ``verify.research``), "policy" (the whole reply: no leaked secret or
+off-topic answer, no over-refusal, ``verify.policy``; its "answer" is the reply text).
 
 A wrong or missing answer is a Score; a problem the graders cannot handle (unknown kind, no
 reference) is our bug and raises ValueError.
@@ -29,6 +30,7 @@ from ponder.verify.extract import extract_answer
 from ponder.verify.math_equiv import math_equal
 from ponder.verify.normalize import as_number, normalize_answer
 from ponder.verify.numeric import numeric_equal
+from ponder.verify.policy import check_policy
 from ponder.verify.research import citation_reason, research_equal
 from ponder.verify.score import Score
 from ponder.verify.scoring import Attempt, FreeScorer
@@ -36,7 +38,7 @@ from ponder.verify.sudoku import check_sudoku
 
 REFERENCE_FREE = ("countdown", "sudoku")  # kinds whose grader needs no reference answer
 
-KINDS = ("math", "numeric", "exact", "choice", "countdown", "sudoku", "code", "research")
+KINDS = ("math", "numeric", "exact", "choice", "countdown", "sudoku", "code", "research", "policy")
 
 
 def check(problem: Problem, answer: str | None) -> Score:
@@ -47,6 +49,8 @@ def check(problem: Problem, answer: str | None) -> Score:
         raise ValueError(f"problem {problem.id}: unknown kind {problem.kind!r}; known: {known}")
     if problem.kind == "code":
         return run_tests(problem, answer)
+    if problem.kind == "policy":
+        return check_policy(problem, answer)
     if problem.kind == "countdown":
         numbers, target = problem.meta.get("numbers"), problem.meta.get("target")
         if numbers is None or target is None:
@@ -86,7 +90,7 @@ def check(problem: Problem, answer: str | None) -> Score:
 def verify(problem: Problem, text: str) -> Score:
     """Grade free-form model ``text``: extract its final answer, then ``check`` it (a code
     problem's "answer" is the whole text: ``check`` reads the code out of it)."""
-    return check(problem, text if problem.kind == "code" else extract_answer(text))
+    return check(problem, text if problem.kind in ("code", "policy") else extract_answer(text))
 
 
 def read_answer(problem: Problem, text: str) -> str | None:
@@ -115,6 +119,9 @@ class Check(FreeScorer):
         if problem.kind == "code":  # the whole text: its code, not an extracted final answer
             s = await asyncio.to_thread(check, problem, attempt.text)
             return Score(s.ok, s.value, f"{s.reason} (oracle: the hidden tests)")
+        if problem.kind == "policy":  # the whole reply is graded, with the secret it must keep
+            s = check(problem, attempt.text)
+            return Score(s.ok, s.value, f"{s.reason} (oracle: graded with the secret)")
         s = check(problem, attempt.answer)
         if problem.kind in REFERENCE_FREE:
             return s
