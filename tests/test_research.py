@@ -289,3 +289,44 @@ def test_the_check_corrects_citations_it_can_and_marks_the_rest():
         "Citations: 5 sentences, 4 cited, 3 verified (1 by word overlap, 0 by the judge, 2 with a "
         "citation added or corrected by the check); 1 unsupported, 1 uncited (marked in the text)."
     )
+
+
+@pytest.mark.slow
+def test_ponder_serve_answers_ponder_research_from_its_corpus(tmp_path):
+    """`ponder serve --corpus DIR`: model="ponder/research" answers with the cited report, the
+    steps stream as reasoning_content, and a client can neither name a folder nor research
+    without one."""
+    import openai
+
+    import ponder.cli
+    from ponder.serve.background import BackgroundServer
+    from ponder.serve.settings import ServeSettings
+
+    ponder.cli.build_parser()  # the command line makes the research strategy known
+    p = problem(3)
+    folder = write_corpus(tmp_path / "corpus", p.meta["documents"])
+    settings = ServeSettings(corpus=str(folder), max_budget=60_000)
+    with BackgroundServer(research_fake.model(), settings) as srv:
+        c = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0)
+        ask = [{"role": "user", "content": p.question}]
+        done = c.chat.completions.create(model="ponder/research:rounds=3,breadth=3", messages=ask)
+        report = done.choices[0].message.content
+        assert re.search(r"\[\d+\]", report) and p.answer in report  # cited, and answers
+        assert done.model_extra["ponder"]["answer"] == p.answer
+        stream = c.chat.completions.create(
+            model="ponder/research:rounds=3,breadth=3", messages=ask, stream=True
+        )
+        reasoning = "".join(
+            (ch.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+            for ch in stream if ch.choices
+        )  # fmt: skip
+        assert "· plan, round 1:" in reasoning and "· searched corpus for" in reasoning
+        assert "· report:" in reasoning
+        with pytest.raises(openai.BadRequestError, match="corpus is the server's"):
+            c.chat.completions.create(model="ponder/research:corpus=/etc", messages=ask)
+    with BackgroundServer(research_fake.model(), ServeSettings()) as srv:
+        c = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0)
+        with pytest.raises(openai.BadRequestError, match="--corpus DIR"):
+            c.chat.completions.create(model="ponder/research", messages=ask)
+    with pytest.raises(ValueError, match="not a directory"):
+        ServeSettings(corpus=str(tmp_path / "nope"))

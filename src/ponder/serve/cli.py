@@ -65,6 +65,11 @@ def add_serve_commands(sub) -> None:
         help="the operator's policy (plain text): every request's strategy runs inside the guard, "
         "which deliberates over it and the conversation first, then refuses or answers",
     )
+    s.add_argument(
+        "--corpus",
+        metavar="DIR",
+        help="a folder of documents: model=\"ponder/research\" answers with a cited report on it",
+    )
     s.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     s.add_argument(
         "--log-level",
@@ -95,6 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_budget=args.max_budget,
             max_body_bytes=args.max_body_bytes,
             policy=args.policy,
+            corpus=os.path.abspath(os.path.expanduser(args.corpus)) if args.corpus else None,
         )
     except ValueError as e:
         raise UserError(str(e)) from None

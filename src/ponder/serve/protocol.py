@@ -35,6 +35,8 @@ Every problem is an ``ApiError``: an HTTP status and an OpenAI-style error body 
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +167,20 @@ def _strategy_spec(body: dict, ponder: dict, settings: ServeSettings) -> tuple[s
     return settings.default_strategy, "model"
 
 
+def _with_corpus(strategy, param: str, settings: ServeSettings):
+    """A strategy that researches a folder (``research``: it has a ``corpus`` field) gets the
+    server's ``--corpus``; a client may not name one (it would read the server's files)."""
+    if "corpus" not in {f.name for f in dataclasses.fields(strategy)}:
+        return strategy
+    if strategy.corpus is not None:
+        raise invalid(param, f"{param}: corpus is the server's (ponder serve --corpus DIR), "
+                      "not a request's", code="invalid_strategy")  # fmt: skip
+    if settings.corpus is None:
+        raise invalid(param, f"{param}: {strategy.name} needs a corpus: start the server with "
+                      "ponder serve --corpus DIR", code="invalid_strategy")  # fmt: skip
+    return dataclasses.replace(strategy, corpus=settings.corpus)
+
+
 def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
     if not isinstance(body, dict):
         raise invalid(None, "the request body must be a JSON object")
@@ -212,6 +228,7 @@ def parse_chat_request(body: Any, settings: ServeSettings) -> ChatRequest:
             f"got {strategy.sampling.max_tokens}",
         )
 
+    strategy = _with_corpus(strategy, param, settings)
     if tools is not None and tools.offered and not getattr(strategy, "client_tools", False):
         able = ", ".join(sorted(k for k, cls in STRATEGIES.items() if cls.client_tools is True))
         raise invalid(

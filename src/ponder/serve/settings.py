@@ -6,6 +6,8 @@ from that request into its own objects (``protocol.ChatRequest``) and never stor
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,7 @@ class ServeSettings:
     retry_after: int = 1  # seconds, sent as Retry-After with a 429
     max_n: int = 8  # a request's n (independent runs of its strategy, one choice each) at most
     policy: str | None = None  # --policy FILE: every request's strategy runs inside think/guard.py
+    corpus: str | None = None  # --corpus DIR: what model="ponder/research" researches in
 
     def __post_init__(self) -> None:
         from ponder.think import StrategySpecError, parse_strategy
@@ -40,6 +43,8 @@ class ServeSettings:
             from ponder.think.guard import read_policy
 
             read_policy(self.policy)  # a missing or unreadable file: a ValueError at start-up
+        if self.corpus is not None and not os.path.isdir(self.corpus):
+            raise ValueError(f"--corpus {self.corpus}: not a directory")
 
     def guarded(self, strategy: Strategy) -> Strategy:
         """A request's strategy as the server runs it: inside the policy guard when the server has

@@ -23,12 +23,19 @@ from __future__ import annotations
 import dataclasses
 
 from ponder.events import (
+    Assessed,
+    CitationChecked,
+    DeadEnd,
     Event,
     Final,
     Guarded,
+    Noted,
     Phase,
+    Planned,
+    Reported,
     Sampled,
     Scored,
+    Searched,
     Spent,
     Stopped,
     TextDelta,
@@ -77,7 +84,31 @@ def note(ev: Event) -> str:
         return f"· guard: {ev.decision}, {spent} ({ev.reason})\n"
     if isinstance(ev, (TextDelta, Sampled, Spent, Final)):
         return ""
-    return generic_note(ev)
+    research = research_note(ev)
+    return research if research is not None else generic_note(ev)
+
+
+def research_note(ev: Event) -> str | None:
+    """The research loop's steps (``ponder/research``), one line each; None for other events."""
+    if isinstance(ev, Planned):
+        return f"· plan, round {ev.round}: {'; '.join(ev.questions)}" + (
+            f" ({ev.why})\n" if ev.why else "\n")  # fmt: skip
+    if isinstance(ev, Searched):
+        return f"· searched {ev.source} for {ev.query!r}: {len(ev.hits)} hits, {ev.new} new\n"
+    if isinstance(ev, Noted):
+        return (f"· read {len(ev.read)} passages for {ev.question!r}: {len(ev.notes)} notes"
+                f"{f', {ev.rejected} rejected' if ev.rejected else ''}\n")  # fmt: skip
+    if isinstance(ev, Assessed):
+        state = "enough to write" if ev.done else f"still unknown: {'; '.join(ev.unknown) or '-'}"
+        return f"· round {ev.round} assessed: {state}\n"
+    if isinstance(ev, DeadEnd):
+        return f"· dead end, round {ev.round}: {ev.reason}\n"
+    if isinstance(ev, CitationChecked):
+        mark = "cited" if ev.ok else "unsupported"
+        return f"· citation check, {mark} ({ev.how}): {ev.sentence[:80]}\n"
+    if isinstance(ev, Reported):
+        return f"· report: {ev.sentences} sentences, {ev.cited} cited, {ev.verified} verified\n"
+    return None
 
 
 def tool_result_note(ev: ToolResult) -> str:
