@@ -91,3 +91,18 @@ def test_reflect_backtracks_to_the_slip_and_the_search_goes_on():
     result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(4000))))
     assert result.answer == "(50-1)*8" and "1 backtrack" in result.how, result.how
     assert result.usage.calls == 2
+
+
+def test_a_move_tried_again_from_the_same_numbers_is_a_loop():
+    """What the countdown models do once they lose their place: start the same moves over."""
+    lines = TRACE.split("\n")[:3] + ["back [50 8 1|392]"]
+    prefix = "".join(x + "\n" for x in lines)
+    again = "50+8=58 [58 1|392]"
+    s = score(prefix + again, step=again)
+    assert not s.ok and "already tried from [50 8 1|392]: a loop" in s.reason
+    fresh = "50-1=49 [49 8|392]"
+    assert score(prefix + fresh, step=fresh).ok
+    # the same move from other numbers is no loop
+    other = "dfs [50 8 8|392]\n50+8=58 [58 8|392]\n 58+8=66 58-8=50 no\nback [50 8 8|392]\n"
+    assert check_lines(Problem("d", "q", None, "countdown", {"numbers": [50, 8, 8], "target": 392}),
+                       other + "8+8=16 [50 16|392]")[1] is None  # fmt: skip

@@ -217,3 +217,44 @@ def test_the_grader_is_a_grpo_reward(problems):
     assert visible(prompts=[""] * 3, completions=completions, **batch) == [1.0, 0.0, 1.0]
     s = asyncio.run(Check().score(total, Attempt(ROWS[0]["canonical_solution"], "0"), None))
     assert s.ok and s.reason == "passes the tests (oracle: the hidden tests)"
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_ponder_train_grpo_runs_on_a_code_task_rewarded_by_its_tests(fixture_file, tmp_path):
+    """`ponder train grpo --task humaneval --data FILE`: the prompts are the code strategy's
+    messages, the reward the tests run in the sandbox (a tiny lab model earns 0; the run works)."""
+    for name in ("torch", "transformers", "trl", "datasets", "accelerate"):
+        pytest.importorskip(name, reason=f"GRPO needs {name} (pip install 'ponder[train]')")
+    from ponder.cli import main
+    from ponder.lab import grpo
+    from ponder.models.shipped import shipped_dir
+
+    start = str(shipped_dir("add3-sft"))
+    opts = grpo.GRPOOptions(out=str(tmp_path / "g"), init_from=start, task="humaneval",
+                            data=str(fixture_file), steps=2, batch_size=2, num_generations=2,
+                            max_completion_length=16, save_every=2, threads=1, device="cpu")  # fmt: skip
+    prompt = grpo.build_dataset(opts)[0]["prompt"]
+    assert prompt[0]["role"] == "system" and "```python" in prompt[0]["content"]
+    assert prompt[-1]["role"] == "user" and ROWS[0]["prompt"] in prompt[-1]["content"]
+    assert main(["train", "grpo", "--from", start, "--task", "humaneval", "--data",
+                 str(fixture_file), "--steps", "2", "--batch-size", "2", "--num-generations", "2",
+                 "--max-completion-length", "16", "--save-every", "2", "--threads", "1",
+                 "--device", "cpu", "--out", str(tmp_path / "g"), "--quiet"]) == 0  # fmt: skip
+    record = json.loads((tmp_path / "g" / "ponder_train.json").read_text())
+    assert record["finished"] and record["config"]["data"] == str(fixture_file.resolve())
+    assert "--data" in record["command"] and len(record["rewards"]) == 2
+
+
+def test_grpo_on_a_problem_set_needs_its_file(fixture_file, tmp_path, capsys):
+    from ponder.cli import main
+    from ponder.models.shipped import shipped_dir
+
+    start = str(shipped_dir("add3-sft"))
+    base = ["train", "grpo", "--from", start, "--out", str(tmp_path / "g")]
+    assert main([*base, "--task", "humaneval"]) == 2
+    assert "or a problem set with --data FILE" in capsys.readouterr().err
+    assert main([*base, "--task", "add", "--data", str(fixture_file)]) == 2
+    assert "not the lab task add" in capsys.readouterr().err
+    assert main([*base, "--task", "humaneval", "--data", str(tmp_path / "none.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err

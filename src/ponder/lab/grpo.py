@@ -50,7 +50,7 @@ IDENTITY = ("algorithm", "task", "task_options", "examples", "steps", "num_gener
 class GRPOOptions:
     out: str  # output directory: checkpoints, final model, ponder_train.json
     init_from: str  # the starting model (an HF directory, e.g. from `ponder train sft`)
-    task: str = "add"  # a lab task (traces.TASKS)
+    task: str = "add"  # a lab task (traces.TASKS), or with ``data`` any problem set (humaneval...)
     task_options: dict = field(default_factory=dict)  # digits / count / blanks
     examples: int | None = None  # distinct problems; default steps * batch_size (fresh each step)
     steps: int = 100  # optimizer steps, one generation batch each
@@ -68,12 +68,23 @@ class GRPOOptions:
     log_every: int = 1  # metrics logging interval in steps (the record reads these)
     resume: bool = False
     threads: int | None = None  # CPU threads for torch (None: torch's default, every core)
+    data: str | None = None  # a problem file for ``task`` (e.g. humaneval.jsonl.gz): real problems
     algorithm: str = field(default="grpo", init=False)
 
     def __post_init__(self) -> None:
-        if self.task not in traces.TASKS:
-            raise UserError(f"--task must be one of {', '.join(traces.TASKS)}; got {self.task!r}")
-        allowed = traces.TASK_OPTIONS[self.task]
+        if self.data is not None:
+            if self.task in traces.TASKS:
+                raise UserError(f"--data takes a problem set (e.g. humaneval), not the lab task {self.task}")
+            if self.task_options:
+                raise UserError(f"--{sorted(self.task_options)[0]} applies to lab tasks only")
+            if not os.path.isfile(self.data):
+                raise UserError(f"--data {self.data}: no such file")
+        elif self.task not in traces.TASKS:
+            raise UserError(
+                f"--task must be one of {', '.join(traces.TASKS)} (or a problem set with --data "
+                f"FILE); got {self.task!r}"
+            )
+        allowed = () if self.data is not None else traces.TASK_OPTIONS[self.task]
         extra = sorted(set(self.task_options) - set(allowed))
         if extra:
             raise UserError(
@@ -104,16 +115,40 @@ class GRPOOptions:
     def identity(self) -> dict:
         d = asdict(self)
         d["init_from"] = os.path.abspath(self.init_from)
-        return {k: d[k] for k in IDENTITY}
+        ident = {k: d[k] for k in IDENTITY}
+        if self.data is not None:  # only then: the records of lab-task runs stay as they were
+            ident["data"] = os.path.abspath(self.data)
+        return ident
 
 
 def build_dataset(opts: GRPOOptions):
-    """One row per problem: the plain-text ``prompt`` and the columns the rewards rebuild it from."""
+    """One row per problem: the ``prompt`` and the columns the rewards rebuild it from.
+
+    Lab tasks get the lab's plain-text prompt. Problems of a real set (``data``) get the messages
+    a ponder strategy sends (``think.base.chat_messages`` with the problem's own instructions: for
+    a code task, to write the function in a fenced block), as a conversational prompt that TRL
+    renders with the model's chat template; the reward is the same grader (``check``: for code,
+    the problem's tests run in the sandbox)."""
     from datasets import Dataset
 
-    problems = traces.make_problems(opts.task, opts.examples, opts.seed, **opts.task_options)
+    if opts.data is None:
+        problems = traces.make_problems(opts.task, opts.examples, opts.seed, **opts.task_options)
+        prompts = [format.prompt_text(p.question) for p in problems]
+    else:
+        from ponder.problems import load_problems
+        from ponder.think.base import chat_messages, instructions_for
+
+        from ponder.problems.errors import ProblemSetError
+
+        try:
+            problems = load_problems(opts.task, data=opts.data, limit=opts.examples, seed=opts.seed)
+        except ProblemSetError as e:
+            raise UserError(str(e)) from None
+        prompts = [list(chat_messages(p, instructions_for(p))) for p in problems]
+        if len(problems) < opts.batch_size:
+            raise UserError(f"--data {opts.data}: {len(problems)} problems, fewer than --batch-size")
     return Dataset.from_list(
-        [{"prompt": format.prompt_text(p.question), **problem_columns(p)} for p in problems]
+        [{"prompt": q, **problem_columns(p)} for q, p in zip(prompts, problems, strict=True)]
     )
 
 

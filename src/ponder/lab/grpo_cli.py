@@ -17,7 +17,12 @@ def add_grpo_command(tsub) -> None:
     )
     g.add_argument("--from", dest="init_from", metavar="DIR", required=True,
                    help="the starting HF model dir (e.g. a `ponder train sft` output)")
-    g.add_argument("--task", default="add", help="add, mul, countdown or sudoku (default add)")
+    g.add_argument("--task", default="add",
+                   help="add, mul, countdown or sudoku (default add); with --data, a problem set "
+                   "(humaneval, gsm8k, math500, ...)")
+    g.add_argument("--data", metavar="FILE",
+                   help="train on the problems of FILE (.jsonl/.jsonl.gz) of the set --task, "
+                   "rewarded by its grader (humaneval: its tests, run in the sandbox)")
     g.add_argument("--digits", type=positive_int, help="add/mul: digits per number (default 3)")
     g.add_argument("--count", type=count_option,
                    help="countdown: numbers given (3-5, default 4), or a range such as 3-4")
@@ -53,6 +58,8 @@ def add_grpo_command(tsub) -> None:
 def grpo_command(opts) -> str:
     """The full command that reproduces ``opts`` (every setting spelled out)."""
     words = ["ponder", "train", "grpo", "--from", opts.init_from, "--task", opts.task]
+    if opts.data is not None:
+        words += ["--data", opts.data]
     for key, value in sorted(opts.task_options.items()):
         words += [f"--{key}", str(value)]
     for flag, value in (
@@ -78,10 +85,11 @@ def cmd_train_grpo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr=args.lr, max_completion_length=args.max_completion_length,
         temperature=args.temperature, beta=args.beta, format_reward=args.format_reward,
         seed=args.seed, device=args.device, save_every=args.save_every, resume=args.resume,
-        keep_checkpoints=args.keep_checkpoints,
+        keep_checkpoints=args.keep_checkpoints, data=args.data,
         threads=thread_count(args.threads),
     )  # fmt: skip
-    traces.make_problems(opts.task, 1, opts.seed, **opts.task_options)  # bad option values, now
+    if opts.data is None:
+        traces.make_problems(opts.task, 1, opts.seed, **opts.task_options)  # bad option values, now
     record = grpo.train_grpo(opts, command=grpo_command(opts), progress=not args.quiet)
     if "reward_first" in record:
         k = record["window_steps"]

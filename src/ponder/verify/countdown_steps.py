@@ -13,6 +13,9 @@ two-number states ending ``no`` or ``ok``, indentation = depth) and rates the la
 - a written state is what the move leaves (and keeps the target), a ``back`` restates its state;
 - a hit is not missed: a line ending ``no`` shows no move that reaches the target, and one ending
   ``ok`` ends with such a move;
+- no loop: a depth-first line (one move and the state it leaves) does not repeat a move already
+  tried from the same numbers (the traces never do: a state reached again is ``seen``, not
+  searched again), which is how a model that lost its place starts over;
 - an ``Answer:`` line states an expression the countdown grader accepts.
 
 A finished solution passes when every line does. Departure from a learned PRM: it knows one task's
@@ -62,6 +65,7 @@ class _Reader:
     def __init__(self, numbers: list[int], target: int) -> None:
         self.target = target
         self.depths: dict[int, Counter] = {0: Counter(numbers)}
+        self.tried: set[tuple] = set()  # (state's numbers, a, op, b) of every one-move line
 
     def check(self, line: str) -> str | None:
         body = line.strip()
@@ -78,6 +82,13 @@ class _Reader:
             if written and written[0] != here:
                 return f"'{body}' does not restate the state it returns to"
             return None
+        moves = list(_MOVE.finditer(before))
+        if state is not None and len(moves) == 1 and "," not in before:  # a depth-first move
+            mv = moves[0]
+            key = (tuple(sorted(here.elements())), int(mv.group(1)), mv.group(2), int(mv.group(3)))
+            if key in self.tried:
+                shown = " ".join(map(str, sorted(here.elements(), reverse=True)))
+                return f"{mv.group(0)} was already tried from [{shown}|{self.target}]: a loop"
         running = Counter(here)
         for mv in _MOVE.finditer(before):
             wrong = self._move(mv, running)
@@ -128,7 +139,15 @@ class _Reader:
         written = _state(body)
         if written is None:
             return
-        if body.startswith("back ") or not _MOVE.search(body[: _STATE.search(body).start()]):
+        before = body[: _STATE.search(body).start()]
+        moves = list(_MOVE.finditer(before))
+        if len(moves) == 1 and "," not in before and not body.startswith("back "):
+            here = self.depths.get(depth) or self.depths.get(max(self.depths))
+            mv = moves[0]
+            self.tried.add(
+                (tuple(sorted(here.elements())), int(mv.group(1)), mv.group(2), int(mv.group(3)))
+            )
+        if body.startswith("back ") or not moves:
             self.depths[depth] = written[0]  # a restated state, or the start state
             for d in [d for d in self.depths if d > depth]:
                 del self.depths[d]
