@@ -96,7 +96,8 @@ def main() -> int:
     ap.add_argument("--grpo-steps", type=int, default=40)
     ap.add_argument("--grpo-save-every", type=int, default=10)
     ap.add_argument("--grpo-lr", default="1e-4")
-    ap.add_argument("--grpo-temperature", default="1.0")
+    ap.add_argument("--grpo-temperature", default="0.8")
+    ap.add_argument("--grpo-batch-size", default="8", help="prompts per step (8 samples each)")
     ap.add_argument("--held-out", type=int, default=200, help="problems for the two curves")
     ap.add_argument("--strategy-problems", type=int, default=200,
                     help="problems for the all-strategies comparison (0: skip it)")
@@ -117,6 +118,7 @@ def main() -> int:
                 "--count", "3-4", "--seed", str(args.seed), "--threads", str(args.threads),
                 "--steps", str(args.grpo_steps), "--save-every", str(args.grpo_save_every),
                 "--keep-checkpoints", "1000", "--lr", args.grpo_lr,
+                "--batch-size", args.grpo_batch_size, "--num-generations", "8",
                 "--temperature", args.grpo_temperature, "--max-completion-length", "900",
                 "--out", str(grpo), "--resume", "--quiet"]  # fmt: skip
     commands.append(shlex.join(grpo_cmd))
@@ -151,25 +153,13 @@ def main() -> int:
          "GRPO steps (train-time compute; step 0 = the SFT model)",
          f"countdown 3-4 numbers, {len(problems)} held-out puzzles, greedy at {top} tokens")
 
-    strategies_md = ""
-    if args.strategy_problems:
-        seq_cmd = [sys.executable, str(Path(__file__).with_name("sequential_thinking.py")),
-                   "--task", "countdown", "--model", f"hf:{grpo.resolve()}",
-                   "--limit", str(args.strategy_problems), "--seed", str(args.seed),
-                   "--threads", str(args.threads), "--db", str(out / "strategies.sqlite"),
-                   "--out", str(out / "strategies")]  # fmt: skip
-        commands.append(shlex.join(seq_cmd))
-        run(seq_cmd)
-        strategies_md = (out / "strategies" / "report.md").read_text() if (
-            out / "strategies" / "report.md").exists() else ""  # fmt: skip
-
     total = time.perf_counter() - started
     sft_steps = sft_record.get("global_step", sft_record["config"].get("steps"))
     lines = [
         "# Countdown: test-time and train-time scaling on one CPU", "",
         f"seed {args.seed}; {len(problems)} held-out puzzles (countdown:count=3-4,split=test, "
-        f"seed {10_000 + args.seed}); {args.threads} threads; this run {total / 60:.1f} min in all "
-        f"(GRPO {grpo_record.get('wall_seconds', trained):.0f} s).", "",
+        f"seed {10_000 + args.seed}); {args.threads} threads; GRPO and both curves took "
+        f"{total / 60:.1f} min (GRPO {grpo_record.get('wall_seconds', trained):.0f} s).", "",
         f"SFT model: `{args.sft}` ({sft_steps} steps, {sft_record.get('wall_seconds', 0) / 60:.0f} "
         f"min of training, not part of this run): `{sft_record.get('command')}`", "",
         "Commands:", "", *[f"    {c}" for c in commands], "",
@@ -184,13 +174,30 @@ def main() -> int:
         f"{mean_success_tokens(at_top['SFT']):.0f}, GRPO {mean_success_tokens(at_top['GRPO']):.0f}",
         "", "![budget](budget_curve.png)", "![grpo](grpo_curve.png)", "",
     ]  # fmt: skip
-    if strategies_md:
-        lines += ["## every strategy on the GRPO model", "", strategies_md]
-    (out / "countdown_scaling.md").write_text("\n".join(lines) + "\n")
     summary = {"budget_curve": budget_curve, "grpo_curve": grpo_curve, "minutes": total / 60}
-    (out / "countdown_scaling.json").write_text(json.dumps(summary, indent=2))
+    write(out, lines, summary)  # now, so that a cut-short strategies stage loses none of it
+
+    if args.strategy_problems:
+        seq_cmd = [sys.executable, str(Path(__file__).with_name("sequential_thinking.py")),
+                   "--task", "countdown", "--model", f"hf:{grpo.resolve()}",
+                   "--limit", str(args.strategy_problems), "--seed", str(args.seed),
+                   "--threads", str(args.threads), "--db", str(out / "strategies.sqlite"),
+                   "--out", str(out / "strategies")]  # fmt: skip
+        run(seq_cmd)
+        report = out / "strategies" / "report.md"
+        minutes = (time.perf_counter() - started) / 60
+        lines += ["## every strategy on the GRPO model", "", f"    {shlex.join(seq_cmd)}", "",
+                  f"(the whole run, this stage included: {minutes:.1f} min)", "",
+                  report.read_text() if report.exists() else "(no report written)"]  # fmt: skip
+        summary["minutes"] = minutes
+        write(out, lines, summary)
     print("\n".join(lines))
     return 0
+
+
+def write(out: Path, lines: list[str], summary: dict) -> None:
+    (out / "countdown_scaling.md").write_text("\n".join(lines) + "\n")
+    (out / "countdown_scaling.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ GRPO run from the shipped SFT checkpoint raises the verifier's reward."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from ponder.models.shipped import ROOT, shipped_dir, shipped_names
 from ponder.models import ModelError
 
 TRAIN = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
-SHIPPED = ("add3-sft", "add3-grpo")
+SHIPPED = ("add3-sft", "add3-grpo", "countdown-sft", "countdown-grpo")
 
 
 def _need(*names):
@@ -45,7 +46,7 @@ def test_shipped_checkpoints_are_small_and_say_how_they_were_made():
         assert record["finished"] and record["config"]["seed"] == 0
         assert record["command"].startswith("ponder train ")
         assert "--seed 0" in record["command"]
-    assert "add3-sft" in (ROOT / "README.md").read_text()
+    assert all(name in (ROOT / "README.md").read_text() for name in SHIPPED)
 
 
 def test_unknown_shipped_name_is_a_one_line_error():
@@ -104,3 +105,41 @@ def test_short_grpo_from_the_shipped_sft_checkpoint_raises_the_reward(tmp_path):
     after = accuracy(str(tmp_path / "grpo"), problems, "cot", max_tokens=96)
     print(f"greedy accuracy on 60 unseen problems: {before.accuracy:.3f} -> {after.accuracy:.3f}")
     assert after.accuracy >= before.accuracy + 0.08, (before.accuracy, after.accuracy)
+
+
+def countdown_held_out(n):
+    """The countdown experiment's held-out puzzles (the generator's test split, seed 10,000)."""
+    from ponder.problems import load_problems
+
+    return load_problems("countdown", limit=n, seed=10_000, count="3-4", split="test")
+
+
+@pytest.mark.slow
+def test_the_countdown_model_searches_in_ponder_solve():
+    """It writes a search the step verifier can read: a procedure, states, moves, backtracks."""
+    _need("torch", "transformers")
+    from ponder.verify.countdown_steps import check_lines
+
+    p = countdown_held_out(1)[0]
+    proc = run_ponder("solve", "--model", "lab:countdown-grpo", "--json", p.question)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = json.loads(proc.stdout)["text"]
+    first = text.splitlines()[0]
+    assert first.split()[0] in ("dfs", "near", "big", "beam") and f"|{p.meta['target']}]" in first
+    assert re.search(r"\n ?\d+[-+*/]\d+=\d+ \[", text)  # a move and the state it leaves
+    checked, _wrong = check_lines(p, text)
+    assert checked >= 2  # the verifier reads it line by line (and says where it first slips)
+
+
+@pytest.mark.slow
+def test_the_countdown_models_are_right_sometimes_not_always():
+    """Greedy, 900 tokens, on 100 held-out puzzles: measured 4/100 for both when they were made
+    (6/200 on the experiment's 200); weak, and said so in the checkpoints' README."""
+    _need("torch", "transformers")
+    from ponder.lab.evaluate import accuracy
+    from ponder.models import resolve
+
+    problems = countdown_held_out(100)
+    for name in ("countdown-sft", "countdown-grpo"):
+        result = accuracy(resolve(f"lab:{name}"), problems, "cot", max_tokens=900)
+        assert 1 <= result.correct < len(problems), (name, result.correct)
