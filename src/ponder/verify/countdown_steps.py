@@ -85,8 +85,7 @@ class _Reader:
         moves = list(_MOVE.finditer(before))
         if state is not None and len(moves) == 1 and "," not in before:  # a depth-first move
             mv = moves[0]
-            key = (tuple(sorted(here.elements())), int(mv.group(1)), mv.group(2), int(mv.group(3)))
-            if key in self.tried:
+            if _tried_key(here, mv) in self.tried:
                 shown = " ".join(map(str, sorted(here.elements(), reverse=True)))
                 return f"{mv.group(0)} was already tried from [{shown}|{self.target}]: a loop"
         running = Counter(here)
@@ -143,16 +142,18 @@ class _Reader:
         moves = list(_MOVE.finditer(before))
         if len(moves) == 1 and "," not in before and not body.startswith("back "):
             here = self.depths.get(depth) or self.depths.get(max(self.depths))
-            mv = moves[0]
-            self.tried.add(
-                (tuple(sorted(here.elements())), int(mv.group(1)), mv.group(2), int(mv.group(3)))
-            )
+            self.tried.add(_tried_key(here, moves[0]))
         if body.startswith("back ") or not moves:
             self.depths[depth] = written[0]  # a restated state, or the start state
             for d in [d for d in self.depths if d > depth]:
                 del self.depths[d]
         else:
             self.depths[depth + 1] = written[0]
+
+
+def _tried_key(numbers: Counter, mv: re.Match) -> tuple:
+    """A move from a state, whatever path reached the state: its numbers and ``a op b``."""
+    return tuple(sorted(numbers.elements())), int(mv.group(1)), mv.group(2), int(mv.group(3))
 
 
 def check_lines(problem: Problem, text: str, upto: int | None = None) -> tuple[int, str | None]:
