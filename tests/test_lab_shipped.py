@@ -132,14 +132,14 @@ def test_the_countdown_model_searches_in_ponder_solve():
 
 
 @pytest.mark.slow
-def test_the_countdown_models_are_right_sometimes_not_always():
-    """Greedy, 900 tokens, on 100 held-out puzzles: measured 4/100 for both when they were made
-    (6/200 on the experiment's 200); weak, and said so in the checkpoints' README."""
+def test_the_countdown_model_is_right_sometimes_not_always():
+    """Greedy, 900 tokens, the experiment's 200 held-out puzzles: 6/200 for both models when they
+    were made (docs/results/countdown_scaling); weak, and said so in the checkpoints' README."""
     _need("torch", "transformers")
     from ponder.lab.evaluate import accuracy
     from ponder.models import resolve
 
-    problems = countdown_held_out(100)
-    for name in ("countdown-sft", "countdown-grpo"):
-        result = accuracy(resolve(f"lab:{name}"), problems, "cot", max_tokens=900)
-        assert 1 <= result.correct < len(problems), (name, result.correct)
+    problems = countdown_held_out(200)
+    result = accuracy(resolve("lab:countdown-grpo"), problems, "cot", max_tokens=900,
+                      concurrency=64)  # fmt: skip
+    assert 2 <= result.correct < len(problems), result.correct
