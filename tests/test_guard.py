@@ -338,3 +338,24 @@ def test_the_summary_has_no_guard_field_for_unguarded_runs():
     r = run(parse_strategy("cot"), m)
     answer: Answer = settle(r, "cot")
     assert "guard" not in answer.summary(m)
+
+
+@pytest.mark.slow
+def test_a_budget_that_fits_the_deliberation_but_not_the_answer_is_a_400(policy_file):
+    import openai
+
+    from ponder.models import ScriptedModel
+    from ponder.serve.background import BackgroundServer
+    from ponder.serve.settings import ServeSettings
+
+    settings = ServeSettings(policy=policy_file, max_budget=8000)
+    ask = [{"role": "user", "content": "What is 2 + 3?"}]
+    with BackgroundServer(ScriptedModel(serve_reply), settings) as srv:
+        c = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0)
+        with pytest.raises(openai.BadRequestError, match="guard's deliberation may take") as e:
+            c.chat.completions.create(model="ponder/cot", messages=ask,
+                                      extra_body={"ponder": {"budget": 700}})  # fmt: skip
+        assert e.value.body["code"] == "budget_too_small"
+        r = c.chat.completions.create(model="ponder/cot", messages=ask,
+                                      extra_body={"ponder": {"budget": 4000}})  # fmt: skip
+        assert r.choices[0].message.content == ANSWER

@@ -13,10 +13,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ponder.budget import Budget
 from ponder.models.base import Completion, Model, Request
 from ponder.problems.base import Problem
 from ponder.serve.protocol import ApiError, ChatRequest
 from ponder.think import Run
+
+
+VERDICT_TOKENS = 8  # the guard's "Verdict:" continuation (4 tokens) and its marker, rounded up
 
 
 class _FirstCall(Exception):
@@ -35,6 +39,7 @@ class _StandIn:
         self.model, self.name = model, model.name
         self.exact_usage = getattr(model, "exact_usage", True)
         self.native_tools = getattr(model, "native_tools", False)  # the same tools fallback
+        self.first: Request | None = None  # the first call's request
 
     def count_prompt_tokens(self, request: Request) -> int:
         return self.model.count_prompt_tokens(request)
@@ -45,6 +50,7 @@ class _StandIn:
             prompt = self.model.count_prompt_tokens(replace(request, n=1))
             if prompt >= context:
                 raise _TooLong(prompt, context)
+        self.first = request
         raise _FirstCall
 
     def describe(self) -> dict[str, Any]:
@@ -56,9 +62,11 @@ class _StandIn:
 
 async def preflight(chat: ChatRequest, model: Model, problem: Problem) -> None:
     """Raise the 400 that ``chat`` deserves if its strategy cannot make one model call."""
+    stand_in = _StandIn(model)
     try:
-        result = await chat.strategy.solve(problem, Run(_StandIn(model), chat.budget))
+        result = await chat.strategy.solve(problem, Run(stand_in, chat.budget))
     except _FirstCall:
+        await _then_fits(chat, model, problem, stand_in.first)
         return
     except _TooLong as e:
         raise ApiError(
@@ -77,3 +85,26 @@ async def preflight(chat: ChatRequest, model: Model, problem: Problem) -> None:
             param="ponder.budget",
             code="budget_too_small",
         )
+
+
+async def _then_fits(chat: ChatRequest, model: Model, problem: Problem, first: Request) -> None:
+    """A wrapper that answers through another strategy after its own first call (the policy
+    guard: a deliberation, then ``then``) must leave that strategy room for one call too: the
+    deliberation's worst case (its call and the short verdict call, each re-reading the prompt)
+    comes off the budget, and the inner strategy is checked with what is left."""
+    inner = getattr(chat.strategy, "answering", None)
+    cap = chat.budget.max_tokens
+    if inner is None or cap is None:
+        return
+    call = model.count_prompt_tokens(first) + first.max_tokens
+    worst = 2 * call + VERDICT_TOKENS
+    left = cap - worst
+    if left < 1:
+        raise ApiError(
+            400,
+            f"no model call fits: the guard's deliberation may take {worst} tokens of the budget "
+            f"of {cap}, leaving nothing for {inner.spec}; raise ponder.budget",
+            param="ponder.budget",
+            code="budget_too_small",
+        )
+    await preflight(replace(chat, strategy=inner, budget=Budget(left)), model, problem)

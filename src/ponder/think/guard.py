@@ -171,6 +171,11 @@ class Guard(StrategyBase):
         return cls(policy=policy, then=strategy.spec, seed=strategy.sampling.seed)
 
     @property
+    def answering(self) -> StrategyBase:
+        """The strategy that answers what the guard allows (``then``, built)."""
+        return self._then
+
+    @property
     def sampling(self) -> Sampling:
         return self._then.sampling  # the answer's settings; the deliberation has its own
 
