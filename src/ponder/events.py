@@ -173,6 +173,14 @@ class ToolResult(Event):
     killed_by: str | None
     seconds: float
 
+    def first_printed(self, width: int) -> tuple[str, bool]:
+        """The first line the program printed (the reply's "[stdout]"-style headers left out),
+        cut to ``width``, and whether anything was cut or follows it; ("", False) if none."""
+        shown = [ln for ln in self.output.splitlines() if ln.strip() and not ln.startswith("[")]
+        if not shown:
+            return "", False
+        return shown[0][:width], len(shown[0]) > width or len(shown) > 1
+
 
 @dataclass
 class Guarded(Event):

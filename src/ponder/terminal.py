@@ -50,12 +50,8 @@ def tool_line(ev: ToolCalled | ToolResult) -> str:
     ended = f"killed ({ev.killed_by})" if ev.exit_code is None else f"exit status {ev.exit_code}"
     if ev.killed_by and ev.exit_code is not None:
         ended += f" ({ev.killed_by})"
-    # the first line the program printed (the reply's "[stdout]"-style headers left out)
-    shown = [ln for ln in ev.output.splitlines() if ln.strip() and not ln.startswith("[")]
-    first = ""
-    if shown:
-        more = len(shown[0]) > 60 or len(shown) > 1
-        first = f": {shown[0][:60]}{'…' if more else ''}"
+    line, more = ev.first_printed(60)
+    first = f": {line}{'…' if more else ''}" if line else ""
     return f"[tool] call {ev.call}: {ended}, {ev.seconds:.2f} s{first}"
 
 

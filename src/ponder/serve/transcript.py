@@ -115,11 +115,8 @@ def tool_result_note(ev: ToolResult) -> str:
     ended = "stopped" if ev.exit_code is None else f"exit status {ev.exit_code}"
     if ev.killed_by:
         ended += f" ({ev.killed_by} limit)"
-    printed = [ln for ln in ev.output.splitlines() if ln.strip() and not ln.startswith("[")]
-    first = ""
-    if printed:
-        more = len(printed[0]) > 80 or len(printed) > 1
-        first = f": {printed[0][:80]}{' …' if more else ''}"
+    line, more = ev.first_printed(80)
+    first = f": {line}{' …' if more else ''}" if line else ""
     return f"· tool call {ev.call}: {ended}, {ev.seconds:.2f} s{first}\n"
 
 

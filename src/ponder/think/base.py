@@ -214,7 +214,8 @@ class StrategyBase:
         return Sampling(self.max_tokens, self.temperature, self.top_p, self.seed)
 
     async def solve(self, problem: Problem, run: Run) -> Result:
-        raise NotImplementedError
+        """The strategy itself: every registered strategy defines it (this base has none)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no solve()")
 
     def scorer_for(self, level: str) -> Scorer:
         """The strategy's ``verifier`` (a name, or a Scorer passed in Python) as a Scorer that
