@@ -36,6 +36,7 @@ from pathlib import Path
 from ponder.lab.evaluate import accuracy
 from ponder.models.shipped import shipped_dir
 from ponder.problems import load_problems
+from ponder.verify.countdown_steps import KINDS, first_flaw
 
 BUDGETS = (128, 256, 512, 900)  # 900: the context (1024) less the longest prompt, ~ the trace cap
 
@@ -64,6 +65,20 @@ def greedy(path: Path, problems: list, budget: int):
 def mean_success_tokens(result) -> float:
     ok = [r.completion_tokens for r in result.rows if r.correct]
     return sum(ok) / len(ok) if ok else float("nan")
+
+
+def failures(problems: list, result) -> dict[str, int]:
+    """Greedy samples by their first flaw (``verify.countdown_steps.KINDS``), with "solved" and
+    "no flaw" (every line holds, the budget or the model ended the search before a hit)."""
+    counts = dict.fromkeys(("solved", *KINDS, "no flaw"), 0)
+    for problem, row in zip(problems, result.rows, strict=True):
+        if row.correct:
+            counts["solved"] += 1
+            continue
+        text = "".join(e["text"] for e in row.trace if e.get("type") == "Sampled")
+        _, flaw = first_flaw(problem, text)
+        counts["no flaw" if flaw is None else flaw.kind] += 1
+    return counts
 
 
 def plot(lines: dict[str, list[tuple[float, float]]], path: Path, xlabel: str, title: str,
@@ -141,6 +156,7 @@ def main() -> int:
             if b == top:
                 at_top[name] = result
         budget_curve[name] = points
+    broken = {name: failures(problems, r) for name, r in at_top.items()}
     grpo_curve = [(0, at_top["SFT"].accuracy)]
     for step, path in checkpoints(grpo):
         if step < args.grpo_steps:
@@ -172,9 +188,15 @@ def main() -> int:
         *[f"| {s} | {100 * a:.1f} |" for s, a in grpo_curve], "",
         f"mean completion tokens of the solved puzzles at {top}: SFT "
         f"{mean_success_tokens(at_top['SFT']):.0f}, GRPO {mean_success_tokens(at_top['GRPO']):.0f}",
+        "", f"## where greedy goes wrong at {top} tokens (the first flawed line of each sample)", "",
+        "| model | " + " | ".join(broken["SFT"]) + " |", "| --- |" + " --- |" * len(broken["SFT"]),
+        *[f"| {name} | " + " | ".join(map(str, c.values())) + " |" for name, c in broken.items()],
+        "", "A loop is a move repeated from the same numbers; \"no flaw\" is a sample whose every "
+        "line holds but that ends (budget or end of text) before a hit.",
         "", "![budget](budget_curve.png)", "![grpo](grpo_curve.png)", "",
     ]  # fmt: skip
-    summary = {"budget_curve": budget_curve, "grpo_curve": grpo_curve, "minutes": total / 60}
+    summary = {"budget_curve": budget_curve, "grpo_curve": grpo_curve, "failures": broken,
+               "minutes": total / 60}  # fmt: skip
     write(out, lines, summary)  # now, so that a cut-short strategies stage loses none of it
 
     if args.strategy_problems:

@@ -13,7 +13,7 @@ from ponder.models import ScriptedModel
 from ponder.problems.base import Problem
 from ponder.think import final_result, parse_strategy
 from ponder.verify import Attempt, make_scorer
-from ponder.verify.countdown_steps import check_lines
+from ponder.verify.countdown_steps import check_lines, first_flaw
 
 PROBLEM = Problem("c", "Using 1, 8 and 50, make 392.", None, "countdown",
                   {"numbers": [1, 8, 50], "target": 392})  # fmt: skip
@@ -50,21 +50,31 @@ def test_a_right_trace_passes_as_a_whole_and_step_by_step():
 
 
 @pytest.mark.parametrize(
-    ("line", "fragment"),
+    ("line", "fragment", "kind"),
     [
-        (" 49+8=57 49-8=41 49*8=382 no", "49*8=382 is wrong"),  # an arithmetic slip
-        (" 49+8=57 49-8=41 49*8=392 no", "reaches the target 392, but the line says no"),  # a miss
-        (" 49+8=57 49-8=41 49*9=441 no", "uses a number that is not left"),  # 9 is not there
-        (" 49+8=57 49-8=41 49/8=6 no", "not allowed"),  # an inexact division
-        (" 49+8=57 ok", "does not reach 392"),  # a false hit
-        ("Answer: (50+1)*8", "the answer"),  # the answer line must be what the search found
+        (" 49+8=57 49-8=41 49*8=382 no", "49*8=382 is wrong", "arithmetic"),  # a slip
+        (" 49+8=57 49-8=41 49*8=392 no", "reaches the target 392, but the line says no",
+         "missed hit"),  # fmt: skip
+        (" 49+8=57 49-8=41 49*9=441 no", "uses a number that is not left", "unavailable"),
+        (" 49+8=57 49-8=41 49/8=6 no", "not allowed", "arithmetic"),  # an inexact division
+        (" 49+8=57 ok", "misses 392", "false hit"),
+        ("Answer: (50+1)*8", "the answer", "answer"),  # the answer must be what the search found
+        ("50+8=58 [58 1|392]", "already tried", "loop"),  # starting over from the top
     ],
 )
-def test_each_slip_is_caught_at_its_line(line, fragment):
+def test_each_slip_is_caught_at_its_line(line, fragment, kind):
     lines = TRACE.split("\n")[:5]
     prefix = "".join(x + "\n" for x in lines)
     s = score(prefix + line, step=line)
     assert not s.ok and fragment in s.reason, s.reason
+    checked, flaw = first_flaw(PROBLEM, prefix + line)
+    assert (flaw.line, flaw.kind, checked) == (6, kind, 6)
+    assert str(flaw) == check_lines(PROBLEM, prefix + line)[1]
+
+
+def test_a_clean_unfinished_search_has_no_flaw():
+    """A search cut by its budget mid-way is not wrong: the benchmark counts it apart."""
+    assert first_flaw(PROBLEM, "\n".join(TRACE.split("\n")[:4])) == (4, None)
 
 
 def test_states_must_be_what_the_moves_leave():
@@ -106,3 +116,33 @@ def test_a_move_tried_again_from_the_same_numbers_is_a_loop():
     other = "dfs [50 8 8|392]\n50+8=58 [58 8|392]\n 58+8=66 58-8=50 no\nback [50 8 8|392]\n"
     assert check_lines(Problem("d", "q", None, "countdown", {"numbers": [50, 8, 8], "target": 392}),
                        other + "8+8=16 [50 16|392]")[1] is None  # fmt: skip
+
+
+def test_the_scaling_benchmark_counts_greedy_samples_by_their_first_flaw():
+    """benchmarks/countdown_scaling.py's failure table, on a scripted model's samples graded by
+    the real bench path: one of each kind it reports."""
+    import importlib.util
+    from pathlib import Path
+
+    from ponder.lab.evaluate import accuracy
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "countdown_scaling.py"
+    spec = importlib.util.spec_from_file_location("countdown_scaling", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    lines = TRACE.split("\n")
+    head = "\n".join(lines[:5]) + "\n"
+    samples = [
+        TRACE,  # solved
+        head + " 49+8=57 49-8=41 49*8=392 no",  # a missed hit
+        head + "50+8=58 [58 1|392]",  # a loop
+        head + " 49+8=57 49-8=42 no",  # an arithmetic slip
+        "\n".join(lines[:4]),  # cut short with every line right
+    ]
+    problems = [Problem(f"c{k}", PROBLEM.question, None, "countdown", PROBLEM.meta)
+                for k in range(len(samples))]  # fmt: skip
+    result = accuracy(ScriptedModel(samples), problems, "cot", concurrency=1)
+    counts = bench.failures(problems, result)
+    assert {k: v for k, v in counts.items() if v} == {
+        "solved": 1, "missed hit": 1, "loop": 1, "arithmetic": 1, "no flaw": 1
+    }  # fmt: skip

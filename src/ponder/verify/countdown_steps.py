@@ -51,6 +51,25 @@ def _apply(a: int, op: str, b: int) -> int | None:
     return a // b if b and a % b == 0 else None
 
 
+@dataclass(frozen=True)
+class Flaw:
+    """The first wrong line of a countdown search: where (1-based), which kind, and what."""
+
+    line: int
+    kind: str  # one of KINDS
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+# What a flaw can be, in the order a report lists them: a slip in a move's arithmetic (or an
+# inexact/negative move), a number used that is not left, a written state that is not what its
+# moves leave, a hit passed over ("... no" although a move reached the target), an "ok" on a
+# miss, a move repeated from the same numbers (a loop), and an Answer line the grader rejects.
+KINDS = ("arithmetic", "unavailable", "state", "missed hit", "false hit", "loop", "answer")
+
+
 def _state(text: str) -> tuple[Counter, int] | None:
     m = _STATE.search(text)
     if m is None:
@@ -67,7 +86,7 @@ class _Reader:
         self.depths: dict[int, Counter] = {0: Counter(numbers)}
         self.tried: set[tuple] = set()  # (state's numbers, a, op, b) of every one-move line
 
-    def check(self, line: str) -> str | None:
+    def check(self, line: str) -> tuple[str, str] | None:
         body = line.strip()
         if not body:
             return None
@@ -80,14 +99,15 @@ class _Reader:
         if body.startswith("back "):
             written = _state(body)
             if written and written[0] != here:
-                return f"'{body}' does not restate the state it returns to"
+                return "state", f"'{body}' does not restate the state it returns to"
             return None
         moves = list(_MOVE.finditer(before))
         if state is not None and len(moves) == 1 and "," not in before:  # a depth-first move
             mv = moves[0]
             if _tried_key(here, mv) in self.tried:
                 shown = " ".join(map(str, sorted(here.elements(), reverse=True)))
-                return f"{mv.group(0)} was already tried from [{shown}|{self.target}]: a loop"
+                tried = f"{mv.group(0)} was already tried from [{shown}|{self.target}]"
+                return "loop", f"{tried}: a loop"
         running = Counter(here)
         for mv in _MOVE.finditer(before):
             wrong = self._move(mv, running)
@@ -99,36 +119,39 @@ class _Reader:
         if state is not None:
             numbers, target = _state(body)
             if target != self.target:
-                return f"state {state.group(0)} has target {target}, not {self.target}"
+                return "state", f"state {state.group(0)} has target {target}, not {self.target}"
             if not _MOVE.search(before) and numbers != here:
-                return f"state {state.group(0)} is not the numbers given"
+                return "state", f"state {state.group(0)} is not the numbers given"
             if _MOVE.search(before) and numbers != running:
                 shown = " ".join(map(str, sorted(running.elements(), reverse=True)))
-                return f"state {state.group(0)} is not what the moves leave ([{shown}|{target}])"
+                left = f"[{shown}|{target}]"
+                return "state", f"state {state.group(0)} is not what the moves leave ({left})"
             for mv in _MOVE.finditer(after):
                 wrong = self._move(mv, numbers)
                 if wrong:
                     return wrong
         hits = [mv for mv in _MOVE.finditer(body) if int(mv.group(4)) == self.target]
         if body.endswith(" no") and hits:
-            return f"{hits[0].group(0)} reaches the target {self.target}, but the line says no"
+            missed = f"{hits[0].group(0)} reaches the target {self.target}"
+            return "missed hit", f"{missed}, but the line says no"
         if body.endswith(" ok"):
             last = list(_MOVE.finditer(body))
             if not last or int(last[-1].group(4)) != self.target:
-                return f"the line says ok, but its last move does not reach {self.target}"
+                return "false hit", f"the line says ok, but its last move misses {self.target}"
         return None
 
-    def _move(self, mv: re.Match, available: Counter) -> str | None:
+    def _move(self, mv: re.Match, available: Counter) -> tuple[str, str] | None:
         a, op, b, c = int(mv.group(1)), mv.group(2), int(mv.group(3)), int(mv.group(4))
         value = _apply(a, op, b)
         if value is None:
-            return f"{mv.group(0)} is not allowed (no negative, zero or inexact results)"
+            why = "no negative, zero or inexact results"
+            return "arithmetic", f"{mv.group(0)} is not allowed ({why})"
         if value != c:
-            return f"{mv.group(0)} is wrong ({a}{op}{b} = {value})"
+            return "arithmetic", f"{mv.group(0)} is wrong ({a}{op}{b} = {value})"
         need = Counter([a, b])
         if any(available[n] < k for n, k in need.items()):
             have = " ".join(map(str, sorted(available.elements(), reverse=True)))
-            return f"{mv.group(0)} uses a number that is not left ([{have}])"
+            return "unavailable", f"{mv.group(0)} uses a number that is not left ([{have}])"
         return None
 
     def advance(self, line: str) -> None:
@@ -156,9 +179,9 @@ def _tried_key(numbers: Counter, mv: re.Match) -> tuple:
     return tuple(sorted(numbers.elements())), int(mv.group(1)), mv.group(2), int(mv.group(3))
 
 
-def check_lines(problem: Problem, text: str, upto: int | None = None) -> tuple[int, str | None]:
-    """(lines checked, the first wrong line described, or None) for the lines of ``text``; with
-    ``upto``, only line ``upto`` (0-based) is checked, the lines before it only read."""
+def first_flaw(problem: Problem, text: str, upto: int | None = None) -> tuple[int, Flaw | None]:
+    """(lines checked, the first wrong line, or None) for the lines of ``text``; with ``upto``,
+    only line ``upto`` (0-based) is checked, the lines before it only read."""
     numbers, target = list(problem.meta["numbers"]), int(problem.meta["target"])
     reader = _Reader(numbers, target)
     lines = text.split("\n")
@@ -168,17 +191,23 @@ def check_lines(problem: Problem, text: str, upto: int | None = None) -> tuple[i
             wrong = reader.check(line) or _answer(problem, line)
             checked += bool(line.strip())
             if wrong:
-                return checked, f"line {k + 1}: {wrong}"
+                return checked, Flaw(k + 1, *wrong)
         reader.advance(line)
     return checked, None
 
 
-def _answer(problem: Problem, line: str) -> str | None:
+def check_lines(problem: Problem, text: str, upto: int | None = None) -> tuple[int, str | None]:
+    """``first_flaw`` with the flaw described in words (``line K: what``)."""
+    checked, flaw = first_flaw(problem, text, upto)
+    return checked, None if flaw is None else str(flaw)
+
+
+def _answer(problem: Problem, line: str) -> tuple[str, str] | None:
     m = _ANSWER.match(line.strip())
     if m is None:
         return None
     verdict = check_countdown(m.group(1), list(problem.meta["numbers"]), int(problem.meta["target"]))
-    return None if verdict.ok else f"the answer {m.group(1)!r}: {verdict.reason}"
+    return None if verdict.ok else ("answer", f"the answer {m.group(1)!r}: {verdict.reason}")
 
 
 @dataclass
