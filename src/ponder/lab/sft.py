@@ -214,10 +214,11 @@ def train_sft(
         disable_tqdm=not progress,
         report_to="none",
         max_length=1024,
-        # Not "group_by_length": it made steps ~3x faster on countdown traces (less padding), but
+        # Not "group_by_length": it makes steps ~3x faster on countdown traces (less padding), but
         # a batch's loss is a mean over its tokens, so batches of short traces weigh each of their
-        # tokens several times more. A countdown model trained so stopped after its first move
-        # (2/200 held out at steps 600 and 1600, against 11/100 at step 600 without it; issue 13).
+        # tokens several times more than random batches do. A countdown run grouped from step 0
+        # learned to stop after its first move (44 tokens a sample, 2/200 held out at steps 600
+        # and 1600); ungrouped runs keep searching (issue 13, docs/results/countdown_scaling).
         dataloader_num_workers=0,
     )
     trainer = SFTTrainer(
