@@ -78,6 +78,39 @@ PEER_PACKAGES = ("optillm", "its_hub", "llama_cpp_python", "openai", "flask")
 METHODS = ("sc", "bon", "search")
 OPTILLM = {"sc": "self_consistency", "bon": "bon", "search": "mcts"}
 BON_N = 4
+ITS_HUB = {"sc": "SelfConsistency(budget=5)", "bon": f"BestOfN(LLMJudge, budget={BON_N})"}
+# its_hub's own OpenAI-compatible server (its-iaas: its_hub.integration.iaas.app) behind one port:
+# /sc/v1/... with the gateway its /configure builds for "self-consistency" (the only algorithm it
+# serves), /bon/v1/... with its BestOfN and LLMJudge in the same gateway; requests come one at a
+# time, so swapping the app's gateway per request is safe. Its vote needs a regex for the answer:
+# the last number in the text (ponder's extractor's last resort; the Answer: line's on lab). The
+# judge asks for no structured output (its response_format=None): llama-cpp-python's server refuses
+# "json_schema", and ponder serve ignores it; the score is then read from the judge's text.
+ITS_HUB_SERVER = r"""
+import sys, uvicorn
+from its_hub.core.algorithms.bon import BestOfN
+from its_hub.core.gateway import ITSGateway
+from its_hub.core.lms.openai_lm import OpenAICompatibleLanguageModel
+from its_hub.core.reward_models.llm_judge import LLMJudge
+from its_hub.integration.iaas import app as iaas
+
+url, port, n_bon = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+iaas._state.config.endpoint, iaas._state.config.api_key = url, "none"
+sc = ITSGateway()
+sc.configure("self-consistency", regex_patterns=[r"(-?\d[\d,]*)(?!.*\d)"])
+judge = LLMJudge(OpenAICompatibleLanguageModel(url, "none", "upstream"), response_format=None)
+bon = ITSGateway(BestOfN(judge))
+gateways = {"sc": (sc, 5), "bon": (bon, n_bon)}
+
+async def route(scope, receive, send):
+    method, _, rest = scope.get("path", "").lstrip("/").partition("/")
+    if method in gateways:
+        iaas._state.gateway, iaas._state.config.budget = gateways[method]
+        scope = {**scope, "path": "/" + rest}
+    await iaas.app(scope, receive, send)
+
+uvicorn.run(route, host="127.0.0.1", port=port, log_level="warning")
+"""
 
 
 def ponder_spec(method: str) -> str:
@@ -96,8 +129,8 @@ def parse_reply(side: str, body: dict) -> dict:
 
     ``prompt_tokens`` is None when the side reports none (optillm's usage has only
     ``completion_tokens``); ``answer`` is ponder's own extracted answer where it says one."""
-    if "error" in body and not body.get("choices"):
-        err = body["error"]
+    if not body.get("choices"):  # OpenAI's {"error": ...}, FastAPI's {"detail": ...} (its_hub)
+        err = body.get("error", body.get("detail", body))
         raise RuntimeError(f"{side}: {err.get('message', err) if isinstance(err, dict) else err}")
     choices = body.get("choices") or []
     text = (choices[0].get("message") or {}).get("content") if choices else None
@@ -141,7 +174,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     for r in rows:
         groups.setdefault((r["upstream"], r["method"], r["side"]), []).append(r)
     out = []
-    order = {"ponder-http": 0, "ponder-inproc": 1, "optillm": 2, "optillm-strip": 3}
+    order = {"ponder-http": 0, "ponder-inproc": 1, "optillm": 2, "optillm-strip": 3, "its_hub": 4, "its_hub-fill": 5}
     for (up, method, side), rs in sorted(groups.items(), key=lambda kv: (
             kv[0][0], METHODS.index(kv[0][1]) if kv[0][1] in METHODS else 9, order.get(kv[0][2], 9))):
         ok = [r for r in rs if not r.get("error")]
@@ -179,7 +212,7 @@ def table(summary: list[dict]) -> str:
         acc = f"{s['correct']}/{s['problems'] - s['errors']}" + (f" ({s['errors']} errors)" if s["errors"] else "")
         rp = "none" if s["reported_prompt"] is None else f"{s['reported_prompt']:,}"
         med = "–" if s["wall_median_s"] is None else f"{s['wall_median_s']:.2f}"
-        temps = ", ".join(f"{t:g}" for t in s["temperatures"])
+        temps = ", ".join(f"{t:g}" for t in s["temperatures"]) or "none sent"
         lines.append(
             f"| {s['upstream']} | {s['method']} | {s['side']} | `{s['spec']}` | {acc} | {med} | "
             f"{s['wall_total_s']:.1f} | {rp} / {s['reported_completion']:,} | "
@@ -223,6 +256,7 @@ class Proxy:
 
     upstream: str | None  # None: the scripted upstream
     template: object = None  # (render(messages, add_generation_prompt) -> str, count(str) -> int)
+    fill: dict = field(default_factory=dict)  # /fill/: the client's sampling fields, where a call has none
     calls: list[dict] = field(default_factory=list)
 
     def take(self) -> list[dict]:
@@ -313,6 +347,8 @@ class Proxy:
             body = await request.json()
             if request.url.path.startswith("/strip/"):  # optillm-strip: undo its "User: " flattening
                 body["messages"] = [unflatten(m) for m in body.get("messages") or []]
+            if request.url.path.startswith("/fill/"):  # its_hub-fill: what its server dropped from the request
+                body = {**self.fill, **body}
             cont = continuing(body)
             if body.get("stream"):
                 return StreamingResponse(stream(body, cont), media_type="text/event-stream")
@@ -376,10 +412,9 @@ class Proxy:
             r = await client.get(self.upstream + "/models")
             return JSONResponse(r.json())
 
-        return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
-                                 Route("/strip/v1/chat/completions", chat, methods=["POST"]),
-                                 Route("/v1/models", models, methods=["GET"]),
-                                 Route("/strip/v1/models", models, methods=["GET"])])  # fmt: skip
+        prefixes = ("", "/strip", "/fill")
+        return Starlette(routes=[*(Route(f"{p}/v1/chat/completions", chat, methods=["POST"]) for p in prefixes),
+                                 *(Route(f"{p}/v1/models", models, methods=["GET"]) for p in prefixes)])  # fmt: skip
 
 
 def serve_in_thread(app, port: int):
@@ -497,7 +532,7 @@ def main() -> None:
     ap.add_argument("--venv", type=Path, default=VENV, help=f"the peers' virtualenv (default {VENV})")
     ap.add_argument("--upstreams", default="lab,llama")
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--sides", default="ponder-http,optillm,ponder-inproc")
+    ap.add_argument("--sides", default="ponder-http,optillm,ponder-inproc,its_hub")
     ap.add_argument("--inproc-methods", default="sc", help="methods the in-process side runs")
     ap.add_argument("--problems", type=int, default=12, help="problems on lab (and scripted)")
     ap.add_argument("--llama-problems", type=int, default=6)
@@ -519,10 +554,12 @@ def main() -> None:
         return plot(summary, args.out / "peers.png")
     if args.smoke:
         args.upstreams, args.problems, args.max_tokens = "scripted", 2, 32
-    has_optillm = (args.venv / "bin" / "optillm").exists()
-    sides = [s for s in args.sides.split(",") if s and (not s.startswith("optillm") or has_optillm)]
-    if "optillm" in args.sides and not has_optillm:
-        print(f"no optillm in {args.venv}: run `python benchmarks/peers.py --setup`; its side is skipped",
+    peer_bins = {"optillm": "optillm", "its_hub": "its-iaas"}
+    missing = {p for p, cmd in peer_bins.items() if not (args.venv / "bin" / cmd).exists()}
+    wanted = [s for s in args.sides.split(",") if s]
+    sides = [s for s in wanted if s.split("-")[0] not in missing]
+    for peer in sorted(missing & {s.split("-")[0] for s in wanted}):
+        print(f"no {peer} in {args.venv}: run `python benchmarks/peers.py --setup`; its side is skipped",
               file=sys.stderr)  # fmt: skip
     methods = [m for m in args.methods.split(",") if m]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -540,7 +577,7 @@ def main() -> None:
         "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "seconds": round(time.time() - started, 1), "load_before": load_before, "load_after": os.getloadavg(),
         "python": platform.python_version(), "cpus": os.cpu_count(), "peers": versions(args.venv),
-        "ponder_specs": {m: ponder_spec(m) for m in METHODS}, "optillm_approaches": OPTILLM,
+        "ponder_specs": {m: ponder_spec(m) for m in METHODS}, "optillm_approaches": OPTILLM, "its_hub": ITS_HUB,
         "temperature": args.temperature, "seed": args.seed,
     }  # fmt: skip
     runs = [meta]
@@ -588,7 +625,7 @@ def run_upstream(upstream: str, problems, methods, sides, args, max_tokens: int,
             base = f"http://127.0.0.1:{port}/v1"
         elif upstream != "scripted":
             raise SystemExit(f"unknown upstream {upstream!r}: lab, llama or scripted")
-        proxy = Proxy(base, template)
+        proxy = Proxy(base, template, fill={"temperature": args.temperature, "max_tokens": max_tokens})
         pport = free_port()
         proxy_server = serve_in_thread(proxy.app(), pport)
         purl = f"http://127.0.0.1:{pport}/v1"
@@ -606,10 +643,19 @@ def run_upstream(upstream: str, problems, methods, sides, args, max_tokens: int,
                         str(ports[side]), "--best-of-n", str(BON_N), "--log", "warning"],
                         f"http://127.0.0.1:{ports[side]}/health",
                         env={"OPENAI_API_KEY": "none", "OPTILLM_API_KEY": ""})  # fmt: skip
+        for side, url in (("its_hub", purl), ("its_hub-fill", purl.replace("/v1", "/fill/v1"))):
+            if side not in sides:
+                continue
+            ports[side] = free_port()
+            procs.start(side, [str(args.venv / "bin" / "python"), "-c", ITS_HUB_SERVER, url, str(ports[side]),
+                        str(BON_N)], f"http://127.0.0.1:{ports[side]}/sc/v1/models")  # fmt: skip
         client = httpx.Client(timeout=1800)
         loop = asyncio.new_event_loop()
         inproc_model = OpenAIModel("upstream", base_url=purl)
         skip = {("lab", "search", s) for s in ("ponder-http", "ponder-inproc")}  # no continuation there
+        # its_hub's search (BeamSearch, ParticleGibbs) needs a process reward model; its only one
+        # (LocalVllmProcessRewardModel) runs a PRM such as Qwen2.5-Math-PRM-7B in vLLM on a GPU
+        skip |= {(upstream, "search", s) for s in ("its_hub", "its_hub-fill")}
         for i, problem in enumerate(problems):
             for method in methods:
                 order = [s for s in sides if (upstream, method, s) not in skip
@@ -617,7 +663,8 @@ def run_upstream(upstream: str, problems, methods, sides, args, max_tokens: int,
                 if i % 2:
                     order.reverse()
                 for side in order:
-                    spec = OPTILLM[method] if side.startswith("optillm") else ponder_spec(method)
+                    peer = side.split("-")[0]  # ponder, optillm, its_hub
+                    spec = ponder_spec(method) if peer == "ponder" else {"optillm": OPTILLM, "its_hub": ITS_HUB}[peer][method]
                     seed = args.seed * 1000 + i
                     body = {"messages": [{"role": "user", "content": problem.question}], "max_tokens": max_tokens,
                             "temperature": args.temperature, "seed": seed}  # fmt: skip
@@ -634,8 +681,9 @@ def run_upstream(upstream: str, problems, methods, sides, args, max_tokens: int,
                                    "prompt_tokens": res.usage.prompt_tokens,
                                    "completion_tokens": res.usage.completion_tokens, "answer": res.answer}  # fmt: skip
                         else:
-                            model = f"ponder/{spec}" if side == "ponder-http" else f"{spec}-upstream"
-                            r = client.post(f"http://127.0.0.1:{ports[side]}/v1/chat/completions",
+                            model = {"ponder": f"ponder/{spec}", "its_hub": "upstream"}.get(peer, f"{spec}-upstream")
+                            path = f"/{method}/v1" if peer == "its_hub" else "/v1"  # its_hub: the method in the path
+                            r = client.post(f"http://127.0.0.1:{ports[side]}{path}/chat/completions",
                                             json={"model": model, **body})  # fmt: skip
                             got = parse_reply(side, r.json())
                         row["wall_s"] = time.perf_counter() - t0
@@ -682,7 +730,8 @@ def plot(summary: list[dict], path: Path) -> None:
     ups = sorted({s["upstream"] for s in summary})
     fig, axes = plt.subplots(2, len(ups), figsize=(6 * len(ups), 8), squeeze=False)
     colours = {"ponder-http": "tab:blue", "ponder-inproc": "tab:cyan", "optillm": "tab:red",
-               "optillm-strip": "tab:orange"}
+               "optillm-strip": "tab:orange", "its_hub": "tab:green",
+               "its_hub-fill": "tab:olive"}
     markers = {"sc": "o", "bon": "s", "search": "^"}
     for j, up in enumerate(ups):
         mine = [s for s in summary if s["upstream"] == up]

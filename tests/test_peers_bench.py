@@ -1,5 +1,5 @@
-"""benchmarks/peers.py: its parsers on responses recorded from a real run (ponder serve, optillm 0.4.0
-and llama-cpp-python's server), and the whole script in its seconds-long smoke mode."""
+"""benchmarks/peers.py: its parsers on responses recorded from a real run (ponder serve, optillm 0.4.0,
+its_hub 1.2.0's server and llama-cpp-python's server), and the whole script in its seconds-long smoke mode."""
 
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ OPTILLM_BODY = {
         "role": "assistant", "content": "691 + 880 = 249\nThe answer is correct."}}],
     "usage": {"completion_tokens": 157, "completion_tokens_details": {"reasoning_tokens": 0}},
 }  # fmt: skip
+# Recorded 2026-12-02: its_hub's server (SelfConsistency, budget 5) on the lab upstream, same question;
+# the message is the lab server's own (its reasoning_content trimmed), the usage its 5 calls' sum.
+ITS_HUB_BODY = {
+    "id": "chatcmpl-its-25e95d92-8a40-4287-90cc-1be2a6b21f4a", "object": "chat.completion",
+    "created": 1796196779, "model": "upstream",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": "1+0+0=1 > 1\n9+7+0=16 > 61\n6+9+1=16 > 1661\nAnswer: 1661",
+        "reasoning_content": "── sample 0 ──\n..."}}],
+    "usage": {"prompt_tokens": 125, "completion_tokens": 270, "total_tokens": 395}, "metadata": None,
+}  # fmt: skip
 # llama-cpp-python's server streaming a chat completion: no usage chunk even when asked for one.
 LLAMA_STREAM = [
     'data: {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]}',
@@ -64,8 +74,13 @@ def test_parse_reply_reads_each_sides_usage_and_answer():
     got = peers.parse_reply("optillm", OPTILLM_BODY)
     assert got["prompt_tokens"] is None  # optillm reports no prompt tokens: not a zero
     assert got["completion_tokens"] == 157 and got["answer"] is None
+    got = peers.parse_reply("its_hub", ITS_HUB_BODY)
+    assert got["text"].endswith("Answer: 1661") and got["answer"] is None
+    assert (got["prompt_tokens"], got["completion_tokens"]) == (125, 270)  # 5 x (25 + 54): the upstream's
     with pytest.raises(RuntimeError, match="optillm: boom"):
         peers.parse_reply("optillm", {"error": "boom"})
+    with pytest.raises(RuntimeError, match="its_hub: Generation failed"):  # its server's FastAPI error
+        peers.parse_reply("its_hub", {"detail": "Generation failed. Check server logs for details."})
 
 
 def test_count_stream_counts_chunks_without_a_usage_chunk_and_trusts_one_when_there():
@@ -119,15 +134,25 @@ def test_unflatten_gives_back_the_question_optillm_prefixed():
     assert got[1]["content"] == "Compute 691 + 880." and got[0] == sent[0] and got[2] == sent[2]
 
 
-@pytest.mark.slow
-def test_smoke_run_counts_the_upstream_and_grades_every_side(tmp_path):
+SMOKE_SIDES = "ponder-http,optillm,ponder-inproc,its_hub,its_hub-fill"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke run for the tests below: (its stdout, its peers.json)."""
+    out_dir = tmp_path_factory.mktemp("peers-smoke")
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out", str(tmp_path)],
+        [sys.executable, str(SCRIPT), "--smoke", "--sides", SMOKE_SIDES, "--out", str(out_dir)],
         capture_output=True, text=True, timeout=180, check=False,
         env={**os.environ, "PONDER_THREADS": ""},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    data = json.loads((tmp_path / "peers.json").read_text())
+    return out.stdout, json.loads((out_dir / "peers.json").read_text())
+
+
+@pytest.mark.slow
+def test_smoke_run_counts_the_upstream_and_grades_every_side(smoke):
+    stdout, data = smoke
     rows, summary = data["rows"], data["summary"]
     sides = {r["side"] for r in rows}
     assert {"ponder-http", "ponder-inproc"} <= sides
@@ -146,4 +171,19 @@ def test_smoke_run_counts_the_upstream_and_grades_every_side(tmp_path):
         sc = next(s for s in summary if s["side"] == "optillm" and s["method"] == "sc")
         assert sc["reported_prompt"] is None and sc["temperatures"] == [1.0]  # T=1 whatever was asked
         assert sc["upstream_samples"] == 5 * 2  # self_consistency: 5 samples per problem, fixed
-    assert "| scripted | sc | ponder-http |" in out.stdout
+    assert "| scripted | sc | ponder-http |" in stdout
+
+
+@pytest.mark.slow
+def test_smoke_run_puts_its_hubs_server_on_the_same_proxy(smoke):
+    if not (peers.VENV / "bin" / "its-iaas").exists():
+        pytest.skip("no its_hub in runs/peers-venv: python benchmarks/peers.py --setup")
+    summary = smoke[1]["summary"]
+    by = {(s["side"], s["method"]): s for s in summary if s["side"].startswith("its_hub")}
+    assert set(by) == {(side, m) for side in ("its_hub", "its_hub-fill") for m in ("sc", "bon")}  # no search
+    for (side, method), s in by.items():
+        assert s["upstream_samples"] == {"sc": 5, "bon": peers.BON_N}[method] * 2, s
+        # its usage is the sum of the upstream's reports (no judge call here: the samples agree)
+        assert (s["reported_prompt"], s["reported_completion"]) == (s["upstream_prompt"], s["upstream_completion"])
+        # its server drops the request's temperature and max_tokens; the -fill side gets them back
+        assert s["temperatures"] == ([0.7] if side == "its_hub-fill" else []), s
