@@ -1,4 +1,4 @@
-"""ponder versus optillm on the same upstream engine, the same problems and the same grader.
+"""ponder versus optillm and its_hub on the same upstream engine, the same problems and the same grader.
 
 optillm (https://github.com/codelion/optillm) is an OpenAI-compatible proxy: a client names an
 approach in the model field (``self_consistency-MODEL``, ``bon-MODEL``, ``mcts-MODEL``) and optillm
@@ -27,11 +27,24 @@ strategy in this process through ponder's ``openai:`` backend), ``optillm`` (``o
 --base-url PROXY``), and ``optillm-strip``: optillm again, but the proxy removes the "User: " that
 optillm puts before the question (it flattens the conversation into one user message), which the
 character-level lab model cannot read; it separates optillm's algorithms from that rewrite.
+``its_hub`` (https://github.com/Red-Hat-AI-Innovation-Team/its_hub 1.2.0): its own OpenAI-compatible
+server (``its-iaas``'s FastAPI app, ``ITS_HUB_SERVER`` below) pointed at the proxy. That server
+passes only the messages and its configured budget on: the request's ``temperature``,
+``max_tokens`` and ``seed`` are accepted and dropped, so the upstream samples at its own defaults
+(``ponder serve --strategy cot``: greedy; llama-cpp-python: T=0.8, no length cap) and its 5
+"samples" on ``lab`` are one greedy answer 5 times. ``its_hub-fill`` is its_hub again with the
+proxy adding the client's ``temperature`` and ``max_tokens`` to every call that has none (its
+judge's calls too); there is no seed to give back, its library has none. Its usage is the sum of
+the upstream's reports for the samples; BestOfN's judge calls are not in it.
 
-Methods (ponder spec / optillm approach):
+Methods (ponder spec / optillm approach / its_hub algorithm):
   sc      ``vote:n=5``                     / ``self_consistency`` (5 samples fixed in its source)
+          / ``SelfConsistency``, budget 5, voting on the last number in each text (a regex)
   bon     ``best_of_n:n=4,verifier=judge`` / ``bon`` with ``--best-of-n 4`` (the model rates 0-10)
+          / ``BestOfN`` with ``LLMJudge`` on the same upstream, budget 4 (0-10, unparsed: 5)
   search  ``mcts:simulations=4,...,verifier=arith`` / ``mcts`` (its defaults: 2 simulations)
+          / none: its ``BeamSearch`` and ``ParticleGibbs`` need a process reward model, and its
+          only one (``LocalVllmProcessRewardModel``) runs a PRM in vLLM on a GPU
 Every client request is the problem's question as one user message with the same ``max_tokens``,
 ``temperature`` and ``seed``. Problems run in order; within a problem and method the sides run one
 after another, their order alternating from problem to problem (ABAB), so drift on a shared
@@ -39,11 +52,12 @@ machine reaches all sides. Final texts are graded by ``ponder.verify.grade.verif
 
     python benchmarks/peers.py --setup                 # the optillm venv (runs/peers-venv)
     python benchmarks/peers.py [--upstreams lab,llama] [--problems 12] [--llama-problems 6]
-        [--methods sc,bon,search] [--sides ponder-http,optillm,ponder-inproc] [--out DIR] [--smoke]
+        [--methods sc,bon,search] [--sides ponder-http,optillm,ponder-inproc,its_hub] [--out DIR] [--smoke]
     python benchmarks/peers.py --upstreams lab --sides optillm-strip --append   # add a side
 
-``--smoke`` runs 2 problems on the scripted upstream in seconds (optillm too when its venv is
-there). Writes ``peers.json`` (every row, every upstream call), ``peers.md`` and ``peers.png``.
+``--smoke`` runs 2 problems on the scripted upstream in seconds (optillm and its_hub too when the
+venv has them). Writes ``peers.json`` (every row, every upstream call) and ``peers.png``, and
+prints the table (``peers.md`` is written around it by hand).
 """
 
 from __future__ import annotations
