@@ -146,3 +146,47 @@ def test_the_scaling_benchmark_counts_greedy_samples_by_their_first_flaw():
     assert {k: v for k, v in counts.items() if v} == {
         "solved": 1, "missed hit": 1, "loop": 1, "arithmetic": 1, "no flaw": 1
     }  # fmt: skip
+
+
+def test_a_question_in_the_puzzles_wording_is_posed_as_a_countdown_problem():
+    """``ponder solve`` and ``ponder serve`` see free text; the puzzles' own wording is read back
+    into numbers and target, so the step verifier and the countdown grader can check it."""
+    from ponder.problems import load_problems
+    from ponder.problems.posed import posed
+
+    for count in ("3", "4", "5"):
+        for p in load_problems("countdown", limit=100, seed=3, count=count):
+            got = posed("x", p.question)
+            want = {"numbers": p.meta["numbers"], "target": p.meta["target"]}
+            assert got.kind == "countdown" and got.meta == want, (p.question, got.meta)
+    for text in ("What is 17 + 25?",
+                 "Using the numbers 3, 7, 25 (each at most once) and + - * /, write an expression.",
+                 "Using the numbers 3 (each at most once) and + - * /, write an expression equal to 3."):
+        assert posed("x", text).kind == "math", text  # fmt: skip
+
+
+def test_ponder_solve_and_serve_check_a_posed_puzzle_with_the_step_verifier():
+    """The path a user takes: a question typed into ``ponder solve`` or sent to ``ponder serve``,
+    judged by ``verifier=countdown`` (before, the verifier refused the free-text problem)."""
+    import argparse
+
+    import openai
+
+    from ponder.cli import problem_from_args
+    from ponder.problems.synthetic import countdown_question
+    from ponder.serve.background import BackgroundServer
+    from ponder.serve.settings import ServeSettings
+
+    question = countdown_question([1, 8, 50], 392)
+    problem = problem_from_args(argparse.Namespace(question=question, messages=None, system=None))
+    assert problem.kind == "countdown" and problem.meta == PROBLEM.meta
+
+    wrong = TRACE.replace("49*8=392 ok", "49*8=382 no").split("\nAnswer")[0] + "\nAnswer: 50+8+1"
+    model = ScriptedModel(lambda request, i: wrong if i == 0 else TRACE)
+    with BackgroundServer(model, ServeSettings(max_budget=20000)) as srv:
+        c = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0)
+        r = c.chat.completions.create(
+            model="ponder/best_of_n:n=2,verifier=countdown",
+            messages=[{"role": "user", "content": question}],
+        )
+    assert r.choices[0].message.content.strip().endswith("(50-1)*8"), r.choices[0].message.content

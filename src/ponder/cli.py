@@ -82,7 +82,7 @@ def strategy_from_args(args: argparse.Namespace):
 
 def problem_from_args(args: argparse.Namespace):
     """The question, or the conversation of ``--messages``, with ``--system`` first."""
-    from ponder.problems.base import Problem
+    from ponder.problems.posed import posed
     from ponder.problems.conversation import ConversationError, parse_conversation
 
     if args.messages is not None and args.question is not None:
@@ -106,7 +106,7 @@ def problem_from_args(args: argparse.Namespace):
     except ConversationError as e:
         where = f"--messages {args.messages}: {e.param}" if args.messages else e.param
         raise UserError(f"{where}: {e}") from None
-    return Problem("cli", question.strip(), kind="math", messages=turns)
+    return posed("cli", question.strip(), messages=turns)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import itertools
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,11 +86,30 @@ def make_countdown(
         if 10 <= target <= 999:
             break
     shown = sorted(numbers)
-    question = (
-        f"Using the numbers {', '.join(map(str, shown))} (each at most once) and + - * /, "
+    return countdown_question(shown, target), expr, {"numbers": shown, "target": target}
+
+
+def countdown_question(numbers: list[int], target: int) -> str:
+    """The countdown puzzles' wording (the lab models are trained on it; ``countdown_meta`` reads
+    it back)."""
+    return (
+        f"Using the numbers {', '.join(map(str, numbers))} (each at most once) and + - * /, "
         f"write an expression equal to {target}."
     )
-    return question, expr, {"numbers": shown, "target": target}
+
+
+_COUNTDOWN_QUESTION = re.compile(
+    r"Using the numbers (\d+(?:, \d+)+) \(each at most once\) and \+ - \* /, "
+    r"write an expression equal to (\d+)\.?"
+)
+
+
+def countdown_meta(question: str) -> dict[str, Any] | None:
+    """``{"numbers", "target"}`` of a question in ``countdown_question``'s wording, else None."""
+    m = _COUNTDOWN_QUESTION.fullmatch(question.strip())
+    if m is None:
+        return None
+    return {"numbers": sorted(int(n) for n in m.group(1).split(", ")), "target": int(m.group(2))}
 
 
 def _combine(rng: random.Random, numbers: list[int]) -> tuple[int, str]:

@@ -26,6 +26,7 @@ from typing import Any
 from ponder.events import Event, Final, Guarded, Result, Warned
 from ponder.models.base import Model
 from ponder.problems.base import Problem
+from ponder.problems.posed import posed
 from ponder.problems.conversation import ToolCall
 from ponder.serve.protocol import ChatRequest
 from ponder.serve.transcript import Transcript
@@ -105,8 +106,7 @@ def settle(result: Result, strategy: str) -> Answer:
 
 def problem_of(request: ChatRequest) -> Problem:
     """The problem a request poses: its conversation, whose last user message is the question."""
-    return Problem("serve", request.question, kind="math", messages=request.messages,
-                   tools=request.tools)  # fmt: skip
+    return posed("serve", request.question, messages=request.messages, tools=request.tools)
 
 
 async def think(request: ChatRequest, model: Model) -> AsyncIterator[Progress | Answer]:
