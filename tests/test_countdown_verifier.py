@@ -189,4 +189,18 @@ def test_ponder_solve_and_serve_check_a_posed_puzzle_with_the_step_verifier():
             model="ponder/best_of_n:n=2,verifier=countdown",
             messages=[{"role": "user", "content": question}],
         )
-    assert r.choices[0].message.content.strip().endswith("(50-1)*8"), r.choices[0].message.content
+        assert r.choices[0].message.content.strip().endswith("(50-1)*8"), r.choices[0].message.content
+        # the verifier on a question that is no countdown puzzle: the user's error, a 400 naming it
+        with pytest.raises(openai.BadRequestError, match="verifier=countdown checks countdown"):
+            c.chat.completions.create(
+                model="ponder/best_of_n:n=2,verifier=countdown",
+                messages=[{"role": "user", "content": "What is 17 + 25?"}],
+            )
+
+
+def test_the_verifier_refuses_another_kind_of_problem_as_a_users_error():
+    from ponder.errors import UserError
+
+    with pytest.raises(UserError, match="problem m is a math question"):
+        asyncio.run(make_scorer("countdown", level="answer").score(
+            Problem("m", "What is 17 + 25?"), Attempt("42", "42"), None))  # fmt: skip

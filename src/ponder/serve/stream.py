@@ -39,6 +39,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
+from ponder.errors import ProblemMismatch
 from ponder.models.base import Model, ModelError
 from ponder.serve.protocol import ApiError, ChatRequest
 from ponder.serve.run import Answer, Progress, think
@@ -55,6 +56,8 @@ def failure(e: Exception) -> ApiError:
     """What a failed run tells the client: a model backend's own message, or a generic 500."""
     if isinstance(e, ModelError):
         return ApiError(502, f"model backend error: {e}", type="server_error", code="model_error")
+    if isinstance(e, ProblemMismatch):  # e.g. verifier=countdown on a question that is not one
+        return ApiError(400, str(e), param="model")
     log.exception("request failed")
     return ApiError(500, "internal error in ponder serve (see the server log)", type="server_error")
 

@@ -30,6 +30,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ponder.errors import ProblemMismatch
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.verify.countdown import check_countdown
@@ -217,7 +218,11 @@ class CountdownSteps(FreeScorer):
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
         if problem.kind != "countdown" or "numbers" not in problem.meta:
-            raise ValueError(f"the countdown verifier needs a countdown problem, got {problem.kind!r}")
+            raise ProblemMismatch(
+                "verifier=countdown checks countdown puzzles, worded as 'Using the numbers 3, 7, 25 "
+                "(each at most once) and + - * /, write an expression equal to 46.'; "
+                f"problem {problem.id} is a {problem.kind} question"
+            )
         if attempt.step is None:
             checked, wrong = check_lines(problem, attempt.text)
             if wrong is None and attempt.answer is None:

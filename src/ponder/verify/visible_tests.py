@@ -30,6 +30,7 @@ import doctest
 import re
 from dataclasses import dataclass, field, replace
 
+from ponder.errors import ProblemMismatch
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.tools.limits import RunResult, SandboxLimits
@@ -244,7 +245,7 @@ class VisibleTests(FreeScorer):
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
         if problem.kind != "code":
-            raise ValueError(
+            raise ProblemMismatch(
                 f"the tests scorer rates code problems; problem {problem.id} is {problem.kind!r}"
             )
         prompt, _, entry_point = code_meta(problem)
