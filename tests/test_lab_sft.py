@@ -161,6 +161,29 @@ def test_tiny_llama_saves_as_an_hf_dir_that_resolve_loads(tmp_path):
     assert pick_device("auto") in ("cuda", "mps", "cpu") and pick_device("cpu") == "cpu"
 
 
+def test_every_model_size_is_offered_by_train_and_has_its_documented_size():
+    """`ponder train sft --size` offers exactly model.SIZES, and each has the parameter count the
+    model module's table gives (tiny ~0.87 M, deep ~1.7 M, small ~5.1 M)."""
+    _need_train()
+    from ponder.cli import build_parser
+    from ponder.lab.model import SIZES, make_tiny_llama, n_params
+    from ponder.lab.tokenizer import make_char_tokenizer
+
+    from ponder.errors import UserError
+
+    parser = build_parser()
+    words = ["train", "sft", "--task", "add", "--out", "unused", "--size"]
+    for size in SIZES:
+        assert parser.parse_args([*words, size]).size == size
+    with pytest.raises(UserError, match="huge"):
+        parser.parse_args([*words, "huge"])
+    documented = {"tiny": 0.87e6, "deep": 1.7e6, "small": 5.1e6}
+    assert set(SIZES) == set(documented)
+    tok = make_char_tokenizer()
+    for size, expected in documented.items():
+        assert abs(n_params(make_tiny_llama(tok, size)) / expected - 1) < 0.05, size
+
+
 # --- a real SFT run ---
 
 

@@ -41,7 +41,7 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
         "--schedule", choices=("constant", "cosine"), default="constant",
         help="learning rate after the warmup: constant (default; keeps the model RL-ready) or cosine",
     )
-    s.add_argument("--size", choices=("tiny", "small"), default="tiny", help="a fresh model's size")
+    s.add_argument("--size", choices=("tiny", "deep", "small"), default="tiny", help="a fresh model's size")
     s.add_argument("--from", dest="init_from", metavar="DIR", help="start from this HF model dir")
     s.add_argument("--out", required=True, help="output dir: checkpoints and the final HF model")
     s.add_argument("--seed", type=int, default=0, help="problems, initial weights, data order")

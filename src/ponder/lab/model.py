@@ -8,6 +8,7 @@ and tied input/output embeddings:
 size     hidden  layers  heads  intermediate  parameters
 =======  ======  ======  =====  ============  ==========
 tiny     128     4       4      384           ~0.87 M
+deep     128     8       4      384           ~1.7 M
 small    256     6       8      768           ~5.1 M
 =======  ======  ======  =====  ============  ==========
 
@@ -30,6 +31,9 @@ from ponder.errors import UserError
 _DIMS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(zip(_DIMS, (128, 4, 4, 384))),
+    # tiny's width at twice its depth: about twice the cost of a step, for a model that must carry
+    # multi-digit arithmetic through more layers (issue 13's capacity probe)
+    "deep": dict(zip(_DIMS, (128, 8, 4, 384))),
     "small": dict(zip(_DIMS, (256, 6, 8, 768))),
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
