@@ -166,10 +166,9 @@ def test_every_model_size_is_offered_by_train_and_has_its_documented_size():
     model module's table gives (tiny ~0.87 M, deep ~1.7 M, small ~5.1 M)."""
     _need_train()
     from ponder.cli import build_parser
+    from ponder.errors import UserError
     from ponder.lab.model import SIZES, make_tiny_llama, n_params
     from ponder.lab.tokenizer import make_char_tokenizer
-
-    from ponder.errors import UserError
 
     parser = build_parser()
     words = ["train", "sft", "--task", "add", "--out", "unused", "--size"]
