@@ -36,7 +36,8 @@ from ponder.bench.store import Store
 from ponder.budget import Budget
 from ponder.models import resolve
 from ponder.problems import load_problems
-from ponder.think import parse_strategy
+from ponder.specs import SpecError, parse_spec
+from ponder.think import StrategySpecError, parse_strategy
 
 def strategies_for(task: str) -> tuple[list[str], set[str]]:
     """The specs compared on ``task``, and the settings they share (left out of plot labels)."""
@@ -81,6 +82,21 @@ def strategies_for(task: str) -> tuple[list[str], set[str]]:
 DEFAULT_MODEL = {"countdown": "lab:countdown-grpo", "arith": "lab:add3-grpo"}
 
 
+def with_task_settings(spec: str, task_specs: list[str], shared: set[str]) -> str:
+    """``spec`` with the shared settings it leaves out, taken from the task's own spec of the same
+    strategy: ``best_of_n:n=16,verifier=countdown`` alone runs as the table's row does (900 tokens,
+    T 0.8), not at the strategy's defaults. Settings ``spec`` names win; a strategy the task does
+    not list is left as written."""
+    name, pairs = parse_spec(spec, "strategy")
+    given = {key for key, _ in pairs}
+    for task_spec in task_specs:
+        task_name, task_pairs = parse_spec(task_spec, "strategy")
+        if task_name == name:
+            added = [f"{k}={v}" for k, v in task_pairs if f"{k}={v}" in shared and k not in given]
+            return name + ":" + ",".join([f"{k}={v}" for k, v in pairs] + added) if added else spec
+    return spec
+
+
 def held_out(task: str, limit: int, seed: int, digits: int) -> list:
     """Problems no lab run trained on."""
     if task == "countdown":  # the generator's test split: disjoint from every training draw
@@ -118,7 +134,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="problem set and sampling seed")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the CPU may be shared)")
     ap.add_argument("--concurrency", type=int, default=16, help="problems in flight (batched)")
-    ap.add_argument("--strategy", action="append", help="run only these specs (repeatable)")
+    ap.add_argument("--strategy", action="append",
+                    help="run only these specs (repeatable); the task's shared settings (max_tokens,"
+                         " temperature, ...) fill what a spec leaves out")
     ap.add_argument("--db", default="runs/sequential.sqlite")
     ap.add_argument("--out", default="reports/sequential-thinking")
     args = ap.parse_args()
@@ -127,7 +145,14 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     model_spec = args.model or DEFAULT_MODEL[args.task]
     all_specs, shared = strategies_for(args.task)
-    strategies = [parse_strategy(s) for s in (args.strategy or all_specs)]
+    try:
+        chosen = [with_task_settings(s, all_specs, shared) for s in args.strategy or []]
+        strategies = [parse_strategy(s) for s in (chosen or all_specs)]
+    except (SpecError, StrategySpecError) as e:
+        ap.error(str(e))
+    for given, spec in zip(args.strategy or [], chosen):
+        if spec != given:
+            print(f"--strategy {given}: run as {spec} (the task's shared settings)", file=sys.stderr)
     specs = [s.spec for s in strategies]
     problems = held_out(args.task, args.limit, args.seed, args.digits)
     model = resolve(model_spec, device="cpu")

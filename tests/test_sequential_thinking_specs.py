@@ -1,0 +1,54 @@
+"""benchmarks/sequential_thinking.py --strategy SPEC: a spec given alone measures what the full
+run's row of that strategy measures (the task's shared budget and temperature), so it also resumes
+from that row's stored cells; a bad spec is a one-line error."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from ponder.think import parse_strategy
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sequential_thinking.py"
+spec = importlib.util.spec_from_file_location("sequential_thinking", SCRIPT)
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def canonical(text: str) -> str:
+    return parse_strategy(text).spec
+
+
+def test_a_spec_given_alone_runs_as_the_tables_row():
+    specs, shared = bench.strategies_for("countdown")
+    row = next(s for s in specs if s.startswith("best_of_n:"))
+    alone = bench.with_task_settings("best_of_n:n=16,verifier=countdown", specs, shared)
+    assert canonical(alone) == canonical(row)
+    assert parse_strategy(alone).max_tokens == 900 and parse_strategy(alone).temperature == 0.8
+    # every row of the table, cut to its name and own options, comes back to itself
+    for row in specs:
+        name, _, params = row.partition(":")
+        own = ",".join(p for p in params.split(",") if p and p not in shared)
+        bare = name + (":" + own if own else "")
+        assert canonical(bench.with_task_settings(bare, specs, shared)) == canonical(row), row
+
+
+def test_settings_the_spec_names_win_and_unlisted_strategies_stay_as_written():
+    specs, shared = bench.strategies_for("countdown")
+    mine = bench.with_task_settings("vote:n=8,max_tokens=256", specs, shared)
+    assert parse_strategy(mine).max_tokens == 256 and parse_strategy(mine).temperature == 0.8
+    assert bench.with_task_settings("cot:max_tokens=900", specs, shared) == "cot:max_tokens=900"
+    arith, arith_shared = bench.strategies_for("arith")
+    assert "confidence" not in " ".join(arith)
+    assert bench.with_task_settings("confidence", arith, arith_shared) == "confidence"
+
+
+def test_a_bad_spec_is_a_one_line_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--strategy", "vote:n=many", "--db", str(tmp_path / "s.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "many" in proc.stderr.splitlines()[-1]
