@@ -68,6 +68,7 @@ def test_shipped_model_answers_in_ponder_solve():
     assert out["model"] == "lab-add3-grpo"
     assert out["usage"]["completion_tokens"] > 10 and out["answer"] is not None
     assert "Answer:" in out["text"]
+    assert "Loading weights" not in proc.stderr  # no transformers progress bar before the answer
 
 
 @pytest.mark.slow

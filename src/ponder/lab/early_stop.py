@@ -16,12 +16,12 @@ import shutil
 from pathlib import Path
 
 from transformers import TrainerCallback
-from transformers.utils import logging as hf_logging
 
 from ponder.errors import UserError
 from ponder.lab import traces
 from ponder.lab.evaluate import accuracy
 from ponder.lab.model import save
+from ponder.models.hf import no_progress_bars
 from ponder.problems.base import Problem
 
 VALIDATION_SEED_OFFSET = 20_000  # lab_scaling's held-out test set uses 10_000 + seed
@@ -62,17 +62,14 @@ class StopAtAccuracy(TrainerCallback):
         if step % self.every or step >= state.max_steps:
             return control
         was_training = model.training
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no "Writing model shards"/"Loading weights" bars mid-run
         model.eval()
-        try:
-            save(model, self.tokenizer, self.scratch)
-            acc = accuracy(str(self.scratch), self.problems, max_tokens=self.max_tokens).accuracy
+        try:  # no "Writing model shards"/"Loading weights" bars mid-run
+            with no_progress_bars():
+                save(model, self.tokenizer, self.scratch)
+                acc = accuracy(str(self.scratch), self.problems, max_tokens=self.max_tokens).accuracy
         finally:
             shutil.rmtree(self.scratch, ignore_errors=True)
             model.train(was_training)
-            if bars:
-                hf_logging.enable_progress_bar()
         self.history.append((step, acc))
         self.say(f"step {step}: validation accuracy {100 * acc:.1f}% (stop at {100 * self.target:.0f}%)")
         if acc >= self.target:

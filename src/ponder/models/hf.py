@@ -45,6 +45,7 @@ import asyncio
 import os
 import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,22 @@ def pick_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
 
 
+@contextmanager
+def no_progress_bars():
+    """transformers' progress bars ("Loading weights", "Writing model shards") off inside the
+    block, as they were after it: a lab model loads in milliseconds, and the bar is only noise
+    in front of ``ponder solve``'s answer."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+
+
 def load_pretrained(path: str, auto_class, device: str, dtype: str, fail: str):
     """(device, tokenizer, model in eval mode) for a transformers checkpoint; any failure is a
     ModelError that starts with ``fail``. Shared by the hf backend and the PRM loader."""
@@ -88,8 +105,9 @@ def load_pretrained(path: str, auto_class, device: str, dtype: str, fail: str):
         if not isinstance(torch_dtype, torch.dtype):
             raise ModelError(f"{fail}: unknown dtype {dtype!r}")
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        model = auto_class.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+        with no_progress_bars():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+            model = auto_class.from_pretrained(path, dtype=torch_dtype).to(device).eval()
     except Exception as e:  # OSError, ValueError, Hub errors...: all mean "setup is wrong"
         raise ModelError(f"{fail}: {_short(e)}") from None
     return device, tokenizer, model
