@@ -1,6 +1,6 @@
 """Sequential thinking and search against parallel sampling, on a lab model, in one run.
 
-A REAL model (a tiny lab checkpoint through the ``hf`` backend) on a lab task: accuracy against
+A REAL model (a small lab checkpoint through the ``hf`` backend) on a lab task: accuracy against
 mean tokens per problem (prompt + completion over every call) for cot, vote, best_of_n, adaptive,
 confidence, reflect, think, beam, mcts and auto, through the bench runner and store, then
 ``ponder report``'s code for the plot with the Pareto frontier and the Markdown table. Last, where

@@ -134,8 +134,8 @@ def test_the_countdown_model_searches_in_ponder_solve():
 
 @pytest.mark.slow
 def test_the_countdown_model_is_right_sometimes_not_always():
-    """Greedy, 900 tokens, the experiment's 200 held-out puzzles: 26/200 for countdown-grpo when it
-    was made (docs/results/countdown_scaling/v2); weak, and said so in the checkpoints' README."""
+    """Greedy, 900 tokens, the experiment's 200 held-out puzzles: 41/200 for countdown-grpo when it
+    was made (docs/results/countdown_scaling/deep); weak, and said so in the checkpoints' README."""
     _need("torch", "transformers")
     from ponder.lab.evaluate import accuracy
     from ponder.models import resolve
