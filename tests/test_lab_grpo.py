@@ -13,7 +13,10 @@ import pytest
 
 import ponder.verify
 from ponder.lab import format
+from ponder.lab import traces
 from ponder.lab.rewards import (
+    clean_lines,
+    clean_lines_reward,
     correctness_reward,
     format_reward,
     problem_columns,
@@ -102,6 +105,49 @@ def test_format_reward_and_weights():
     assert reward_setup(0.2) == ([correctness_reward, format_reward], [1.0, 0.2])
     with pytest.raises(ValueError):
         reward_setup(-1)
+    assert reward_setup(0.0, step_weight=0.5) == ([correctness_reward, clean_lines_reward], [1.0, 0.5])
+    with pytest.raises(ValueError):
+        reward_setup(0.0, step_weight=-0.1)
+
+
+def _slip(text: str, which: int = 0) -> tuple[str, int, int]:
+    """``text`` with the first result on one of its move lines (the ``which``-th, modulo their
+    number) off by one: (the text, that line's place among the non-blank lines, 0-based; how many
+    non-blank lines)."""
+    lines = text.split("\n")
+    body = [k for k, line in enumerate(lines) if line.strip()]
+    found = [(place, k, m) for place, k in enumerate(body) if not lines[k].lstrip().startswith("Answer:")
+             for m in [re.search(r"\d+[-+*/]\d+=(\d+)", lines[k])] if m]  # fmt: skip
+    assert found, f"no move line in {text!r}"
+    place, k, m = found[which % len(found)]
+    lines[k] = lines[k][: m.start(1)] + str(int(m.group(1)) + 1) + lines[k][m.end(1) :]
+    return "\n".join(lines), place, len(body)
+
+
+def test_clean_lines_is_the_share_of_lines_before_the_first_flaw():
+    """Generated searches hold on every line (1.0); a slip on the k-th of n lines scores k/n (the
+    lines before it), whichever line it is; an answer alone scores by the grader; nothing is 0."""
+    made = traces.make_problems("countdown", 40, seed=3, count="3-4")
+    # a target among the given numbers is answered at once: no lines to slip on
+    problems = [p for p in made if traces.has_trace(p) and "\n" in traces.completion(p)]
+    assert len(problems) >= 20
+    places = set()
+    for i, p in enumerate(problems):
+        text = traces.completion(p)
+        assert clean_lines(p, text) == 1.0, text
+        slipped, place, total = _slip(text, which=i)
+        assert clean_lines(p, slipped) == pytest.approx(place / total), slipped
+        places.add(place)
+    assert len(places) > 1  # slips on different lines, not always the first
+    p = problems[0]
+    assert clean_lines(p, "Answer: " + traces.worked_solution(p)[1]) == 1.0
+    assert clean_lines(p, "Answer: 1+1") == 0.0
+    assert clean_lines(p, "") == clean_lines(p, "\n  \n") == 0.0
+    cols = columns([p, p])
+    slipped = _slip(traces.completion(p))[0]
+    assert clean_lines_reward(["", ""], [traces.completion(p), slipped], **cols) == [
+        1.0, clean_lines(p, slipped)
+    ]  # fmt: skip
 
 
 # --- data synth ---
@@ -323,3 +369,24 @@ def test_grpo_cli(start_checkpoint, tmp_path):
                  "--task", "add", "--count", "3")  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == ["ponder: error: --count does not apply to task add (its options: --digits)"]
+
+
+def test_grpo_step_reward_on_countdown(start_checkpoint, tmp_path):
+    """With --step-reward, TRL adds the process reward at its weight: each step's total reward is
+    correctness + w * clean lines, and the record keeps the clean-lines curve; a task the countdown
+    step verifier cannot read is refused before any training."""
+    _need_train()
+    from ponder.errors import UserError
+    from ponder.lab.grpo import train_grpo
+
+    opts = _opts(start_checkpoint, tmp_path / "cd", task="countdown", task_options={"count": 3},
+                 steps=2, format_reward=0.0, step_reward=0.5, max_completion_length=32)  # fmt: skip
+    record = train_grpo(opts, progress=False)
+    assert [s for s, _ in record["clean_lines"]] == [1, 2]
+    clean = dict(record["clean_lines"])
+    for step, reward, accuracy in record["rewards"]:
+        assert 0.0 <= clean[step] <= 1.0
+        assert reward == pytest.approx(accuracy + 0.5 * clean[step], abs=1e-5)
+    assert record["config"]["step_reward"] == 0.5
+    with pytest.raises(UserError, match="--step-reward checks countdown"):
+        _opts(start_checkpoint, tmp_path / "add", step_reward=0.5)

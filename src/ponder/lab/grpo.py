@@ -4,7 +4,8 @@ GRPO (Shao et al. 2024, "DeepSeekMath", section 4) samples a group of G completi
 scores them, and uses each reward minus its group's mean (divided by the group's standard
 deviation) as the advantage of a clipped policy-gradient step; a KL penalty to a frozen reference
 model is optional (``beta``). Here the reward is ponder's own grader (``lab.rewards``: the
-``verify.check`` that scores ``ponder bench``), plus an optional small format reward.
+``verify.check`` that scores ``ponder bench``), plus an optional small format reward and, for
+countdown, an optional process reward from the step verifier (``rewards.clean_lines_reward``).
 
 Departures from the paper, most of them TRL's defaults: one policy update per generation batch
 (``num_iterations=1``, so the clipping never binds: the policy that sampled is the one updated),
@@ -61,6 +62,7 @@ class GRPOOptions:
     temperature: float = 1.0  # sampling temperature of the rollouts
     beta: float = 0.0  # KL coefficient to the frozen starting model; 0 = no reference model
     format_reward: float = 0.0  # weight of the "ends with an Answer: line" reward
+    step_reward: float = 0.0  # countdown: weight of the process reward (rewards.clean_lines_reward)
     seed: int = 0  # problems, sampling and data order
     device: str = "auto"
     save_every: int = 50  # checkpoint interval in steps
@@ -105,10 +107,12 @@ class GRPOOptions:
             raise UserError(f"--lr must be a positive number; got {self.lr}")
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise UserError(f"--temperature must be > 0 (rollouts are sampled); got {self.temperature}")
-        for name in ("beta", "format_reward"):
+        for name in ("beta", "format_reward", "step_reward"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0; got {value}")
+        if self.step_reward and self.task != "countdown":
+            raise UserError(f"--step-reward checks countdown searches; --task is {self.task}")
         if not os.path.isfile(os.path.join(self.init_from, "config.json")):
             raise UserError(f"--from {self.init_from}: not a model directory (no config.json)")
 
@@ -118,6 +122,8 @@ class GRPOOptions:
         ident = {k: d[k] for k in IDENTITY}
         if self.data is not None:  # only then: the records of lab-task runs stay as they were
             ident["data"] = os.path.abspath(self.data)
+        if self.step_reward:  # likewise: records of runs without it stay resumable
+            ident["step_reward"] = self.step_reward
         return ident
 
 
@@ -235,7 +241,7 @@ def train_grpo(
     tokenizer = AutoTokenizer.from_pretrained(opts.init_from)
     model = AutoModelForCausalLM.from_pretrained(opts.init_from, dtype=torch.float32)
     dataset = build_dataset(opts)
-    funcs, weights = reward_setup(opts.format_reward)
+    funcs, weights = reward_setup(opts.format_reward, step_weight=opts.step_reward)
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "command": command,
@@ -307,6 +313,9 @@ def train_grpo(
     save(trainer.model, tokenizer, out)
     curve = reward_curve(trainer.state.log_history)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    if opts.step_reward:  # the process reward's own mean per step, beside the weighted total
+        key = "rewards/clean_lines_reward/mean"
+        record["clean_lines"] = [[h["step"], h[key]] for h in trainer.state.log_history if key in h]
     record.update(
         finished=trainer.state.global_step >= opts.steps,  # a callback may stop a run early
         global_step=trainer.state.global_step,

@@ -42,6 +42,9 @@ def add_grpo_command(tsub) -> None:
                    help="KL penalty to the starting model (default 0: no reference model)")
     g.add_argument("--format-reward", type=float, default=0.0,
                    help="weight of a reward for ending with an 'Answer: ...' line (default 0)")
+    g.add_argument("--step-reward", type=float, default=0.0,
+                   help="countdown: weight of a process reward, the fraction of lines before the "
+                   "first one the step verifier rejects (default 0)")
     g.add_argument("--out", required=True, help="output dir: checkpoints and the final HF model")
     g.add_argument("--seed", type=int, default=0, help="problems, sampling, data order")
     g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
@@ -71,6 +74,8 @@ def grpo_command(opts) -> str:
         ("--device", opts.device), ("--save-every", opts.save_every),
     ):  # fmt: skip
         words += [flag, str(value)]
+    if opts.step_reward:
+        words += ["--step-reward", str(opts.step_reward)]
     return shlex.join(words)
 
 
@@ -84,6 +89,7 @@ def cmd_train_grpo(args: argparse.Namespace) -> int:
         examples=args.examples, steps=args.steps, num_generations=args.num_generations,
         batch_size=args.batch_size, lr=args.lr, max_completion_length=args.max_completion_length,
         temperature=args.temperature, beta=args.beta, format_reward=args.format_reward,
+        step_reward=args.step_reward,
         seed=args.seed, device=args.device, save_every=args.save_every, resume=args.resume,
         keep_checkpoints=args.keep_checkpoints, data=args.data,
         threads=thread_count(args.threads),
