@@ -1,0 +1,121 @@
+"""Stopping rules for voting, replayed on samples a stored run already drew: no model runs.
+
+``adaptive`` (``think.adaptive``) draws samples in waves and stops once the leading answer is
+ahead of the runner-up with probability >= ``confidence`` (Adaptive-Consistency's Beta rule, the
+same ``leader_probability`` here). Where a model's samples rarely agree it draws them all, and a
+natural addition is a give-up rule, the futility stop of sequential trials: stop once ``k``
+samples hold no answer twice. Whether either rule pays is a question about the samples, so this
+replays them: for each problem of a stored ``best_of_n`` or ``vote`` run, its samples in the order
+they were drawn, cut wave by wave where each rule would stop, voted with the strategies' own
+``candidate`` / ``tally`` / ``leader`` and graded with ``verify.grade.check``. Printed: accuracy and
+mean completion tokens per problem for vote over all samples, adaptive's rule, and adaptive's rule
+with a give-up at each ``k``. Completion tokens only: a replay cannot know what a shorter run's
+prompts would have cost (the hf backend counts the prompt once per sample).
+
+    python benchmarks/replay_stopping.py --db runs/seq-cd.sqlite [--task countdown]
+        [--strategy best_of_n] [--wave 4] [--confidence 0.95] [--give-up 4,8,12]
+
+Departure from a live ``adaptive`` run: it samples at its own temperature (0.7 by default), the
+replay reuses the stored run's samples (``best_of_n`` at 0.8 in ``sequential_thinking.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sequential_thinking import held_out  # noqa: E402  (the problems that benchmark ran on)
+
+from ponder.bench.store import Store  # noqa: E402
+from ponder.models.base import Sample  # noqa: E402
+from ponder.think.adaptive import leader_probability, top_two  # noqa: E402
+from ponder.think.sampling import candidate, leader, tally  # noqa: E402
+from ponder.verify.grade import check  # noqa: E402
+
+
+def samples_of(row, problem) -> list:
+    """The row's samples as candidates, in the order they were drawn."""
+    drawn = [e for e in row.trace if e.get("type") == "Sampled"]
+    drawn.sort(key=lambda e: int(e["sample"]))
+    return [
+        candidate(int(e["sample"]), Sample(e["text"], 0, int(e["completion_tokens"]), e["finish_reason"]), problem)
+        for e in drawn
+    ]
+
+
+def stop_at(cands: list, wave: int, confidence: float, give_up: int | None) -> int:
+    """How many samples a rule draws: waves of ``wave``, checked between waves."""
+    n = 0
+    while n < len(cands):
+        n = min(n + wave, len(cands))
+        votes = tally(cands[:n])
+        if votes and leader_probability(*top_two(votes)) >= Fraction(confidence):
+            break
+        if give_up is not None and n >= give_up and max(votes.values(), default=0) < 2:
+            break
+    return n
+
+
+def outcome(cands: list, n: int, problem) -> tuple[bool, int]:
+    """(the vote of the first n samples is right, their completion tokens)."""
+    best = leader(tally(cands[:n]))
+    tokens = sum(c.sample.completion_tokens for c in cands[:n])
+    return (best is not None and check(problem, next(c.answer for c in cands if c.key == best)).ok), tokens
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", required=True, help="a sequential_thinking.py database")
+    ap.add_argument("--task", default="countdown", choices=("countdown", "arith"))
+    ap.add_argument("--digits", type=int, default=3, help="arith: digits per number")
+    ap.add_argument("--strategy", default="best_of_n", help="the stored sampling strategy (prefix)")
+    ap.add_argument("--wave", type=int, default=4)
+    ap.add_argument("--confidence", type=float, default=0.95)
+    ap.add_argument("--give-up", default="4,8,12", help="comma-separated k for the give-up rule")
+    args = ap.parse_args()
+    give_ups = [int(k) for k in args.give_up.split(",") if k]
+
+    if not Path(args.db).is_file():
+        print(f"{args.db}: no such database", file=sys.stderr)
+        return 2
+    with Store(args.db) as store:
+        runs = store.runs()
+        if not runs:
+            print(f"{args.db}: no runs stored", file=sys.stderr)
+            return 2
+        run = runs[-1]
+        config = store.run_info(run)["config"]
+        rows = [r for r in store.rows(run) if r.strategy.startswith(args.strategy)]
+    if not rows:
+        print(f"{args.db}: run {run} holds no {args.strategy} rows", file=sys.stderr)
+        return 2
+    problems = {p.id: p for p in held_out(args.task, config["limit"], rows[0].seed, args.digits)}
+    replayed = [(problems[r.problem_id], samples_of(r, problems[r.problem_id])) for r in rows]
+    most = max(len(c) for _, c in replayed)
+    rules = [(f"vote over all {most}", None), (f"adaptive (wave {args.wave}, {args.confidence})", "adaptive")]
+    rules += [(f"adaptive + give up after {k} with no answer twice", k) for k in give_ups]
+
+    print(f"{run}: {rows[0].strategy}, {len(replayed)} problems\n")
+    print("| rule | accuracy | mean completion tokens | share of all samples' tokens |")
+    print("| --- | --- | --- | --- |")
+    everything = None
+    for label, rule in rules:
+        right = tokens = 0
+        for problem, cands in replayed:
+            if rule is None:
+                n = len(cands)
+            else:
+                n = stop_at(cands, args.wave, args.confidence, None if rule == "adaptive" else rule)
+            ok, t = outcome(cands, n, problem)
+            right, tokens = right + ok, tokens + t
+        mean = tokens / len(replayed)
+        everything = everything or mean
+        print(f"| {label} | {100 * right / len(replayed):.1f}% | {mean:,.0f} | {100 * mean / everything:.0f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
