@@ -21,7 +21,8 @@ Even so it took 46 min with the tiny model and 49 min with the deep one on 2 cor
 OUT/budget_curve.png, OUT/grpo_curve.png, OUT/strategies/ (the report).
 
     python benchmarks/countdown_scaling.py --out runs/countdown-scaling [--sft lab:countdown-sft]
-        [--grpo-steps 40] [--held-out 200] [--strategy-problems 200] [--threads 2]
+        [--grpo-steps 40] [--grpo-step-reward 0] [--held-out 200] [--strategy-problems 200]
+        [--threads 2]
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ def main() -> int:
     ap.add_argument("--grpo-lr", default="1e-4")
     ap.add_argument("--grpo-temperature", default="0.8")
     ap.add_argument("--grpo-batch-size", default="8", help="prompts per step (8 samples each)")
+    ap.add_argument("--grpo-step-reward", default="0",
+                    help="weight of the process reward (ponder train grpo --step-reward; default 0)")
     ap.add_argument("--held-out", type=int, default=200, help="problems for the two curves")
     ap.add_argument("--strategy-problems", type=int, default=200,
                     help="problems for the all-strategies comparison (0: skip it)")
@@ -137,6 +140,8 @@ def main() -> int:
                 "--batch-size", args.grpo_batch_size, "--num-generations", "8",
                 "--temperature", args.grpo_temperature, "--max-completion-length", "900",
                 "--out", str(grpo), "--resume", "--quiet"]  # fmt: skip
+    if float(args.grpo_step_reward):
+        grpo_cmd[-3:-3] = ["--step-reward", args.grpo_step_reward]
     commands.append(shlex.join(grpo_cmd))
     run(grpo_cmd)
     grpo_record = json.loads((grpo / "ponder_train.json").read_text())
