@@ -141,7 +141,7 @@ def main() -> int:
                 "--temperature", args.grpo_temperature, "--max-completion-length", "900",
                 "--out", str(grpo), "--resume", "--quiet"]  # fmt: skip
     if float(args.grpo_step_reward):
-        grpo_cmd[-3:-3] = ["--step-reward", args.grpo_step_reward]
+        grpo_cmd += ["--step-reward", args.grpo_step_reward]
     commands.append(shlex.join(grpo_cmd))
     run(grpo_cmd)
     grpo_record = json.loads((grpo / "ponder_train.json").read_text())
