@@ -204,3 +204,15 @@ def test_the_verifier_refuses_another_kind_of_problem_as_a_users_error():
     with pytest.raises(UserError, match="problem m is a math question"):
         asyncio.run(make_scorer("countdown", level="answer").score(
             Problem("m", "What is 17 + 25?"), Attempt("42", "42"), None))  # fmt: skip
+
+
+def test_a_finished_solution_without_an_answer_line_is_graded_on_its_answer():
+    """Prose the verifier cannot read passes unchecked, so the answer read from it must be graded:
+    otherwise 'garbage 5' would pass as a sound solution (and earn the GRPO steps reward)."""
+    scorer = make_scorer("countdown")
+    for text, answer, ok in (("garbage 5", "5", False), ("so (50-1)*8", "(50-1)*8", True),
+                             (TRACE, "(50-1)*8", True)):  # fmt: skip
+        s = asyncio.run(scorer.score(PROBLEM, Attempt(text, answer), None))
+        assert s.ok is ok, (text, s.reason)
+    s = asyncio.run(scorer.score(PROBLEM, Attempt("garbage 5", "5"), None))
+    assert "the answer '5'" in s.reason
