@@ -15,12 +15,11 @@ import ponder.verify
 from ponder.lab import format
 from ponder.lab import traces
 from ponder.lab.rewards import (
-    clean_lines,
-    clean_lines_reward,
     correctness_reward,
     format_reward,
     problem_columns,
     reward_setup,
+    steps_reward,
 )
 from ponder.lab.synth import SynthFile, trim_to_answer
 from ponder.problems import load_problems
@@ -105,49 +104,42 @@ def test_format_reward_and_weights():
     assert reward_setup(0.2) == ([correctness_reward, format_reward], [1.0, 0.2])
     with pytest.raises(ValueError):
         reward_setup(-1)
-    assert reward_setup(0.0, step_weight=0.5) == ([correctness_reward, clean_lines_reward], [1.0, 0.5])
+    assert reward_setup(0.0, step_weight=0.5) == ([correctness_reward, steps_reward], [1.0, 0.5])
     with pytest.raises(ValueError):
         reward_setup(0.0, step_weight=-0.1)
 
 
-def _slip(text: str, which: int = 0) -> tuple[str, int, int]:
+def _slip(text: str, which: int = 0) -> str:
     """``text`` with the first result on one of its move lines (the ``which``-th, modulo their
-    number) off by one: (the text, that line's place among the non-blank lines, 0-based; how many
-    non-blank lines)."""
+    number) off by one."""
     lines = text.split("\n")
-    body = [k for k, line in enumerate(lines) if line.strip()]
-    found = [(place, k, m) for place, k in enumerate(body) if not lines[k].lstrip().startswith("Answer:")
-             for m in [re.search(r"\d+[-+*/]\d+=(\d+)", lines[k])] if m]  # fmt: skip
+    found = [(k, m) for k, line in enumerate(lines) if not line.lstrip().startswith("Answer:")
+             for m in [re.search(r"\d+[-+*/]\d+=(\d+)", line)] if m]  # fmt: skip
     assert found, f"no move line in {text!r}"
-    place, k, m = found[which % len(found)]
+    k, m = found[which % len(found)]
     lines[k] = lines[k][: m.start(1)] + str(int(m.group(1)) + 1) + lines[k][m.end(1) :]
-    return "\n".join(lines), place, len(body)
+    return "\n".join(lines)
 
 
-def test_clean_lines_is_the_share_of_lines_before_the_first_flaw():
-    """Generated searches hold on every line (1.0); a slip on the k-th of n lines scores k/n (the
-    lines before it), whichever line it is; an answer alone scores by the grader; nothing is 0."""
+def test_steps_reward_pays_only_a_sound_search_with_a_right_answer():
+    """The min form: generated searches (every line right) earn 1; the same search with one slip,
+    on whichever line, earns 0 although its answer is right (correctness still pays it); a false
+    hit at the end of one path, the trace the share-of-lines form was gamed with, earns 0."""
     made = traces.make_problems("countdown", 40, seed=3, count="3-4")
     # a target among the given numbers is answered at once: no lines to slip on
     problems = [p for p in made if traces.has_trace(p) and "\n" in traces.completion(p)]
     assert len(problems) >= 20
-    places = set()
-    for i, p in enumerate(problems):
-        text = traces.completion(p)
-        assert clean_lines(p, text) == 1.0, text
-        slipped, place, total = _slip(text, which=i)
-        assert clean_lines(p, slipped) == pytest.approx(place / total), slipped
-        places.add(place)
-    assert len(places) > 1  # slips on different lines, not always the first
-    p = problems[0]
-    assert clean_lines(p, "Answer: " + traces.worked_solution(p)[1]) == 1.0
-    assert clean_lines(p, "Answer: 1+1") == 0.0
-    assert clean_lines(p, "") == clean_lines(p, "\n  \n") == 0.0
-    cols = columns([p, p])
-    slipped = _slip(traces.completion(p))[0]
-    assert clean_lines_reward(["", ""], [traces.completion(p), slipped], **cols) == [
-        1.0, clean_lines(p, slipped)
-    ]  # fmt: skip
+    texts = [traces.completion(p) for p in problems]
+    slipped = [_slip(t, which=i) for i, t in enumerate(texts)]
+    cols = columns(problems)
+    n = len(problems)
+    assert steps_reward([""] * n, texts, **cols) == [1.0] * n
+    assert steps_reward([""] * n, slipped, **cols) == [0.0] * n
+    assert correctness_reward([""] * n, slipped, **cols) == [1.0] * n  # the answers stay right
+    p = next(p for p in problems if p.meta["numbers"] == [8, 10, 75])  # target 670
+    gamed = "dfs [75 10 8|670]\n75+10=85 [85 8|670]\n 85+8=93 ok\nAnswer: (75+10)+8"
+    assert steps_reward([""], [gamed], **columns([p])) == [0.0]
+    assert steps_reward([""], ["Answer: 1+1"], **columns([p])) == [0.0]
 
 
 # --- data synth ---
@@ -373,8 +365,8 @@ def test_grpo_cli(start_checkpoint, tmp_path):
 
 def test_grpo_step_reward_on_countdown(start_checkpoint, tmp_path):
     """With --step-reward, TRL adds the process reward at its weight: each step's total reward is
-    correctness + w * clean lines, and the record keeps the clean-lines curve; a task the countdown
-    step verifier cannot read is refused before any training."""
+    correctness + w * sound searches, and the record keeps the process reward's curve; a task the
+    countdown step verifier cannot read is refused before any training."""
     _need_train()
     from ponder.errors import UserError
     from ponder.lab.grpo import train_grpo
@@ -382,11 +374,11 @@ def test_grpo_step_reward_on_countdown(start_checkpoint, tmp_path):
     opts = _opts(start_checkpoint, tmp_path / "cd", task="countdown", task_options={"count": 3},
                  steps=2, format_reward=0.0, step_reward=0.5, max_completion_length=32)  # fmt: skip
     record = train_grpo(opts, progress=False)
-    assert [s for s, _ in record["clean_lines"]] == [1, 2]
-    clean = dict(record["clean_lines"])
+    assert [s for s, _ in record["steps"]] == [1, 2]
+    sound = dict(record["steps"])
     for step, reward, accuracy in record["rewards"]:
-        assert 0.0 <= clean[step] <= 1.0
-        assert reward == pytest.approx(accuracy + 0.5 * clean[step], abs=1e-5)
+        assert 0.0 <= sound[step] <= accuracy  # a sound search with a wrong answer is not sound
+        assert reward == pytest.approx(accuracy + 0.5 * sound[step], abs=1e-5)
     assert record["config"]["step_reward"] == 0.5
     with pytest.raises(UserError, match="--step-reward checks countdown"):
         _opts(start_checkpoint, tmp_path / "add", step_reward=0.5)

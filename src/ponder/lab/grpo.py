@@ -5,7 +5,7 @@ scores them, and uses each reward minus its group's mean (divided by the group's
 deviation) as the advantage of a clipped policy-gradient step; a KL penalty to a frozen reference
 model is optional (``beta``). Here the reward is ponder's own grader (``lab.rewards``: the
 ``verify.check`` that scores ``ponder bench``), plus an optional small format reward and, for
-countdown, an optional process reward from the step verifier (``rewards.clean_lines_reward``).
+countdown, an optional process reward from the step verifier (``rewards.steps_reward``).
 
 Departures from the paper, most of them TRL's defaults: one policy update per generation batch
 (``num_iterations=1``, so the clipping never binds: the policy that sampled is the one updated),
@@ -62,7 +62,7 @@ class GRPOOptions:
     temperature: float = 1.0  # sampling temperature of the rollouts
     beta: float = 0.0  # KL coefficient to the frozen starting model; 0 = no reference model
     format_reward: float = 0.0  # weight of the "ends with an Answer: line" reward
-    step_reward: float = 0.0  # countdown: weight of the process reward (rewards.clean_lines_reward)
+    step_reward: float = 0.0  # countdown: weight of the process reward (rewards.steps_reward)
     seed: int = 0  # problems, sampling and data order
     device: str = "auto"
     save_every: int = 50  # checkpoint interval in steps
@@ -314,8 +314,8 @@ def train_grpo(
     curve = reward_curve(trainer.state.log_history)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     if opts.step_reward:  # the process reward's own mean per step, beside the weighted total
-        key = "rewards/clean_lines_reward/mean"
-        record["clean_lines"] = [[h["step"], h[key]] for h in trainer.state.log_history if key in h]
+        key = "rewards/steps_reward/mean"
+        record["steps"] = [[h["step"], h[key]] for h in trainer.state.log_history if key in h]
     record.update(
         finished=trainer.state.global_step >= opts.steps,  # a callback may stop a run early
         global_step=trainer.state.global_step,

@@ -43,8 +43,8 @@ def add_grpo_command(tsub) -> None:
     g.add_argument("--format-reward", type=float, default=0.0,
                    help="weight of a reward for ending with an 'Answer: ...' line (default 0)")
     g.add_argument("--step-reward", type=float, default=0.0,
-                   help="countdown: weight of a process reward, the fraction of lines before the "
-                   "first one the step verifier rejects (default 0)")
+                   help="countdown: weight of a process reward, 1 when the step verifier accepts "
+                   "every line and the answer (default 0)")
     g.add_argument("--out", required=True, help="output dir: checkpoints and the final HF model")
     g.add_argument("--seed", type=int, default=0, help="problems, sampling, data order")
     g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")

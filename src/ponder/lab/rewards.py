@@ -11,14 +11,19 @@ final answer, then ``verify.check`` — the object that grades ``ponder bench`` 
 ``format_reward`` is 1.0 when the completion ends with an ``Answer: ...`` line (the lab format,
 ``format.completion_text``); its weight is applied by TRL (``GRPOConfig.reward_weights``).
 
-``clean_lines_reward`` is a process reward for countdown searches: the fraction of a completion's
-lines that come before the first line the countdown step verifier (``verify.countdown_steps``)
-rejects — a slip in a move's arithmetic, a number used twice, a false ``ok``, a loop — so 1.0 for
-a search whose every line holds. Outcome rewards give a wrong answer 0 however it went wrong; this
-term ranks the wrong rollouts of a group by how far they got before the first wrong line, the
-signal a process reward model gives (Lightman et al. 2023), here exact. Departure from the
-step-level advantages of DeepSeekMath's process supervision (section 4.1.3): TRL's GRPO scores
-whole sequences, so the steps are folded into one number per completion.
+``steps_reward`` is a process reward for countdown searches, in min form: 1.0 when the countdown
+step verifier (``verify.countdown_steps``, the scorer ``verifier=countdown`` of reflect / beam /
+mcts) accepts every line — no slip in a move's arithmetic, no number used twice, no false ``ok``,
+no loop — and the answer, else 0.0. Added to the correctness reward at a weight, it pays more
+for a right answer reached by a sound search than for one reached through wrong lines or
+guessed. Why the min and not the share of lines before the first flaw (a mean form, tried first):
+the share was gamed at once. Within 40 steps the model learned to follow one path and declare a
+hit at its end (``38+4=42 ok``, target 40), putting its one flaw on the last line, and false hits
+rose from 31 to 147 of 200 greedy answers (docs/results/countdown_scaling/step_reward). This
+repeats what Cheng et al. 2025 ("Stop Summation: Min-Form Credit Assignment Is All Process Reward
+Model Needs", PURE) found with learned PRMs. Departure from step-level process supervision
+(DeepSeekMath, section 4.1.3): TRL's GRPO scores whole sequences, and the min of exact 0/1 step
+scores is one number per completion.
 
 Completions arrive as text (plain-text prompts) or as a list of chat messages (conversational
 prompts); both are accepted.
@@ -34,7 +39,7 @@ from typing import Any
 
 from ponder.problems.base import Problem
 from ponder.verify import Attempt, Check, Scorer
-from ponder.verify.countdown_steps import first_flaw
+from ponder.verify.countdown_steps import CountdownSteps
 from ponder.verify.extract import extract_answer
 
 RewardFunc = Callable[..., list[float]]
@@ -119,31 +124,9 @@ def format_reward(prompts: list, completions: list, **_: Any) -> list[float]:
     return [1.0 if _ENDS_WITH_ANSWER.search(completion_text(c)) else 0.0 for c in completions]
 
 
-def clean_lines(problem: Problem, text: str) -> float:
-    """The fraction of ``text``'s non-blank lines before the first one the countdown step verifier
-    rejects (1.0 when none is; 0.0 for an empty text)."""
-    lines = text.split("\n")
-    total = sum(1 for line in lines if line.strip())
-    if total == 0:
-        return 0.0
-    _, flaw = first_flaw(problem, text)
-    if flaw is None:
-        return 1.0
-    return sum(1 for line in lines[: flaw.line - 1] if line.strip()) / total
-
-
-def clean_lines_reward(
-    prompts: list,
-    completions: list,
-    question: list[str],
-    answer: list[str | None],
-    kind: list[str],
-    meta: list[str],
-    **_: Any,
-) -> list[float]:
-    """``clean_lines`` of each countdown completion (a process reward; see the module docstring)."""
-    rows = zip(completions, question, answer, kind, meta, strict=True)
-    return [clean_lines(problem_from_columns(q, a, k, m), completion_text(c)) for c, q, a, k, m in rows]
+steps_reward = scorer_reward(CountdownSteps())
+steps_reward.__name__ = "steps_reward"
+steps_reward.__doc__ = "1.0 for a countdown search whose every line and answer the step verifier accepts."
 
 
 def reward_setup(
@@ -151,12 +134,12 @@ def reward_setup(
 ) -> tuple[list[RewardFunc], list[float]]:
     """The reward functions and their weights for ``GRPOConfig.reward_weights``: the ``scorer``'s
     reward (the task's ``check`` by default), plus the format reward and the countdown process
-    reward (``clean_lines_reward``) when they have a weight."""
+    reward (``steps_reward``) when they have a weight."""
     for name, weight in (("format", format_weight), ("step", step_weight)):
         if weight < 0:
             raise ValueError(f"{name} reward weight must be >= 0, got {weight}")
     funcs, weights = [correctness_reward if scorer is None else scorer_reward(scorer)], [1.0]
-    for func, weight in ((format_reward, format_weight), (clean_lines_reward, step_weight)):
+    for func, weight in ((format_reward, format_weight), (steps_reward, step_weight)):
         if weight:
             funcs.append(func)
             weights.append(float(weight))
@@ -168,8 +151,7 @@ __all__ = [
     "scorer_reward",
     "correctness_reward",
     "format_reward",
-    "clean_lines",
-    "clean_lines_reward",
+    "steps_reward",
     "problem_columns",
     "problem_from_columns",
     "reward_setup",
