@@ -143,6 +143,8 @@ def main() -> int:
     if float(args.grpo_step_reward):
         grpo_cmd += ["--step-reward", args.grpo_step_reward]
     commands.append(shlex.join(grpo_cmd))
+    record_path = grpo / "ponder_train.json"
+    trained_before = record_path.is_file() and json.loads(record_path.read_text()).get("finished")
     run(grpo_cmd)
     grpo_record = json.loads((grpo / "ponder_train.json").read_text())
     sft_record = json.loads((sft / "ponder_train.json").read_text())
@@ -181,7 +183,9 @@ def main() -> int:
         "# Countdown: test-time and train-time scaling on one CPU", "",
         f"seed {args.seed}; {len(problems)} held-out puzzles (countdown:count=3-4,split=test, "
         f"seed {10_000 + args.seed}); {args.threads} threads; GRPO and both curves took "
-        f"{total / 60:.1f} min (GRPO {grpo_record.get('wall_seconds', trained):.0f} s).", "",
+        f"{total / 60:.1f} min (GRPO {grpo_record.get('wall_seconds', trained):.0f} s)"
+        + (", GRPO having been trained before this run and resumed as finished: add its seconds "
+           "for the whole experiment." if trained_before else "."), "",
         f"SFT model: `{args.sft}` ({sft_steps} steps, {sft_record.get('wall_seconds', 0) / 60:.0f} "
         f"min of training, not part of this run): `{sft_record.get('command')}`", "",
         "Commands:", "", *[f"    {c}" for c in commands], "",
