@@ -19,10 +19,10 @@ two-number states ending ``no`` or ``ok``, indentation = depth) and rates the la
 - an ``Answer:`` line states an expression the countdown grader accepts.
 
 A finished solution passes when every line does and its answer (an ``Answer:`` line, or what
-``extract_answer`` read from a solution without one) is one the grader accepts. Departure from a learned PRM: it knows one task's
-format and nothing else; text it cannot read as a move (prose) passes unchecked, as ``arith``
-passes a step with no equation. The states come from the whole solution so far, so the verifier
-costs nothing but string work.
+``extract_answer`` read from a solution without one) is one the grader accepts. Departure from a
+learned PRM: it knows one task's format and nothing else; text it cannot read as a move (prose)
+passes unchecked, as ``arith`` passes a step with no equation. The states come from the whole
+solution so far, so the verifier costs nothing but string work.
 """
 
 from __future__ import annotations
@@ -229,8 +229,8 @@ class CountdownSteps(FreeScorer):
             if wrong is None and attempt.answer is None:
                 return Score(False, 0.0, f"{checked} lines hold, but no answer is stated")
             if wrong is None and not any(_ANSWER.match(x) for x in attempt.text.split("\n")):
-                wrong = _answer(problem, f"Answer: {attempt.answer}")  # read from prose: grade it too
-                wrong = wrong and wrong[1]
+                flaw = _answer(problem, f"Answer: {attempt.answer}")  # read from prose: graded too
+                wrong = flaw[1] if flaw else None
         else:
             text = attempt.prefix + attempt.step
             first = attempt.prefix.count("\n")  # the step's lines start here
