@@ -46,15 +46,16 @@ def samples_of(row, problem) -> list:
     ]
 
 
-def stop_at(cands: list, wave: int, confidence: float, give_up: int | None) -> int:
-    """How many samples a rule draws: waves of ``wave``, checked between waves."""
+def stop_at(cands: list, wave: int, confidence: float, give_up: int = 0) -> int:
+    """How many samples a rule draws: waves of ``wave``, checked between waves (``give_up`` 0:
+    adaptive's rule alone)."""
     n = 0
     while n < len(cands):
         n = min(n + wave, len(cands))
         votes = tally(cands[:n])
         if votes and leader_probability(*top_two(votes)) >= Fraction(confidence):
             break
-        if give_up is not None and n >= give_up and max(votes.values(), default=0) < 2:
+        if give_up and n >= give_up and max(votes.values(), default=0) < 2:
             break
     return n
 
@@ -95,20 +96,18 @@ def main() -> int:
     problems = {p.id: p for p in held_out(args.task, config["limit"], rows[0].seed, args.digits)}
     replayed = [(problems[r.problem_id], samples_of(r, problems[r.problem_id])) for r in rows]
     most = max(len(c) for _, c in replayed)
-    rules = [(f"vote over all {most}", None), (f"adaptive (wave {args.wave}, {args.confidence})", "adaptive")]
+    # (label, give_up): None draws every sample; 0 is adaptive's rule alone; k adds the give-up
+    rules = [(f"vote over all {most}", None), (f"adaptive (wave {args.wave}, {args.confidence})", 0)]
     rules += [(f"adaptive + give up after {k} with no answer twice", k) for k in give_ups]
 
     print(f"{run}: {rows[0].strategy}, {len(replayed)} problems\n")
     print("| rule | accuracy | mean completion tokens | share of all samples' tokens |")
     print("| --- | --- | --- | --- |")
     everything = None
-    for label, rule in rules:
+    for label, give_up in rules:
         right = tokens = 0
         for problem, cands in replayed:
-            if rule is None:
-                n = len(cands)
-            else:
-                n = stop_at(cands, args.wave, args.confidence, None if rule == "adaptive" else rule)
+            n = len(cands) if give_up is None else stop_at(cands, args.wave, args.confidence, give_up)
             ok, t = outcome(cands, n, problem)
             right, tokens = right + ok, tokens + t
         mean = tokens / len(replayed)
