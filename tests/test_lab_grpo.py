@@ -371,11 +371,16 @@ def test_grpo_step_reward_on_countdown(start_checkpoint, tmp_path):
     from ponder.errors import UserError
     from ponder.lab.grpo import train_grpo
 
-    opts = _opts(start_checkpoint, tmp_path / "cd", task="countdown", task_options={"count": 3},
-                 steps=2, format_reward=0.0, step_reward=0.5, max_completion_length=32)  # fmt: skip
+    from ponder.models.shipped import shipped_dir
+
+    # the shipped countdown SFT model, so that some rollouts are sound searches and some are not
+    opts = _opts(str(shipped_dir("countdown-sft")), tmp_path / "cd", task="countdown",
+                 task_options={"count": 3}, steps=2, batch_size=4, format_reward=0.0,
+                 step_reward=0.5, max_completion_length=400, temperature=0.8)  # fmt: skip
     record = train_grpo(opts, progress=False)
     assert [s for s, _ in record["steps"]] == [1, 2]
     sound = dict(record["steps"])
+    assert any(sound.values()), record["steps"]  # else the sum below would check nothing
     for step, reward, accuracy in record["rewards"]:
         assert 0.0 <= sound[step] <= accuracy  # a sound search with a wrong answer is not sound
         assert reward == pytest.approx(accuracy + 0.5 * sound[step], abs=1e-5)
