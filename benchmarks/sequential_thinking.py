@@ -47,7 +47,7 @@ def strategies_for(task: str) -> tuple[list[str], set[str]]:
     if task == "countdown":
         # a capped search is at most ~860 characters; the context (1024) clips the rest
         t, v = "max_tokens=900", "verifier=countdown"
-        step = f"split=line,step_tokens=64,temperature=0.8,{t}"
+        step = f"split=line,step_tokens=256,temperature=0.8,{t}"  # a line is up to ~240 characters
         specs = [
             f"cot:{t}",
             f"vote:n=4,temperature=0.8,{t}",
@@ -61,7 +61,7 @@ def strategies_for(task: str) -> tuple[list[str], set[str]]:
             f"mcts:{v},{step}",
             f"auto:{v},split=line,probe_tokens=900,tools=off,temperature=0.8,{t}",
         ]
-        shared = {t, "split=line", "step_tokens=64", "temperature=0.8", "probe_tokens=900", v,
+        shared = {t, "split=line", "step_tokens=256", "temperature=0.8", "probe_tokens=900", v,
                   "tools=off"}  # fmt: skip
         return specs, shared
     t = "max_tokens=128"  # a lab solution is ~55 tokens; the cap only bounds runaway samples

@@ -19,6 +19,7 @@ from ponder.events import (
     Simulated,
     TextDelta,
     Tree,
+    Warned,
 )
 from ponder.models import ScriptedReply
 from ponder.problems.base import Problem
@@ -291,6 +292,69 @@ def test_beam_completes_its_best_beam_when_the_steps_run_out():
     result = result_of(events_of(parse_strategy(spec), model), model)
     assert result.answer == "132" and "completed in one call" in result.how
     assert model.requests[-1].stop == () and model.requests[-1].prefix == "7+5+0=12 > 2\n"
+
+
+@pytest.mark.parametrize("kind", ["beam:beams=1,expand=2", "mcts:simulations=2,expand=2"])
+def test_steps_cut_at_step_tokens_are_warned_about(kind):
+    """A step longer than step_tokens is cut mid-step and scored as cut (an exact verifier rejects
+    the fragment): the run says so, once, with the count; steps that fit raise no warning."""
+    model = by_prefix({
+        "": ["7+5+0=12 > 2", "7+5+0=12 > 2"],
+        "7+5+0=12 > 2\n": ["Answer: 132"],
+        "7+5+0=12 >\n": ["Answer: 132"],  # after a first step cut at 2 tokens
+    })  # fmt: skip
+    spec = f"{kind},verifier=arith,split=line,max_steps=2"
+    fits = events_of(parse_strategy(spec + ",step_tokens=64", seed=0), model)
+    assert of(fits, Warned) == [] and result_of(fits).answer == "132"
+    cut = events_of(parse_strategy(spec + ",step_tokens=2", seed=0), model)
+    [warning] = of(cut, Warned)
+    assert "were cut at step_tokens=2 before their step boundary" in warning.message
+    assert warning.message.startswith("2 of ")  # the two first steps; "Answer: 132" fits
+
+
+def test_beam_floor_drops_rejected_steps_and_backs_off_to_a_set_aside_one():
+    """With an exact verifier, floor=1 keeps only sound partial solutions: when every continuation
+    of the kept beam is rejected, the search returns to the candidate it set aside. Without the
+    floor the beam keeps a rejected step (score 0) and answers from it."""
+    model = by_prefix({
+        "": ["7+5+0=12 > 2", "7+5=12 > 2"],  # both right; the first is kept, the second set aside
+        "7+5+0=12 > 2\n": ["4+8+1=14 > 142", "4+8+1=15 > 152"],  # both wrong
+        "7+5+0=12 > 2\n4+8+1=14 > 142\n": ["Answer: 142"],
+        "7+5=12 > 2\n": ["4+8+1=13 > 132"],
+        "7+5=12 > 2\n4+8+1=13 > 132\n": ["Answer: 132"],
+    })  # fmt: skip
+    spec = "beam:beams=1,expand=2,verifier=arith,split=line,max_steps=6"
+    plain = result_of(events_of(parse_strategy(spec, seed=0), model))
+    assert plain.answer == "142"  # the rejected step stayed in the beam
+    events = events_of(parse_strategy(spec + ",floor=1", seed=0), model)
+    result = result_of(events)
+    [back] = of(events, Backtracked)
+    assert back.step == 1 and "back to node 2" in back.reason
+    assert result.answer == "132" and result.text == "7+5=12 > 2\n4+8+1=13 > 132\nAnswer: 132"
+    assert of(events, Kept)[1].nodes == [2]  # depth 1 kept nothing of its own: node 2 instead
+
+
+def test_beam_floor_merges_identical_partial_solutions():
+    model = by_prefix({
+        "": ["7+5+0=12 > 2", "7+5+0=12 > 2"],
+        "7+5+0=12 > 2\n": ["4+8+1=13 > 132"],
+        "7+5+0=12 > 2\n4+8+1=13 > 132\n": ["Answer: 132"],
+    })  # fmt: skip
+    spec = "beam:beams=2,expand=1,verifier=arith,split=line"
+    assert of(events_of(parse_strategy(spec, seed=0), model), Kept)[0].nodes == [1, 2]
+    merged = events_of(parse_strategy(spec + ",floor=1", seed=0), model)
+    assert of(merged, Kept)[0].nodes == [1]  # the twin would only repeat node 1's search
+    assert result_of(merged).answer == "132"
+
+
+def test_beam_floor_with_nothing_sound_left_answers_nothing():
+    model = by_prefix({"": ["7+5+0=13 > 3"], "7+5+0=13 > 3\n": ["Answer: 143"]})
+    spec = "beam:beams=1,expand=1,verifier=arith,split=line,floor=1"
+    result = result_of(events_of(parse_strategy(spec, seed=0), model))
+    assert result.answer is None and "no candidate at or above floor=1 left" in result.how
+    assert result.text == "7+5+0=13 > 3\n"  # the best rejected partial solution stands
+    with pytest.raises(StrategySpecError, match="floor must be between 0 and 1"):
+        parse_strategy("beam:floor=2")
 
 
 # --- mcts ---

@@ -13,6 +13,19 @@ its steps' scores (``aggregate``: min, last or mean). Of all candidates the ``be
 first ``beams * expand`` steps are dealt into ``beams`` independent subtrees, and each subtree keeps
 only its own best candidate: the beams cannot all collapse onto one promising prefix.
 
+With an exact step verifier a score of 0 means a wrong step, and keeping it wastes a slot on a
+solution that is already wrong. ``floor`` drops every candidate whose score is below it (``floor=1``
+with ``countdown`` or ``arith``: only partial solutions whose every step passed go on), and a level
+that keeps fewer than ``beams`` live beams is refilled from the reserve: the candidates above the
+floor that earlier levels did not keep, best first. So when every continuation of a beam is
+rejected, the search backs off to the best alternative it set aside, the way a depth-first search
+returns to an earlier branch (Yao et al. 2023, "Tree of Thoughts", prunes with its evaluator the
+same way). With a floor, identical partial solutions are merged (the first is kept): sampled at a
+temperature, a deterministic line such as a search's list of moves comes back many times, and each
+copy would only repeat its twin's search. ``floor=0`` (the default) drops nothing and keeps
+duplicates, as Snell et al.'s beam search does. DVTS subtrees are pruned by the floor but not
+refilled.
+
 The answer (``pick``): ``vote`` is a score-weighted majority over the finished beams (Snell et
 al.'s "weighted best-of-N" over the final beams), ``best`` the best-scored finished beam.
 
@@ -32,12 +45,18 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, replace
 
-from ponder.events import Chosen, Expanded, Kept, Result, Sampled, Stopped
+from ponder.events import Backtracked, Chosen, Expanded, Kept, Result, Sampled, Stopped
 from ponder.models.base import Sample
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase, seed_at, solve_request
 from ponder.think.sampling import leader
-from ponder.think.steps import check_split, ends_solution, separator, step_request
+from ponder.think.steps import (
+    check_split,
+    cut_steps_warning,
+    ends_solution,
+    separator,
+    step_request,
+)
 from ponder.verify.extract import extract_answer
 from ponder.verify.normalize import normalize_answer
 from ponder.verify.scoring import Attempt, Scorer
@@ -108,6 +127,7 @@ class Beam(StrategyBase):
     step_tokens: int = 128  # per step
     aggregate: str = "min"  # a beam's score from its steps': min | last | mean
     pick: str = "vote"  # vote (score-weighted over finished beams) | best
+    floor: float = 0.0  # candidates scored below it are dropped; the reserve refills the level
     # max_tokens: completing a beam that the search left unfinished
     temperature: float = 0.8
 
@@ -123,6 +143,8 @@ class Beam(StrategyBase):
             raise ValueError(f"beam: aggregate must be one of {', '.join(AGGREGATES)}")
         if self.pick not in PICKS:
             raise ValueError(f"beam: pick must be one of {', '.join(PICKS)}")
+        if not 0.0 <= self.floor <= 1.0:
+            raise ValueError("beam: floor must be between 0 and 1 (a step score's range)")
         check_split("beam", self.split)
         self._scorer = self.scorer_for("step")
 
@@ -131,7 +153,11 @@ class Beam(StrategyBase):
         base = solve_request(problem, self.sampling)
         nodes = [Node(0, None, "", 0)]
         live, finished = list(nodes), []
+        reserve: list[Node] = []  # candidates above the floor that no level kept, to back off to
+        texts: set[str] = set()  # with a floor: every partial solution kept or set aside so far
+        rejected: list[Node] = []  # below the floor (the best stands if nothing else is left)
         draws = 0  # samples drawn so far: the next call's seed offset
+        sampled: list[Sample] = []  # every sampled step, for the cut-step warning
         reason = ""
         for depth in range(self.max_steps):
             if not live:
@@ -151,6 +177,7 @@ class Beam(StrategyBase):
             completions = await asyncio.gather(*(run.call(r) for r in reqs))
             candidates: list[tuple[Node, Sample]] = []
             for (parent, _), c in zip(plans, completions):
+                sampled += c.samples
                 for s in c.samples:
                     kid = child(parent, len(nodes), s, self.split)
                     if depth == 0 and self.diverse:  # deal the first steps into subtrees
@@ -174,7 +201,20 @@ class Beam(StrategyBase):
                 run.emit(Expanded(parent.id, [k.id for k in kids], steps, new))
             run.spent()
             # 3. keep the best
-            kept = self._keep([k for k, _ in candidates], len(finished))
+            passed = [k for k, _ in candidates if k.score(self.aggregate) >= self.floor]
+            if self.floor > 0:  # one node per text: a duplicate would only repeat its twin's search
+                passed = [k for k in passed if k.text not in texts and not texts.add(k.text)]
+            rejected += [k for k, _ in candidates if k.score(self.aggregate) < self.floor]
+            kept = self._keep(passed, len(finished))
+            reserve += [k for k in passed if k not in kept and not k.finished]
+            short = self.beams - len(finished) - len(kept)
+            if short > 0 and reserve and not self.diverse:  # back off to set-aside candidates
+                reserve.sort(key=lambda n: n.rank(self.aggregate), reverse=True)
+                back, reserve = reserve[:short], reserve[short:]
+                for n in back:
+                    why = f"depth {depth} kept too few steps at or above the floor; back to node {n.id}"
+                    run.emit(Backtracked(n.depth, depth, why))
+                kept += back
             scores = [k.score(self.aggregate) for k in kept]
             run.emit(Kept(depth, [k.id for k in kept], scores))
             live = []
@@ -185,7 +225,14 @@ class Beam(StrategyBase):
                 else:
                     live.append(k)
         if not reason:
-            reason = f"max_steps={self.max_steps} reached" if live else "every kept beam finished"
+            if live:
+                reason = f"max_steps={self.max_steps} reached"
+            elif finished or not rejected:
+                reason = "every kept beam finished"
+            else:
+                reason = f"no candidate at or above floor={self.floor:g} left"
+        if (warning := cut_steps_warning(sampled, self.step_tokens)) is not None:
+            run.emit(warning)
 
         answered = [n for n in finished if n.answer is not None]
         completed = ""
@@ -205,7 +252,7 @@ class Beam(StrategyBase):
         if len(nodes) == 1:
             return run.result(None, None, "budget too small for the prompt")
         if not answered:  # the best partial solution stands, cut off where the search ended
-            top = max(finished + live, key=lambda n: n.rank(self.aggregate))
+            top = max(finished + live or rejected, key=lambda n: n.rank(self.aggregate))
             finish = "stop" if top.finished else "length"
             run.emit(Sampled(top.id, top.text, None, top.tokens, finish))
             chosen = Chosen(top.id, top.text, top.tokens, finish)

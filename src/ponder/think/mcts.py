@@ -41,7 +41,13 @@ from ponder.models.base import Sample
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase, seed_at, solve_request
 from ponder.think.beam import answer_key, stand_in, weighted_vote
-from ponder.think.steps import check_split, ends_solution, separator, step_request
+from ponder.think.steps import (
+    check_split,
+    cut_steps_warning,
+    ends_solution,
+    separator,
+    step_request,
+)
 from ponder.verify.extract import extract_answer
 from ponder.verify.scoring import Attempt, Scorer
 
@@ -107,6 +113,7 @@ class Mcts(StrategyBase):
         nodes = [Node(0, None, 0, "")]
         rollouts: list[Rollout] = []
         draws = 0  # samples drawn so far: the next call's seed offset
+        sampled: list[Sample] = []  # every sampled step, for the cut-step warning
         reason = f"{self.simulations} simulations done"
 
         def seeded(req):
@@ -132,6 +139,7 @@ class Mcts(StrategyBase):
                 req = step_request(base, leaf.text, self.split, n=self.expand,
                                    max_tokens=self.step_tokens, logprobs=scorer.logprobs)
                 c = await run.call(seeded(req))
+                sampled += c.samples
                 for s in c.samples:
                     done = ends_solution(s)
                     text = leaf.text + s.text + ("" if done else separator(self.split))
@@ -182,6 +190,8 @@ class Mcts(StrategyBase):
             run.spent()
 
         run.emit(Stopped(reason))
+        if (warning := cut_steps_warning(sampled, self.step_tokens)) is not None:
+            run.emit(warning)
         run.emit(Tree([
             {"id": n.id, "parent": n.parent, "depth": n.depth, "step": n.step, "visits": n.visits,
              "value": round(n.mean(), 4), "rollouts": n.rollouts, "terminal": n.terminal,

@@ -6,6 +6,7 @@ request continues the solution so far and stops at the next step boundary.
 
 from __future__ import annotations
 
+from ponder.events import Warned
 from ponder.models.base import Request, Sample
 from ponder.verify.steps import SPLITS, check_split, mode_for, split_steps, states_answer
 
@@ -31,3 +32,19 @@ def ends_solution(step: Sample) -> bool:
     """A sampled step that finishes its solution: it states an answer, or it is empty (the model
     had nothing more to write; a backend reports the end of text and a stop string alike)."""
     return not step.text.strip() or states_answer(step.text)
+
+
+def cut_steps_warning(steps: list[Sample], step_tokens: int) -> Warned | None:
+    """A warning when sampled steps ran into ``step_tokens`` before their step boundary.
+
+    Such a step is cut mid-step and then treated as a whole one: a separator follows it and the
+    verifier rates the fragment (an exact one rejects ``100+8=1`` cut from ``100+8=108``). One
+    warning per solve, with the count, so a user whose steps are longer than the cap sees why the
+    search went wrong instead of a quietly lower accuracy."""
+    cut = sum(s.finish_reason == "length" for s in steps)
+    if not cut:
+        return None
+    return Warned(
+        f"{cut} of {len(steps)} sampled steps were cut at step_tokens={step_tokens} before their "
+        "step boundary and scored as cut; raise step_tokens above the longest step"
+    )
