@@ -4,7 +4,10 @@ A single chain of thought (`cot`, and `code` with one run) streams its text to s
 generated. Strategies that sample many times show one live status line on stderr instead (samples
 done, the current tally, tokens spent), then print the chosen sample's text. Programs the model runs
 (`code`, `auto` routing to it) get a short line each: the call, then how it ended with the first
-line of its output. Both end with the answer, how it was chosen, and one usage line.
+line of its output. Warnings (``Warned``: steps cut at ``step_tokens``, samples cut off) and a
+search's backtracks (``Backtracked``: reflect rewriting a step, beam backing off to a set-aside
+node) get a line each too, so a search that goes back is seen going back. Both end with the
+answer, how it was chosen, and one usage line.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from rich.markup import escape
 
 from ponder.budget import Budget, Usage
 from ponder.events import (
+    Backtracked,
     Final,
     Guarded,
     Phase,
@@ -28,6 +32,7 @@ from ponder.events import (
     ToolCalled,
     ToolResult,
     Voted,
+    Warned,
 )
 from ponder.models.base import Model
 from ponder.problems.base import Problem
@@ -53,6 +58,12 @@ def tool_line(ev: ToolCalled | ToolResult) -> str:
     line, more = ev.first_printed(60)
     first = f": {line}{'…' if more else ''}" if line else ""
     return f"[tool] call {ev.call}: {ended}, {ev.seconds:.2f} s{first}"
+
+
+def notice_line(ev: Warned | Backtracked) -> str:
+    if isinstance(ev, Warned):
+        return f"[warning] {ev.message}"
+    return f"[back] step {ev.step}, round {ev.round}: {ev.reason}"
 
 
 class _Status:
@@ -118,6 +129,8 @@ async def solve_and_render(
                 sys.stdout.flush()
             elif show_live and isinstance(ev, (ToolCalled, ToolResult)):
                 err.print(escape(tool_line(ev)))  # above the live line, which stays last
+            elif not json_mode and isinstance(ev, (Warned, Backtracked)):
+                err.print(escape(notice_line(ev)), soft_wrap=True)  # one line, whole
             elif show_live:
                 status.update(ev)
                 live.update(status.render())
