@@ -347,6 +347,32 @@ def test_beam_floor_merges_identical_partial_solutions():
     assert result_of(merged).answer == "132"
 
 
+def test_beam_floor_samples_a_rejected_step_again_before_giving_up_its_beam():
+    model = lambda: by_prefix({  # noqa: E731
+        "": ["7+5+0=12 > 2"],
+        "7+5+0=12 > 2\n": ["4+8+1=14 > 142", "4+8+1=15 > 152", "4+8+1=13 > 132"],
+        "7+5+0=12 > 2\n4+8+1=13 > 132\n": ["Answer: 132"],
+    })  # fmt: skip
+    spec = "beam:beams=1,expand=2,verifier=arith,split=line,floor=1"
+    events = events_of(parse_strategy(spec, seed=0), model())
+    assert result_of(events).answer == "132"  # the third sample of step 2, drawn on the retry
+    [back] = of(events, Backtracked)
+    assert back.step == 1 and "back to node 1" in back.reason  # the beam itself, again
+    none = result_of(events_of(parse_strategy(spec + ",retries=0", seed=0), model()))
+    assert none.answer is None and "no candidate at or above floor=1 left" in none.how
+
+
+def test_beam_floor_ends_on_its_deepest_sound_step_when_nothing_passes():
+    model = by_prefix({
+        "": ["7+5+0=12 > 2"],
+        "7+5+0=12 > 2\n": ["4+8+1=14 > 142"],  # wrong: nothing passes at depth 1
+    })  # fmt: skip
+    spec = "beam:beams=1,expand=1,verifier=arith,split=line,floor=1"
+    result = result_of(events_of(parse_strategy(spec, seed=0), model))
+    assert result.answer is None and "no candidate at or above floor=1 left" in result.how
+    assert result.text == "7+5+0=12 > 2\n"  # not the rejected "4+8+1=14 > 142"
+
+
 def test_beam_floor_with_nothing_sound_left_answers_nothing():
     model = by_prefix({"": ["7+5+0=13 > 3"], "7+5+0=13 > 3\n": ["Answer: 143"]})
     spec = "beam:beams=1,expand=1,verifier=arith,split=line,floor=1"
@@ -355,6 +381,8 @@ def test_beam_floor_with_nothing_sound_left_answers_nothing():
     assert result.text == "7+5+0=13 > 3\n"  # the best rejected partial solution stands
     with pytest.raises(StrategySpecError, match="floor must be between 0 and 1"):
         parse_strategy("beam:floor=2")
+    with pytest.raises(StrategySpecError, match="retries must be 0 or more"):
+        parse_strategy("beam:retries=-1")
 
 
 # --- mcts ---

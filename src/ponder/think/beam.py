@@ -17,8 +17,10 @@ With an exact step verifier a score of 0 means a wrong step, and keeping it wast
 solution that is already wrong. ``floor`` drops every candidate whose score is below it (``floor=1``
 with ``countdown`` or ``arith``: only partial solutions whose every step passed go on), and a level
 that keeps fewer than ``beams`` live beams is refilled from the reserve: the candidates above the
-floor that earlier levels did not keep, best first. So when every continuation of a beam is
-rejected, the search backs off to the best alternative it set aside, the way a depth-first search
+floor that earlier levels did not keep, best first. A beam whose every sampled next step was
+rejected goes back to the reserve itself, ``retries`` times at most, so that a step the model gets
+right only now and then is sampled again before the branch is given up. So when a beam cannot go
+on, the search backs off to the best alternative it set aside, the way a depth-first search
 returns to an earlier branch (Yao et al. 2023, "Tree of Thoughts", prunes with its evaluator the
 same way). With a floor, identical partial solutions are merged (the first is kept): sampled at a
 temperature, a deterministic line such as a search's list of moves comes back many times, and each
@@ -79,6 +81,7 @@ class Node:
     finished: bool = False
     answer: str | None = None
     subtree: int = 0  # DVTS: which independent subtree it grows in
+    retried: int = 0  # times it went back to the reserve because every continuation was rejected
 
     def score(self, aggregate: str) -> float:
         if not self.scores:
@@ -120,7 +123,7 @@ def stand_in(tokens: int) -> str:
 class Beam(StrategyBase):
     beams: int = 4  # partial solutions kept at each depth
     expand: int = 4  # candidate next steps per beam
-    max_steps: int = 12  # depth limit
+    max_steps: int = 12  # rounds of expansion: the depth limit (a round that backs off counts too)
     verifier: str | Scorer = "judge"  # judge | prob | arith | prm:PATH (a step scorer)
     diverse: bool = False  # DVTS: beams independent subtrees, each keeping its best
     split: str = "auto"  # auto | blank | line (verify.steps)
@@ -128,6 +131,7 @@ class Beam(StrategyBase):
     aggregate: str = "min"  # a beam's score from its steps': min | last | mean
     pick: str = "vote"  # vote (score-weighted over finished beams) | best
     floor: float = 0.0  # candidates scored below it are dropped; the reserve refills the level
+    retries: int = 2  # with a floor: re-expansions of a beam whose every next step was rejected
     # max_tokens: completing a beam that the search left unfinished
     temperature: float = 0.8
 
@@ -138,6 +142,8 @@ class Beam(StrategyBase):
         for name in ("beams", "expand", "max_steps", "step_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"beam: {name} must be a positive integer")
+        if self.retries < 0:
+            raise ValueError("beam: retries must be 0 or more")
         self.sampling.require_temperature("beam", "greedy candidates would all agree")
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"beam: aggregate must be one of {', '.join(AGGREGATES)}")
@@ -155,6 +161,7 @@ class Beam(StrategyBase):
         live, finished = list(nodes), []
         reserve: list[Node] = []  # candidates above the floor that no level kept, to back off to
         texts: set[str] = set()  # with a floor: every partial solution kept or set aside so far
+        sound: list[Node] = []  # every candidate at or above the floor
         rejected: list[Node] = []  # below the floor (the best stands if nothing else is left)
         draws = 0  # samples drawn so far: the next call's seed offset
         sampled: list[Sample] = []  # every sampled step, for the cut-step warning
@@ -203,7 +210,19 @@ class Beam(StrategyBase):
             # 3. keep the best
             passed = [k for k, _ in candidates if k.score(self.aggregate) >= self.floor]
             if self.floor > 0:  # one node per text: a duplicate would only repeat its twin's search
-                passed = [k for k in passed if k.text not in texts and not texts.add(k.text)]
+                unique = []
+                for k in passed:
+                    if k.text not in texts:
+                        texts.add(k.text)
+                        unique.append(k)
+                passed = unique
+            sound += passed
+            for parent, _ in plans:  # every next step rejected: sample this beam's step again
+                kids = [k for k, _ in candidates if k.parent == parent.id]
+                low = all(k.score(self.aggregate) < self.floor for k in kids)
+                if kids and low and parent.retried < self.retries:
+                    parent.retried += 1
+                    reserve.append(parent)
             rejected += [k for k, _ in candidates if k.score(self.aggregate) < self.floor]
             kept = self._keep(passed, len(finished))
             reserve += [k for k in passed if k not in kept and not k.finished]
@@ -252,7 +271,10 @@ class Beam(StrategyBase):
         if len(nodes) == 1:
             return run.result(None, None, "budget too small for the prompt")
         if not answered:  # the best partial solution stands, cut off where the search ended
-            top = max(finished + live or rejected, key=lambda n: n.rank(self.aggregate))
+            if finished or live or not self.floor:
+                top = max(finished + live, key=lambda n: n.rank(self.aggregate))
+            else:  # nothing left above the floor: the deepest sound one, not a rejected step
+                top = max(sound or rejected, key=lambda n: (n.depth, n.rank(self.aggregate)))
             finish = "stop" if top.finished else "length"
             run.emit(Sampled(top.id, top.text, None, top.tokens, finish))
             chosen = Chosen(top.id, top.text, top.tokens, finish)
