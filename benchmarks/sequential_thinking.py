@@ -16,7 +16,10 @@ verifier (every move right, every number still available, no hit missed), as the
 verifier. ``best_of_n`` selects with ``check``, the puzzle's own grader (the expression uses the
 given numbers and equals the target: no reference answer needed), because the step verifier
 rejects a whole sample for a slip in a branch it abandoned: on the deep GRPO model it kept 69 of
-the 103 puzzles some sample solves. ``arith`` (on ``lab:add3-grpo``): 3-digit additions,
+the 103 puzzles some sample solves. ``beam`` runs twice: as Snell et al.'s search (a rejected step
+may stay in a beam) and with ``floor=1`` (only steps the verifier passes go on; a rejected one is
+sampled again, then the search backs off to a candidate it set aside). A step is one line, up to
+about 240 characters (``step_tokens=256``; 64 cut 15.5% of the lines). ``arith`` (on ``lab:add3-grpo``): 3-digit additions,
 one column per line, with ``arith``, the exact equation checker. Results are stored, so running
 the same command again resumes; the hf backend batches the problems in flight together.
 """
@@ -58,6 +61,7 @@ def strategies_for(task: str) -> tuple[list[str], set[str]]:
             f"reflect:{v},split=line,{t}",
             f"think:max_think=512,{t}",
             f"beam:{v},{step}",
+            f"beam:{v},floor=1,{step}",  # only verified steps go on; rejected ones are resampled
             f"mcts:{v},{step}",
             f"auto:{v},split=line,probe_tokens=900,tools=off,temperature=0.8,{t}",
         ]
