@@ -229,7 +229,7 @@ def train_grpo(
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOConfig, GRPOTrainer
 
-    from ponder.lab.model import n_params, pick_device, save
+    from ponder.lab.model import n_params, pick_device, save, tf32_for
 
     out = Path(opts.out)
     device = pick_device(opts.device)
@@ -276,6 +276,7 @@ def train_grpo(
         seed=opts.seed,
         data_seed=opts.seed,
         bf16=False,
+        tf32=tf32_for(device),
         activation_checkpointing=False,
         use_cpu=device == "cpu",
         disable_tqdm=True,

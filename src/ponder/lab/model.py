@@ -91,6 +91,15 @@ def save(model, tokenizer, out_dir: str | Path) -> Path:
     return out
 
 
+def tf32_for(device: str) -> bool | None:
+    """The trainers' ``tf32``: True on an Ampere or newer GPU (float32 weights, TF32 matrix
+    products: ~3e-4 relative error in a product, several times the speed); None (torch's default)
+    everywhere else, where asking for it would be an error."""
+    if device == "cuda" and torch.cuda.get_device_capability()[0] >= 8:
+        return True
+    return None
+
+
 def pick_device(device: str = "auto") -> str:
     """"auto" -> cuda, else mps, else cpu; an explicit device must exist."""
     if device not in DEVICES:

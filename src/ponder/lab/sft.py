@@ -124,6 +124,16 @@ def build_rows(opts: SFTOptions, eos: str = format.EOS) -> list[dict]:
     ]
 
 
+def _preprocess_workers(rows: int) -> int | None:
+    """Processes for TRL's tokenizing passes: one pass over 18k countdown rows takes ~10 s, so a
+    GPU run on a few hundred thousand rows would wait minutes on one core. None (in-process) for
+    small sets and small machines, where starting workers costs more than it saves."""
+    cores = os.cpu_count() or 1
+    if rows < 20_000 or cores <= 2:
+        return None
+    return min(8, cores)
+
+
 def _read_jsonl(path: str) -> list[dict]:
     rows = []
     with open(path, encoding="utf-8") as f:
@@ -153,7 +163,7 @@ def train_sft(
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
-    from ponder.lab.model import make_tiny_llama, n_params, pick_device, save
+    from ponder.lab.model import make_tiny_llama, n_params, pick_device, save, tf32_for
     from ponder.lab.tokenizer import make_char_tokenizer
 
     out = Path(opts.out)
@@ -209,6 +219,7 @@ def train_sft(
         seed=opts.seed,
         data_seed=opts.seed,
         bf16=False,
+        tf32=tf32_for(device),
         activation_checkpointing=False,
         use_cpu=device == "cpu",
         disable_tqdm=not progress,
@@ -220,6 +231,7 @@ def train_sft(
         # learned to stop after its first move (44 tokens a sample, 2/200 held out at steps 600
         # and 1600); ungrouped runs keep searching (issue 13, docs/results/countdown_scaling).
         dataloader_num_workers=0,
+        dataset_num_proc=_preprocess_workers(len(rows)),
     )
     trainer = SFTTrainer(
         model=model,
