@@ -113,6 +113,15 @@ def test_pareto():
     assert pareto_frontier([(1, 0.5), (1, 0.5)]) == [0, 1]  # ties: neither dominates
 
 
+def test_a_lone_configuration_gets_no_pareto_star():
+    from ponder.bench.report import summarize
+
+    one = summarize([row(pid="p1"), row(pid="p2", correct=False)])
+    assert [c.pareto for c in one] == [False]
+    two = summarize([row(pid="p1"), row(pid="p1", strategy="vote:n=4", correct=False)])
+    assert [c.pareto for c in two] == [True, False]  # cot: same tokens, more right
+
+
 def test_mcnemar_and_paired_difference():
     assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024)
     assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(5, 5) == 1.0

@@ -63,8 +63,9 @@ def summarize(rows: list[ResultRow]) -> list[ConfigStats]:
             mean_calls=sum(r.calls for r in rs) / n,
             mean_latency=sum(r.latency for r in rs) / n,
         ))
-    for i in pareto_frontier([(c.mean_tokens, c.accuracy) for c in out]):
-        out[i].pareto = True
+    if len(out) > 1:  # a lone configuration is trivially "on the frontier": a ★ would say nothing
+        for i in pareto_frontier([(c.mean_tokens, c.accuracy) for c in out]):
+            out[i].pareto = True
     return out
 
 
