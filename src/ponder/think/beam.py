@@ -113,6 +113,21 @@ def child(parent: Node, id: int, sample: Sample, split: str) -> Node:
     )  # fmt: skip
 
 
+@dataclass
+class Search:
+    """What one ``solve`` carries from depth to depth."""
+
+    nodes: list[Node]  # every node, by id
+    live: list[Node] = field(default_factory=list)  # the beams the next depth expands
+    finished: list[Node] = field(default_factory=list)
+    reserve: list[Node] = field(default_factory=list)  # above the floor, not kept: to back off to
+    texts: set[str] = field(default_factory=set)  # with a floor: every partial solution seen
+    sound: list[Node] = field(default_factory=list)  # every candidate at or above the floor
+    rejected: list[Node] = field(default_factory=list)  # below the floor
+    draws: int = 0  # samples drawn so far: the next call's seed offset
+    sampled: list[Sample] = field(default_factory=list)  # every sampled step (cut-step warning)
+
+
 def stand_in(tokens: int) -> str:
     """A step of ``tokens`` one-word tokens: what pricing a verifier call before the step exists
     uses (as ``sampling.scoring_reserve`` does)."""
@@ -157,109 +172,123 @@ class Beam(StrategyBase):
     async def solve(self, problem: Problem, run: Run) -> Result:
         scorer = self._scorer
         base = solve_request(problem, self.sampling)
-        nodes = [Node(0, None, "", 0)]
-        live, finished = list(nodes), []
-        reserve: list[Node] = []  # candidates above the floor that no level kept, to back off to
-        texts: set[str] = set()  # with a floor: every partial solution kept or set aside so far
-        sound: list[Node] = []  # every candidate at or above the floor
-        rejected: list[Node] = []  # below the floor (the best stands if nothing else is left)
-        draws = 0  # samples drawn so far: the next call's seed offset
-        sampled: list[Sample] = []  # every sampled step, for the cut-step warning
+        search = Search([Node(0, None, "", 0)])
+        search.live = list(search.nodes)
         reason = ""
         for depth in range(self.max_steps):
-            if not live:
+            if not search.live:
                 break
-            plans = self._plan(problem, run, scorer, base, live)
+            plans = self._plan(problem, run, scorer, base, search.live)
             if not plans:
                 reason = f"budget ended at depth {depth}"
                 break
-            if len(plans) < len(live):
-                dropped = len(live) - len(plans)
+            if len(plans) < len(search.live):
+                dropped = len(search.live) - len(plans)
                 run.emit(Stopped(f"budget: the {dropped} weakest beams dropped"))
-            # 1. expand every beam (concurrently; the backend batches each beam's samples)
-            reqs = []
-            for _, req in plans:
-                reqs.append(replace(req, seed=seed_at(self.sampling, draws)))
-                draws += req.n
-            completions = await asyncio.gather(*(run.call(r) for r in reqs))
-            candidates: list[tuple[Node, Sample]] = []
-            for (parent, _), c in zip(plans, completions):
-                sampled += c.samples
-                for s in c.samples:
-                    kid = child(parent, len(nodes), s, self.split)
-                    if depth == 0 and self.diverse:  # deal the first steps into subtrees
-                        kid.subtree = len(candidates) // self.expand
-                    nodes.append(kid)
-                    candidates.append((kid, s))
-            # 2. score every candidate step (concurrently): all or none, priced exactly first
-            to_score = [(k, s) for k, s in candidates if s.text.strip()]  # empty: the text ended
-            attempts = [Attempt(nodes[k.parent].text + s.text, step=s.text, sample=s)
-                        for k, s in to_score]  # fmt: skip
-            scored = await run.meter.score_all(scorer, problem, attempts)
-            if scored is None:
-                run.emit(Stopped(f"budget: no room to score {len(to_score)} steps"))
-                scored = []
-            for (kid, _), r in zip(to_score, scored):
-                kid.scores.append(r.value)
-            for parent, _ in plans:
-                kids = [k for k, _ in candidates if k.parent == parent.id]
-                new = [k.scores[-1] if len(k.scores) > len(parent.scores) else None for k in kids]
-                steps = [k.text[len(parent.text):] for k in kids]
-                run.emit(Expanded(parent.id, [k.id for k in kids], steps, new))
-            run.spent()
-            # 3. keep the best
-            passed = [k for k, _ in candidates if k.score(self.aggregate) >= self.floor]
-            if self.floor > 0:  # one node per text: a duplicate would only repeat its twin's search
-                unique = []
-                for k in passed:
-                    if k.text not in texts:
-                        texts.add(k.text)
-                        unique.append(k)
-                passed = unique
-            sound += passed
-            for parent, _ in plans:  # every next step rejected: sample this beam's step again
-                kids = [k for k, _ in candidates if k.parent == parent.id]
-                low = all(k.score(self.aggregate) < self.floor for k in kids)
-                if kids and low and parent.retried < self.retries:
-                    parent.retried += 1
-                    reserve.append(parent)
-            rejected += [k for k, _ in candidates if k.score(self.aggregate) < self.floor]
-            kept = self._keep(passed, len(finished))
-            reserve += [k for k in passed if k not in kept and not k.finished]
-            short = self.beams - len(finished) - len(kept)
-            if short > 0 and reserve and not self.diverse:  # back off to set-aside candidates
-                reserve.sort(key=lambda n: n.rank(self.aggregate), reverse=True)
-                back, reserve = reserve[:short], reserve[short:]
-                for n in back:
-                    why = f"depth {depth} kept too few steps at or above the floor; back to node {n.id}"
-                    run.emit(Backtracked(n.depth, depth, why))
-                kept += back
-            scores = [k.score(self.aggregate) for k in kept]
-            run.emit(Kept(depth, [k.id for k in kept], scores))
-            live = []
+            candidates = await self._expand(run, plans, search, depth)
+            await self._rate(problem, run, scorer, plans, candidates, search.nodes)
+            kept = self._select(run, search, plans, [k for k, _ in candidates], depth)
+            run.emit(Kept(depth, [k.id for k in kept], [k.score(self.aggregate) for k in kept]))
+            search.live = []
             for k in kept:
                 if k.finished:
-                    finished.append(k)
+                    search.finished.append(k)
                     run.emit(Sampled(k.id, k.text, k.answer, k.tokens, "stop"))
                 else:
-                    live.append(k)
+                    search.live.append(k)
         if not reason:
-            if live:
+            if search.live:
                 reason = f"max_steps={self.max_steps} reached"
-            elif finished or not rejected:
+            elif search.finished or not search.rejected:
                 reason = "every kept beam finished"
             else:
                 reason = f"no candidate at or above floor={self.floor:g} left"
-        if (warning := cut_steps_warning(sampled, self.step_tokens)) is not None:
+        if (warning := cut_steps_warning(search.sampled, self.step_tokens)) is not None:
             run.emit(warning)
+        return await self._conclude(run, base, search, reason)
 
+    async def _expand(self, run: Run, plans, search: "Search", depth: int) -> list[tuple[Node, Sample]]:
+        """Sample every planned beam's next steps (concurrently; the backend batches each beam's
+        samples): (candidate node, its step) pairs, the nodes added to ``search.nodes``."""
+        reqs = []
+        for _, req in plans:
+            reqs.append(replace(req, seed=seed_at(self.sampling, search.draws)))
+            search.draws += req.n
+        completions = await asyncio.gather(*(run.call(r) for r in reqs))
+        candidates: list[tuple[Node, Sample]] = []
+        for (parent, _), c in zip(plans, completions):
+            search.sampled += c.samples
+            for s in c.samples:
+                kid = child(parent, len(search.nodes), s, self.split)
+                if depth == 0 and self.diverse:  # deal the first steps into subtrees
+                    kid.subtree = len(candidates) // self.expand
+                search.nodes.append(kid)
+                candidates.append((kid, s))
+        return candidates
+
+    async def _rate(self, problem: Problem, run: Run, scorer: Scorer, plans, candidates, nodes) -> None:
+        """Score every candidate step (concurrently): all or none, priced exactly first. An empty
+        step (the text ended) gets no score."""
+        to_score = [(k, s) for k, s in candidates if s.text.strip()]
+        attempts = [Attempt(nodes[k.parent].text + s.text, step=s.text, sample=s) for k, s in to_score]
+        scored = await run.meter.score_all(scorer, problem, attempts)
+        if scored is None:
+            run.emit(Stopped(f"budget: no room to score {len(to_score)} steps"))
+            scored = []
+        for (kid, _), r in zip(to_score, scored):
+            kid.scores.append(r.value)
+        for parent, _ in plans:
+            kids = [k for k, _ in candidates if k.parent == parent.id]
+            new = [k.scores[-1] if len(k.scores) > len(parent.scores) else None for k in kids]
+            steps = [k.text[len(parent.text):] for k in kids]
+            run.emit(Expanded(parent.id, [k.id for k in kids], steps, new))
+        run.spent()
+
+    def _select(self, run: Run, search: "Search", plans, candidates: list[Node], depth: int) -> list[Node]:
+        """The candidates that go on (or finish) from this depth. With a floor: those below it are
+        rejected, duplicates of a text already seen are merged, a beam whose every next step was
+        rejected goes back to the reserve (``retries`` times), and a level left short of beams is
+        refilled from the reserve, best first, each refill a ``Backtracked`` event."""
+        score = lambda k: k.score(self.aggregate)  # noqa: E731
+        passed = [k for k in candidates if score(k) >= self.floor]
+        if self.floor > 0:  # one node per text: a duplicate would only repeat its twin's search
+            unique = []
+            for k in passed:
+                if k.text not in search.texts:
+                    search.texts.add(k.text)
+                    unique.append(k)
+            passed = unique
+        search.sound += passed
+        for parent, _ in plans:  # every next step rejected: sample this beam's step again
+            kids = [k for k in candidates if k.parent == parent.id]
+            if kids and all(score(k) < self.floor for k in kids) and parent.retried < self.retries:
+                parent.retried += 1
+                search.reserve.append(parent)
+        search.rejected += [k for k in candidates if score(k) < self.floor]
+        kept = self._keep(passed, len(search.finished))
+        search.reserve += [k for k in passed if k not in kept and not k.finished]
+        short = self.beams - len(search.finished) - len(kept)
+        if short > 0 and search.reserve and not self.diverse:  # back off to set-aside candidates
+            search.reserve.sort(key=lambda n: n.rank(self.aggregate), reverse=True)
+            back, search.reserve = search.reserve[:short], search.reserve[short:]
+            for n in back:
+                why = f"depth {depth} kept too few steps at or above the floor; back to node {n.id}"
+                run.emit(Backtracked(n.depth, depth, why))
+            kept += back
+        return kept
+
+    async def _conclude(self, run: Run, base, search: "Search", reason: str) -> Result:
+        """The result: the pick among the finished beams that state an answer; with none, the best
+        live beam completed in one call with what is left; failing that, the best partial solution
+        (with a floor and nothing left above it, the deepest sound one, not a rejected step)."""
+        nodes, live, finished = search.nodes, search.live, search.finished
         answered = [n for n in finished if n.answer is not None]
         completed = ""
         if not answered and live:  # complete the best unfinished beam with what is left
             best = max(live, key=lambda n: n.rank(self.aggregate))
             req = run.meter.fit(base.continuing(best.text))
             if req is not None:
-                req = replace(req, seed=seed_at(self.sampling, draws))
+                req = replace(req, seed=seed_at(self.sampling, search.draws))
                 s = (await run.generate(req, len(nodes))).samples[0]
                 done = Node(len(nodes), best.id, best.text + s.text, best.depth + 1,
                             list(best.scores), best.logprob, best.tokens + s.completion_tokens,
@@ -273,8 +302,8 @@ class Beam(StrategyBase):
         if not answered:  # the best partial solution stands, cut off where the search ended
             if finished or live or not self.floor:
                 top = max(finished + live, key=lambda n: n.rank(self.aggregate))
-            else:  # nothing left above the floor: the deepest sound one, not a rejected step
-                top = max(sound or rejected, key=lambda n: (n.depth, n.rank(self.aggregate)))
+            else:
+                top = max(search.sound or search.rejected, key=lambda n: (n.depth, n.rank(self.aggregate)))
             finish = "stop" if top.finished else "length"
             run.emit(Sampled(top.id, top.text, None, top.tokens, finish))
             chosen = Chosen(top.id, top.text, top.tokens, finish)
