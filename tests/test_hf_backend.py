@@ -300,3 +300,45 @@ def test_an_error_reaches_every_request_of_the_batch(hf, monkeypatch):
         )
 
     assert [str(e) for e in run(go())] == ["out of memory"] * 3
+
+
+def test_static_and_growing_kv_caches_give_the_same_samples(model_dir):
+    """The CPU default decodes with a preallocated (static) KV cache; transformers' growing cache
+    must give the same samples, counts and finish reasons: prompts of different lengths share a
+    left-padded batch, greedy and seeded rows alike."""
+    reqs = [
+        Request(prompt="Once upon a time there was", n=2, max_tokens=40, temperature=1.0, seed=5),
+        Request(prompt="Hi", max_tokens=40, temperature=0.0),
+        Request.chat("What is 2+2?", n=3, max_tokens=25, temperature=0.7, seed=9, stop=("e",)),
+    ]
+
+    async def batch(model):
+        return await asyncio.gather(*(model.generate(r) for r in reqs))
+
+    out = {}
+    for static in (True, False):
+        model = resolve(f"hf:{model_dir}", device="cpu", static_cache=static)
+        seen, real = [], model.model.generate
+
+        def spy(*args, real=real, seen=seen, **kwargs):  # records the cache each batch asked for
+            seen.append(kwargs.get("cache_implementation"))
+            return real(*args, **kwargs)
+
+        model.model.generate = spy
+        out[static] = [[(s.text, s.completion_tokens, s.finish_reason) for s in c.samples]
+                       for c in run(batch(model))]  # fmt: skip
+        assert seen and set(seen) == {"static" if static else None}
+    assert out[True] == out[False]
+    assert any(reason == "stop" for c in out[True] for _, _, reason in c)  # the stop string bit
+
+
+def test_the_static_cache_is_chosen_on_a_cpu_for_small_caches_only(hf):
+    from ponder.models.hf import STATIC_CACHE_BYTES, kv_cache_bytes, static_cache_pays
+
+    c = hf.model.config  # 2 layers, 2 KV heads of 16, float32
+    assert kv_cache_bytes(hf.model, 3, 100) == 2 * 2 * 2 * 16 * 4 * 3 * 100
+    assert static_cache_pays(hf.model, "cpu", 64, c.max_position_embeddings)
+    assert not static_cache_pays(hf.model, "cuda", 64, 100)  # transformers would compile for it
+    too_many = STATIC_CACHE_BYTES // kv_cache_bytes(hf.model, 1, 100) + 1
+    assert not static_cache_pays(hf.model, "cpu", too_many, 100)
+    assert hf._static_cache(4, 100)  # the fixture's model: CPU, small

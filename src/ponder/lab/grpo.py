@@ -158,6 +158,14 @@ def build_dataset(opts: GRPOOptions):
     )
 
 
+def _prompt_tokens(tokenizer, prompt) -> int:
+    """A prompt's tokens; a conversational one's are estimated from its contents (plus room for
+    the chat template's markup): the number only sizes a choice of KV cache."""
+    if isinstance(prompt, str):
+        return len(tokenizer(prompt)["input_ids"])
+    return len(tokenizer("".join(m["content"] for m in prompt))["input_ids"]) + 64
+
+
 def reward_curve(log_history: list[dict]) -> list[list]:
     """[step, mean reward, mean correctness] of every logged training step (TRL's log history)."""
     key = "rewards/correctness_reward/mean"
@@ -230,6 +238,7 @@ def train_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     from ponder.lab.model import n_params, pick_device, save, tf32_for
+    from ponder.models.hf import static_cache_pays
 
     out = Path(opts.out)
     device = pick_device(opts.device)
@@ -255,6 +264,9 @@ def train_grpo(
     write_record(out, record)
 
     suppress = model.generation_config.suppress_tokens
+    longest = max(_prompt_tokens(tokenizer, p) for p in dataset["prompt"])
+    rollouts = opts.batch_size * opts.num_generations
+    static = static_cache_pays(model, device, rollouts, longest + opts.max_completion_length)
     args = GRPOConfig(
         output_dir=str(out),
         max_steps=opts.steps,
@@ -269,6 +281,8 @@ def train_grpo(
         weight_decay=0.0,
         reward_weights=weights,
         generation_kwargs={"suppress_tokens": list(suppress)} if suppress else None,
+        # the rollouts decode ~2x faster on a CPU with a preallocated KV cache (models.hf)
+        cache_implementation="static" if static else None,
         logging_steps=opts.log_every,
         save_strategy="steps",
         save_steps=opts.save_every,

@@ -1,0 +1,100 @@
+"""The hf backend's KV cache on a CPU: static (preallocated) against transformers' growing cache.
+
+Each side is its own process (``--side``), which loads the model, runs greedy ``cot`` on the same
+held-out countdown puzzles through ``ponder.bench`` (all puzzles in flight at once, so the backend
+batches them as a benchmark does) and prints its wall time, accuracy and a digest of every
+answer. Rounds alternate the sides (static, dynamic, static, dynamic, ...), and the speed-up is
+taken within each round, so a change in the machine's load hits both sides of a ratio alike.
+Reported: per side the median and min-max seconds, the speed-up's median and min-max, and whether
+both sides gave the same answers (greedy; the two caches differ in floating-point order only).
+
+    python benchmarks/hf_static_cache.py [--model lab:countdown-grpo] [--limit 64] [--rounds 3]
+        [--threads 1] [--max-tokens 900] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+SIDES = ("static", "dynamic")
+
+
+def measure(side: str, model_spec: str, limit: int, threads: int | None, max_tokens: int) -> dict:
+    from ponder.bench.runner import Cell, run_cell
+    from ponder.budget import Budget
+    from ponder.models import resolve
+    from ponder.problems import load_problems
+    from ponder.think import parse_strategy
+
+    model = resolve(model_spec, threads=threads, static_cache=side == "static")
+    problems = load_problems("countdown", limit=limit, seed=10_000, count="3-4", split="test")
+    strategy = parse_strategy(f"cot:max_tokens={max_tokens}")
+
+    async def run_all():
+        cells = [Cell(p, strategy, Budget(), seed=0) for p in problems]
+        return await asyncio.gather(*(run_cell("cache", c, model) for c in cells))
+
+    start = time.perf_counter()
+    rows = asyncio.run(run_all())
+    seconds = time.perf_counter() - start
+    answers = "\n".join(f"{r.problem_id}\t{r.answer}" for r in rows)
+    return {
+        "side": side, "seconds": round(seconds, 2), "correct": sum(r.correct for r in rows),
+        "problems": len(rows), "completion_tokens": sum(r.completion_tokens for r in rows),
+        "answers_sha256": hashlib.sha256(answers.encode()).hexdigest()[:16],
+    }  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="lab:countdown-grpo")
+    ap.add_argument("--limit", type=int, default=64, help="held-out puzzles (default 64)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-tokens", type=int, default=900)
+    ap.add_argument("--json", help="write every measurement and the summary here")
+    ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # a child process
+    args = ap.parse_args()
+    if args.side:
+        print(json.dumps(measure(args.side, args.model, args.limit, args.threads, args.max_tokens)))
+        return 0
+    runs: list[dict] = []
+    for r in range(args.rounds):
+        for side in SIDES:
+            cmd = [sys.executable, __file__, "--side", side, "--model", args.model, "--limit",
+                   str(args.limit), "--threads", str(args.threads), "--max-tokens", str(args.max_tokens)]  # fmt: skip
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            m = json.loads(out.strip().splitlines()[-1]) | {"round": r}
+            runs.append(m)
+            print(f"round {r} {side:8s} {m['seconds']:8.1f} s  {m['correct']}/{m['problems']} right  "
+                  f"{m['completion_tokens']:,} tokens  answers {m['answers_sha256']}", flush=True)  # fmt: skip
+    by = {s: [m for m in runs if m["side"] == s] for s in SIDES}
+    ratios = [d["seconds"] / s["seconds"] for s, d in zip(by["static"], by["dynamic"])]
+    same = len({m["answers_sha256"] for m in runs}) == 1
+    summary = {
+        "model": args.model, "limit": args.limit, "threads": args.threads, "max_tokens": args.max_tokens,
+        "seconds": {s: {"median": statistics.median(m["seconds"] for m in ms),
+                        "min": min(m["seconds"] for m in ms), "max": max(m["seconds"] for m in ms)}
+                    for s, ms in by.items()},
+        "speedup": {"median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
+                    "max": round(max(ratios), 3)},
+        "same_answers": same,
+    }  # fmt: skip
+    sp = summary["speedup"]
+    print(f"\nstatic cache speed-up (dynamic s / static s, per round): median {sp['median']:.2f}x, "
+          f"min-max {sp['min']:.2f}-{sp['max']:.2f}x; same answers on both sides: {same}")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": runs, "summary": summary}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
