@@ -281,7 +281,7 @@ def train_grpo(
         weight_decay=0.0,
         reward_weights=weights,
         generation_kwargs={"suppress_tokens": list(suppress)} if suppress else None,
-        # the rollouts decode ~2x faster on a CPU with a preallocated KV cache (models.hf)
+        # a preallocated KV cache on a CPU: see models.hf.static_cache_pays
         cache_implementation="static" if static else None,
         logging_steps=opts.log_every,
         save_strategy="steps",
