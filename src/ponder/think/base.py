@@ -27,6 +27,7 @@ from ponder.models.base import Completion, Model, Request, StopCheck
 from ponder.problems.base import Problem
 from ponder.think.config import SAMPLING_FIELDS, Sampling
 from ponder.think.meter import Meter
+from ponder.tools.calculator import calculating
 from ponder.tools.calls import prompted
 from ponder.verify.score import Score
 from ponder.verify.scorers import resolve_scorer
@@ -193,12 +194,16 @@ def chosen_from(sampled: Sampled) -> Chosen:
 class StrategyBase:
     """What every strategy shares: the sampling settings (documented in ``think.config``; each
     strategy may change their defaults), ``name``, ``spec`` and ``run`` (the streaming adapter
-    around ``solve``). The settings are checked once, by ``Sampling``, when a strategy is built."""
+    around ``solve``). The settings are checked once, by ``Sampling``, when a strategy is built.
+
+    ``calculator``: every sample the strategy draws (and every call of a scorer that uses its
+    model) completes the equations it writes with ``tools.calculator``'s exact values."""
 
     max_tokens: int = 512
     temperature: float = 0.7
     top_p: float = 1.0
     seed: int | None = None
+    calculator: bool = False
 
     name: ClassVar[str]
     # Offers the client's tools (OpenAI function calling) to the model and may answer with a
@@ -246,7 +251,7 @@ class StrategyBase:
         if problem.tools is not None and not self.client_tools:
             problem = dataclasses.replace(problem, tools=None)
         queue: asyncio.Queue = asyncio.Queue()
-        run = Run(model, budget, queue.put_nowait)
+        run = Run(calculating(model) if self.calculator else model, budget, queue.put_nowait)
         task = asyncio.ensure_future(self.solve(problem, run))
         finished = object()
         task.add_done_callback(lambda _: queue.put_nowait(finished))
