@@ -9,7 +9,9 @@ which no lab run trains on):
    grader), every saved checkpoint evaluated greedily at the largest budget;
 2. **test-time**: greedy accuracy against the thinking budget (``cot:max_tokens=B``, B doubling)
    for the SFT and the final GRPO model; the budget cuts the search, and a search cut before its
-   hit has no answer;
+   hit has no answer. Greedy decoding writes the same tokens whatever the cap, so the sample at
+   budget B is the first B tokens of the one at the largest budget: each smaller budget is read
+   off that one run (``--budget-runs`` runs each budget instead, to check it);
 3. **every strategy** on the final model, through ``benchmarks/sequential_thinking.py`` (cot, vote,
    best_of_n with the exact step verifier, adaptive, confidence, reflect, think, beam, mcts, auto):
    accuracy against mean tokens with its Pareto frontier (``ponder report``'s code).
@@ -17,7 +19,8 @@ which no lab run trains on):
 The SFT model is an input (default the shipped ``lab:countdown-sft``; its own training, longer than
 this experiment, is recorded in its ``ponder_train.json``), so that the experiment starts at GRPO.
 Even so it took 46 min with the tiny model and 49 min with the deep one on 2 cores, with
-``--strategy-problems 0`` (issue 13 asked for 30), GRPO's sampling being most of it. Writes OUT/countdown_scaling.md with the commands, seeds and wall time, and
+``--strategy-problems 0`` and every budget run on its own (issue 13 asked for 30), GRPO's sampling
+being most of it. Writes OUT/countdown_scaling.md with the commands, seeds and wall time, and
 OUT/budget_curve.png, OUT/grpo_curve.png, OUT/strategies/ (the report).
 
     python benchmarks/countdown_scaling.py --out runs/countdown-scaling [--sft lab:countdown-sft]
@@ -36,9 +39,12 @@ import time
 from pathlib import Path
 
 from ponder.lab.evaluate import accuracy
+from ponder.models.base import Sample
 from ponder.models.shipped import shipped_dir
 from ponder.problems import load_problems
+from ponder.think.sampling import candidate
 from ponder.verify.countdown_steps import KINDS, first_flaw
+from ponder.verify.grade import check
 
 BUDGETS = (128, 256, 512, 900)  # 900: the context (1024) less the longest prompt, ~ the trace cap
 
@@ -62,6 +68,41 @@ def checkpoints(out: Path) -> list[tuple[int, Path]]:
 
 def greedy(path: Path, problems: list, budget: int):
     return accuracy(f"hf:{path}", problems, f"cot:max_tokens={budget}", concurrency=64)
+
+
+def sampled(row) -> dict:
+    """The one sample of a greedy row (its Sampled event)."""
+    (event,) = [e for e in row.trace if e.get("type") == "Sampled"]
+    return event
+
+
+def solved_within(problem, row, budget: int, tokenizer) -> bool:
+    """Whether greedy decoding capped at ``budget`` tokens solves ``problem``, read off ``row``,
+    its greedy sample at a larger cap: the capped sample is that sample's first ``budget`` tokens,
+    cut ("length"), so it answers only if those tokens state an answer (``think.sampling``)."""
+    event = sampled(row)
+    if event["completion_tokens"] <= budget:
+        return row.correct
+    ids = tokenizer(event["text"], add_special_tokens=False)["input_ids"][:budget]
+    cut = Sample(tokenizer.decode(ids), 0, budget, "length")
+    return check(problem, candidate(0, cut, problem).answer).ok
+
+
+def budget_points(path: Path, problems: list, result, separately: bool) -> list[tuple[int, float]]:
+    """Accuracy at each of ``BUDGETS``: ``result`` is the run at the largest; the smaller ones are
+    read off it, or (``separately``) run each on its own."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    points = []
+    for b in BUDGETS[:-1]:
+        if separately:
+            acc = greedy(path, problems, b).accuracy
+        else:
+            rows = zip(problems, result.rows, strict=True)
+            acc = sum(solved_within(p, r, b, tokenizer) for p, r in rows) / len(problems)
+        points.append((b, acc))
+    return [*points, (BUDGETS[-1], result.accuracy)]
 
 
 def mean_success_tokens(result) -> float:
@@ -118,6 +159,9 @@ def main() -> int:
     ap.add_argument("--grpo-step-reward", default="0",
                     help="weight of the process reward (ponder train grpo --step-reward; default 0)")
     ap.add_argument("--held-out", type=int, default=200, help="problems for the two curves")
+    ap.add_argument("--budget-runs", action="store_true",
+                    help="run greedy at every budget (default: read the smaller budgets off the "
+                         "largest one's samples, which greedy decoding makes the same)")
     ap.add_argument("--strategy-problems", type=int, default=200,
                     help="problems for the all-strategies comparison (0: skip it)")
     ap.add_argument("--seed", type=int, default=0)
@@ -156,13 +200,11 @@ def main() -> int:
     budget_curve: dict[str, list[tuple[float, float]]] = {}
     at_top = {}
     for name, path in (("SFT", sft), ("GRPO", grpo)):
-        points = []
-        for b in BUDGETS:
-            result = greedy(path, problems, b)
-            points.append((b, result.accuracy))
-            print(f"{name} cot:max_tokens={b}: {result.correct}/{result.total}", flush=True)
-            if b == top:
-                at_top[name] = result
+        at_top[name] = greedy(path, problems, top)
+        points = budget_points(path, problems, at_top[name], args.budget_runs)
+        for b, acc in points:
+            print(f"{name} cot:max_tokens={b}: {round(acc * len(problems))}/{len(problems)}",
+                  flush=True)  # fmt: skip
         budget_curve[name] = points
     broken = {name: failures(problems, r) for name, r in at_top.items()}
     grpo_curve = [(0, at_top["SFT"].accuracy)]
@@ -190,6 +232,9 @@ def main() -> int:
         f"min of training, not part of this run): `{sft_record.get('command')}`", "",
         "Commands:", "", *[f"    {c}" for c in commands], "",
         "## accuracy against the thinking budget (greedy, `cot:max_tokens=B`)", "",
+        ("Each budget run on its own (`--budget-runs`)." if args.budget_runs else
+         f"Each budget below {top} read off the greedy run at {top}: its first B tokens, as "
+         "greedy decoding writes them whatever the cap."), "",
         "| budget | " + " | ".join(budget_curve) + " |", "| --- |" + " --- |" * len(budget_curve),
         *[f"| {b} | " + " | ".join(f"{100 * budget_curve[k][i][1]:.1f}" for k in budget_curve) + " |"
           for i, b in enumerate(BUDGETS)], "",

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,33 @@ def test_the_countdown_model_is_right_sometimes_not_always():
     result = accuracy(resolve("lab:countdown-grpo"), problems, "cot", max_tokens=900,
                       concurrency=64)  # fmt: skip
     assert 2 <= result.correct < len(problems), result.correct
+
+
+@pytest.mark.slow
+def test_the_budget_curve_read_off_one_greedy_run_equals_running_each_budget():
+    """benchmarks/countdown_scaling.py reads each smaller budget off the greedy run at the largest
+    (greedy writes the same first B tokens whatever the cap). On held-out puzzles of the shipped
+    model, the puzzles it calls solved at 128 and 256 tokens are the ones real greedy runs at those
+    caps solve, and cutting changes the verdict on some of them (else the test proves nothing)."""
+    _need("torch", "transformers")
+    import importlib.util
+
+    from transformers import AutoTokenizer
+
+    from ponder.lab.evaluate import accuracy
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "countdown_scaling.py"
+    spec = importlib.util.spec_from_file_location("countdown_scaling", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    problems = countdown_held_out(24)
+    model = shipped_dir("countdown-grpo")
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    top = accuracy(f"hf:{model}", problems, "cot", max_tokens=300, concurrency=24)
+    changed = 0
+    for budget in (128, 256):
+        real = accuracy(f"hf:{model}", problems, "cot", max_tokens=budget, concurrency=24)
+        read = [bench.solved_within(p, r, budget, tokenizer) for p, r in zip(problems, top.rows)]
+        assert read == [r.correct for r in real.rows], budget
+        changed += sum(a != b.correct for a, b in zip(read, top.rows))
+    assert changed > 0
