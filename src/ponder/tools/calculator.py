@@ -20,12 +20,13 @@ Departures from Toolformer:
   to two decimals, as Toolformer rounds. Division by zero and a number too long to be one are left
   to the model.
 
-Cost: a continued sample is sent again with what it has so far; ``Calculating`` charges each call
-as a backend that keeps its KV cache between the calls would spend it (the prompt once, then each
-token of the sample once: the model's tokens as completion tokens, the calculator's as prompt
-tokens, processed but not generated). llama.cpp in-process and vLLM with prefix caching do keep
-it; the hf backend computes the prefix again, so there the calculator costs more time than its
-tokens show. A sample's ``max_tokens`` holds for its whole text, the calculator's digits included.
+Cost: a continued sample is sent again with what it has so far; ``Calculating`` charges the calls
+as a backend that keeps its KV cache from one call to the next would spend them (the prompt once,
+then each token of the sample once: the model's tokens as completion tokens, the calculator's as
+prompt tokens, processed but not generated), as vLLM's prefix caching and SGLang's radix cache do.
+ponder's in-process backends compute the sample's text again at each call (llama.cpp reuses only
+the prompt it cached, hf nothing), so there the calculator takes more wall time than its tokens
+show. A sample's ``max_tokens`` holds for its whole text, the calculator's digits included.
 """
 
 from __future__ import annotations
