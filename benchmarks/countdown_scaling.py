@@ -118,8 +118,7 @@ def failures(problems: list, result) -> dict[str, int]:
         if row.correct:
             counts["solved"] += 1
             continue
-        text = "".join(e["text"] for e in row.trace if e.get("type") == "Sampled")
-        _, flaw = first_flaw(problem, text)
+        _, flaw = first_flaw(problem, sampled(row)["text"])
         counts["no flaw" if flaw is None else flaw.kind] += 1
     return counts
 
