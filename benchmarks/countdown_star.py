@@ -16,8 +16,12 @@ Departures from STaR:
   false hit, no loop). A sample whose answer is right after a slip in an abandoned branch, or a
   missed hit found again later, would teach the slip; STaR keeps it, this script drops it and
   counts it (``--keep-flawed`` keeps it);
-- no rationalization (the failed puzzles are not asked again with the answer as a hint) and one
-  round (run again with ``--model OUT/sft`` for the next).
+- rationalization (``--rationalize``) is not the model asked again with the answer as a hint:
+  each puzzle with no clean solving sample gets the symbolic search's own stream instead
+  (``lab.traces``, what the SFT model was trained on: honest ``no`` checks and visible ``back``
+  lines), since the model's own solving samples alone show only hits. Without it, the failed
+  puzzles are left out, as in STaR without rationalization;
+- one round (run again with ``--model OUT/sft`` for the next).
 
 Steps (each resumes: a re-run with the same arguments skips what is done):
 
@@ -30,7 +34,8 @@ Steps (each resumes: a re-run with the same arguments skips what is done):
 Writes OUT/countdown_star.md and .json with the commands and the wall time.
 
     python benchmarks/countdown_star.py --out runs/countdown-star [--model lab:countdown-grpo]
-        [--problems 1500] [--samples 4] [--epochs 3] [--lr 3e-4] [--threads 2]
+        [--problems 1500] [--samples 4] [--keep-flawed] [--rationalize] [--epochs 3] [--lr 3e-4]
+        [--threads 2]
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from pathlib import Path
 from countdown_scaling import (BUDGETS, budget_points, failures, greedy, mean_success_tokens,
                                model_dir, run)  # fmt: skip
 
+from ponder.lab import format, traces
 from ponder.problems import load_problems
 from ponder.problems.base import Problem
 from ponder.verify.countdown_steps import first_flaw
@@ -82,6 +88,15 @@ def model_spec(spec: str) -> str:
     return spec if spec.startswith("lab:") else f"hf:{spec.removeprefix('hf:')}"
 
 
+def rationalized(problems: list[Problem], kept: list[dict]) -> list[dict]:
+    """The symbolic search's trace (``lab.traces``) as a row for each of ``problems`` that no row
+    of ``kept`` solves and that a search solves within the traces' cap."""
+    done = {r["problem_id"] for r in kept}
+    return [{"prompt": format.prompt_text(p.question), "completion": traces.completion(p),
+             "problem_id": p.id, "correct": True, "strategy": "symbolic search"}
+            for p in problems if p.id not in done and traces.has_trace(p)]  # fmt: skip
+
+
 def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -99,6 +114,8 @@ def main() -> int:
     ap.add_argument("--synth-seed", type=int, default=7, help="training puzzles and sampling")
     ap.add_argument("--keep-flawed", action="store_true",
                     help="train on every solving sample, as STaR does, not only clean searches")
+    ap.add_argument("--rationalize", action="store_true",
+                    help="add the symbolic search's trace for each puzzle with no clean solve")
     ap.add_argument("--epochs", type=float, default=3.0, help="passes over the kept rows")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", default="3e-4", help="peak learning rate (cosine after the warmup)")
@@ -126,11 +143,15 @@ def main() -> int:
     train = load_problems("countdown", limit=args.problems, seed=args.synth_seed, count="3-4",
                           split="train")  # fmt: skip
     rows, flawed = clean_rows(read_jsonl(synth), {p.id: p for p in train}, args.keep_flawed)
+    own = len(rows)
+    if args.rationalize:
+        rows += rationalized(train, rows)
     if not rows:
         sys.exit(f"no row of {synth} is a clean solving search: nothing to train on")
     clean.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     steps = max(1, math.ceil(args.epochs * len(rows) / args.batch_size))
-    print(f"{len(rows)} rows to train on ({flawed} solving samples dropped for a flawed line); "
+    print(f"{len(rows)} rows to train on ({own} the model's, {len(rows) - own} the symbolic "
+          f"search's; {flawed} solving samples dropped for a flawed line); "
           f"{steps} steps", flush=True)  # fmt: skip
     sft_cmd = [*ponder, "train", "sft", "--data", str(clean), "--from", str(start),
                "--steps", str(steps), "--batch-size", str(args.batch_size), "--lr", args.lr,
@@ -151,17 +172,21 @@ def main() -> int:
 
     n = len(problems)
     lines = [
-        "# One round of STaR on countdown (clean searches only)" if not args.keep_flawed
-        else "# One round of STaR on countdown", "",
+        "# One round of STaR on countdown"
+        + ("" if args.keep_flawed else ", clean searches only")
+        + (", failed puzzles rationalized by the symbolic search" if args.rationalize else ""), "",
         f"start model `{args.model}`; {args.problems} training puzzles ({SYNTH_TASK}, seed "
         f"{args.synth_seed}); {n} held-out puzzles (countdown:count=3-4,split=test, seed "
         f"{10_000 + args.seed}); {args.threads} threads; {total / 60:.1f} min in all (sampling "
         f"{sampled_s / 60:.1f}, SFT {trained_s / 60:.1f}; a step that had finished before this "
         "run counts only its check).", "",
         "Commands:", "", f"    {shlex.join(synth_cmd)}", f"    {shlex.join(sft_cmd)}", "",
-        f"Rows: {len(rows) + flawed} of {args.problems} puzzles solved by some sample; {flawed} "
+        f"Rows: {own + flawed} of {args.problems} puzzles solved by some sample; {flawed} "
         f"dropped for a flawed line{' (kept: --keep-flawed)' if args.keep_flawed else ''}; "
-        f"{len(rows)} trained on, {steps} steps of {args.batch_size}.", "",
+        f"{own} of the model's"
+        + (f" and {len(rows) - own} of the symbolic search's (`--rationalize`)" if args.rationalize
+           else "")
+        + f" trained on, {steps} steps of {args.batch_size}.", "",
         "## greedy accuracy against the thinking budget (read off the run at "
         f"{BUDGETS[-1]} tokens), %", "",
         "| budget | " + " | ".join(curves) + " |", "| --- |" + " --- |" * len(curves),
@@ -180,7 +205,7 @@ def main() -> int:
     ]  # fmt: skip
     (out / "countdown_star.md").write_text("\n".join(lines))
     (out / "countdown_star.json").write_text(json.dumps(
-        {"rows": len(rows), "flawed_dropped": flawed, "steps": steps, "budget_curves": curves, "paired": paired,
+        {"rows": len(rows), "own_rows": own, "flawed_dropped": flawed, "steps": steps, "budget_curves": curves, "paired": paired,
          "failures": broken, "minutes": total / 60}, indent=2))  # fmt: skip
     print("\n".join(lines))
     return 0

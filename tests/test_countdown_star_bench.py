@@ -76,3 +76,15 @@ def test_paired_counts_split_the_solves_by_model():
     start = [Row(correct=c) for c in (True, True, False, False, True)]
     tuned = [Row(correct=c) for c in (True, False, True, False, True)]
     assert star.solved_by(start, tuned) == {"both": 2, "start": 1, "STaR": 1}
+
+
+def test_rationalization_gives_each_unsolved_puzzle_the_symbolic_search_trace():
+    puzzles = _puzzles()
+    solved = [_row(puzzles[0], traces.completion(puzzles[0]))]
+    added = star.rationalized(puzzles[:3], solved)
+    assert [r["problem_id"] for r in added] == [p.id for p in puzzles[1:3]]
+    for row, p in zip(added, puzzles[1:3]):
+        assert row["completion"] == traces.completion(p)
+        assert row["prompt"] == format.prompt_text(p.question)
+    kept, flawed = star.clean_rows(added, {p.id: p for p in puzzles})
+    assert (len(kept), flawed) == (2, 0)  # the teacher's rows are clean searches too
