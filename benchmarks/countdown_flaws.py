@@ -11,10 +11,9 @@ import argparse
 import sys
 from types import SimpleNamespace
 
-from countdown_scaling import failures
+from countdown_scaling import failures, held_out
 
 from ponder.bench.store import Store
-from ponder.problems import load_problems
 
 
 def main() -> int:
@@ -27,8 +26,7 @@ def main() -> int:
     with Store(args.db) as store:
         rows = {r.problem_id: r for run in store.runs() for r in store.rows(run)
                 if r.strategy == args.spec}  # fmt: skip
-    problems = load_problems("countdown", limit=args.held_out, seed=10_000 + args.seed,
-                             count="3-4", split="test")  # fmt: skip
+    problems = held_out(args.held_out, args.seed)
     missing = [p.id for p in problems if p.id not in rows]
     if missing:
         sys.exit(f"{args.db} has no {args.spec!r} row for {len(missing)} puzzles (e.g. {missing[0]})")

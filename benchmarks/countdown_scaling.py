@@ -146,6 +146,21 @@ def plot(lines: dict[str, list[tuple[float, float]]], path: Path, xlabel: str, t
     plt.close(fig)
 
 
+def held_out(n: int, seed: int) -> list:
+    """The held-out puzzles every countdown benchmark reports on (no lab run trains on them)."""
+    return load_problems("countdown", limit=n, seed=10_000 + seed, count="3-4", split="test")
+
+
+def prepare(out: str, threads: int) -> tuple[Path, list[str]]:
+    """torch's threads set, OUT made; (OUT, the command prefix that runs ``ponder``)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    return path, [sys.executable, "-m", "ponder"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/countdown-scaling")
@@ -166,12 +181,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ponder = [sys.executable, "-m", "ponder"]
+    out, ponder = prepare(args.out, args.threads)
     started = time.perf_counter()
     sft = model_dir(args.sft)
     grpo = out / "grpo"
@@ -193,8 +203,7 @@ def main() -> int:
     sft_record = json.loads((sft / "ponder_train.json").read_text())
     trained = time.perf_counter() - started
 
-    problems = load_problems("countdown", limit=args.held_out, seed=10_000 + args.seed,
-                             count="3-4", split="test")  # fmt: skip
+    problems = held_out(args.held_out, args.seed)
     top = BUDGETS[-1]
     budget_curve: dict[str, list[tuple[float, float]]] = {}
     at_top = {}

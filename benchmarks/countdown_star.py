@@ -48,8 +48,8 @@ import sys
 import time
 from pathlib import Path
 
-from countdown_scaling import (BUDGETS, budget_points, failures, greedy, mean_success_tokens,
-                               model_dir, run)  # fmt: skip
+from countdown_scaling import (BUDGETS, budget_points, failures, greedy, held_out,
+                               mean_success_tokens, model_dir, prepare, run)  # fmt: skip
 
 from ponder.lab import format, traces
 from ponder.problems import load_problems
@@ -123,12 +123,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="the held-out puzzles' seed (10,000 + it)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ponder = [sys.executable, "-m", "ponder"]
+    out, ponder = prepare(args.out, args.threads)
     started = time.perf_counter()
     start = model_dir(args.model)
     synth, clean, tuned = out / "synth.jsonl", out / "clean.jsonl", out / "sft"
@@ -159,8 +154,7 @@ def main() -> int:
                "--save-every", str(steps), "--out", str(tuned), "--resume", "--quiet"]  # fmt: skip
     trained_s = run(sft_cmd)
 
-    problems = load_problems("countdown", limit=args.held_out, seed=10_000 + args.seed,
-                             count="3-4", split="test")  # fmt: skip
+    problems = held_out(args.held_out, args.seed)
     results, curves = {}, {}
     for name, path in (("start", start), ("STaR", tuned)):
         results[name] = greedy(path, problems, BUDGETS[-1])
