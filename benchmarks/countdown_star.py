@@ -131,8 +131,8 @@ def main() -> int:
                 f"temperature={args.temperature}")  # fmt: skip
     synth_cmd = [*ponder, "data", "synth", "--task", SYNTH_TASK, "--limit", str(args.problems),
                  "--seed", str(args.synth_seed), "--model", model_spec(args.model),
-                 "--strategy", strategy,
-                 "--threads", str(args.threads), "--concurrency", "32", "--out", str(synth)]  # fmt: skip
+                 "--strategy", strategy, "--threads", str(args.threads), "--concurrency", "32",
+                 "--out", str(synth)]  # fmt: skip
     sampled_s = run(synth_cmd)
 
     train = load_problems("countdown", limit=args.problems, seed=args.synth_seed, count="3-4",
@@ -199,8 +199,9 @@ def main() -> int:
     ]  # fmt: skip
     (out / "countdown_star.md").write_text("\n".join(lines))
     (out / "countdown_star.json").write_text(json.dumps(
-        {"rows": len(rows), "own_rows": own, "flawed_dropped": flawed, "steps": steps, "budget_curves": curves, "paired": paired,
-         "failures": broken, "minutes": total / 60}, indent=2))  # fmt: skip
+        {"rows": len(rows), "own_rows": own, "flawed_dropped": flawed, "steps": steps,
+         "budget_curves": curves, "paired": paired, "failures": broken, "minutes": total / 60},
+        indent=2))  # fmt: skip
     print("\n".join(lines))
     return 0
 
