@@ -1,15 +1,19 @@
-"""The hf backend's KV cache on a CPU: static (preallocated) against transformers' growing cache.
+"""The hf backend's KV cache on a CPU: its prefix-reading static cache against transformers' own.
 
-Each side is its own process (``--side``), which loads the model, runs greedy ``cot`` on the same
-held-out countdown puzzles through ``ponder.bench`` (all puzzles in flight at once, so the backend
-batches them as a benchmark does) and prints its wall time, accuracy and a digest of every
-answer. Rounds alternate the sides (static, dynamic, static, dynamic, ...), and the speed-up is
-taken within each round, so a change in the machine's load hits both sides of a ratio alike.
-Reported: per side the median and min-max seconds, the speed-up's median and min-max, and whether
-both sides gave the same answers (greedy; the two caches differ in floating-point order only).
+Three sides: ``prefix``, the backend's default on a CPU (``models.kv_prefix.PrefixStaticCache``:
+preallocated, attention over the written positions only); ``static``, transformers'
+``StaticCache`` (preallocated, attention over every position); ``dynamic``, transformers' default
+cache (grows by concatenation). Each side is its own process (``--side``), which loads the model,
+runs greedy ``cot`` on the same held-out countdown puzzles through ``ponder.bench`` (all puzzles
+in flight at once, so the backend batches them as a benchmark does) and prints its wall time,
+accuracy and a digest of every answer. Rounds run the sides in turn, and each speed-up is taken
+within a round, so a change in the machine's load hits both sides of a ratio alike. Reported: per
+side the median and min-max seconds, the prefix cache's speed-up over each other side (median and
+min-max), and whether every side gave the same answers (greedy; the caches differ in
+floating-point order only).
 
     python benchmarks/hf_static_cache.py [--model lab:countdown-grpo] [--limit 64] [--rounds 3]
-        [--threads 1] [--max-tokens 900] [--json FILE]
+        [--threads 1] [--max-tokens 900] [--sides prefix,static,dynamic] [--json FILE]
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import subprocess
 import sys
 import time
 
-SIDES = ("static", "dynamic")
+SIDES = ("prefix", "static", "dynamic")
 
 
 def measure(side: str, model_spec: str, limit: int, threads: int | None, max_tokens: int) -> dict:
@@ -33,7 +37,11 @@ def measure(side: str, model_spec: str, limit: int, threads: int | None, max_tok
     from ponder.problems import load_problems
     from ponder.think import parse_strategy
 
-    model = resolve(model_spec, threads=threads, static_cache=side == "static")
+    if side == "static":  # transformers' StaticCache in place of the backend's prefix cache
+        from ponder.models import hf
+
+        hf.static_cache_kwargs = lambda model, length: {"cache_implementation": "static"}
+    model = resolve(model_spec, threads=threads, static_cache=side != "dynamic")
     problems = load_problems("countdown", limit=limit, seed=10_000, count="3-4", split="test")
     strategy = parse_strategy(f"cot:max_tokens={max_tokens}")
 
@@ -59,15 +67,19 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=900)
+    ap.add_argument("--sides", default=",".join(SIDES), help="which caches, in the order run")
     ap.add_argument("--json", help="write every measurement and the summary here")
     ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # a child process
     args = ap.parse_args()
     if args.side:
         print(json.dumps(measure(args.side, args.model, args.limit, args.threads, args.max_tokens)))
         return 0
+    sides = args.sides.split(",")
+    if "prefix" not in sides or not set(sides) <= set(SIDES) or len(set(sides)) != len(sides):
+        ap.error(f"--sides: prefix and any of the others, each once: {', '.join(SIDES)}")
     runs: list[dict] = []
     for r in range(args.rounds):
-        for side in SIDES:
+        for side in sides:
             cmd = [sys.executable, __file__, "--side", side, "--model", args.model, "--limit",
                    str(args.limit), "--threads", str(args.threads), "--max-tokens", str(args.max_tokens)]  # fmt: skip
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -75,21 +87,26 @@ def main() -> int:
             runs.append(m)
             print(f"round {r} {side:8s} {m['seconds']:8.1f} s  {m['correct']}/{m['problems']} right  "
                   f"{m['completion_tokens']:,} tokens  answers {m['answers_sha256']}", flush=True)  # fmt: skip
-    by = {s: [m for m in runs if m["side"] == s] for s in SIDES}
-    ratios = [d["seconds"] / s["seconds"] for s, d in zip(by["static"], by["dynamic"])]
+    by = {s: [m for m in runs if m["side"] == s] for s in sides}
+
+    def spread(xs: list[float]) -> dict:
+        return {"median": round(statistics.median(xs), 3), "min": round(min(xs), 3), "max": round(max(xs), 3)}
+
+    speedup = {
+        other: spread([o["seconds"] / p["seconds"] for p, o in zip(by["prefix"], by[other])])
+        for other in sides if other != "prefix"
+    }
     same = len({m["answers_sha256"] for m in runs}) == 1
     summary = {
         "model": args.model, "limit": args.limit, "threads": args.threads, "max_tokens": args.max_tokens,
-        "seconds": {s: {"median": statistics.median(m["seconds"] for m in ms),
-                        "min": min(m["seconds"] for m in ms), "max": max(m["seconds"] for m in ms)}
-                    for s, ms in by.items()},
-        "speedup": {"median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
-                    "max": round(max(ratios), 3)},
-        "same_answers": same,
+        "seconds": {s: spread([m["seconds"] for m in ms]) for s, ms in by.items()},
+        "prefix_speedup_over": speedup, "same_answers": same,
     }  # fmt: skip
-    sp = summary["speedup"]
-    print(f"\nstatic cache speed-up (dynamic s / static s, per round): median {sp['median']:.2f}x, "
-          f"min-max {sp['min']:.2f}-{sp['max']:.2f}x; same answers on both sides: {same}")  # fmt: skip
+    print()
+    for other, sp in speedup.items():
+        print(f"prefix cache speed-up over {other} ({other} s / prefix s, per round): median "
+              f"{sp['median']:.2f}x, min-max {sp['min']:.2f}-{sp['max']:.2f}x")
+    print(f"same answers on every side: {same}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"runs": runs, "summary": summary}, f, indent=1)

@@ -320,14 +320,15 @@ def test_static_and_growing_kv_caches_give_the_same_samples(model_dir):
         model = resolve(f"hf:{model_dir}", device="cpu", static_cache=static)
         seen, real = [], model.model.generate
 
-        def spy(*args, real=real, seen=seen, **kwargs):  # records the cache each batch asked for
-            seen.append(kwargs.get("cache_implementation"))
+        def spy(*args, real=real, seen=seen, **kwargs):  # records the cache each batch was given
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            seen.append(None if cache is None else type(cache).__name__)
             return real(*args, **kwargs)
 
         model.model.generate = spy
         out[static] = [[(s.text, s.completion_tokens, s.finish_reason) for s in c.samples]
                        for c in run(batch(model))]  # fmt: skip
-        assert seen and set(seen) == {"static" if static else None}
+        assert seen and set(seen) == {"PrefixStaticCache" if static else None}
     assert out[True] == out[False]
     assert any(reason == "stop" for c in out[True] for _, _, reason in c)  # the stop string bit
 

@@ -330,6 +330,26 @@ def test_grpo_checkpoints_crash_and_resume(start_checkpoint, tmp_path):
     assert acc.total == 2 and acc.completion_tokens > 0
 
 
+def test_grpo_rollouts_decode_on_the_prefix_cache(start_checkpoint, tmp_path, monkeypatch):
+    """On a CPU, TRL's rollouts decode on models.kv_prefix.PrefixStaticCache: attention reads the
+    written positions only, never the whole preallocated cache."""
+    _need_train()
+    from ponder.lab.grpo import train_grpo
+    from ponder.models.kv_prefix import PrefixStaticLayer
+
+    read, real = [], PrefixStaticLayer.update
+
+    def spy(self, *args, **kwargs):
+        keys, values = real(self, *args, **kwargs)
+        read.append((keys.shape[2], self.max_cache_len))
+        return keys, values
+
+    monkeypatch.setattr(PrefixStaticLayer, "update", spy)
+    train_grpo(_opts(start_checkpoint, tmp_path / "g", steps=1, save_every=10), progress=False)
+    assert read and all(n <= size for n, size in read)
+    assert min(n for n, _ in read) < max(size for _, size in read)
+
+
 def test_grpo_reward_is_the_verifier(start_checkpoint, tmp_path, monkeypatch):
     """With the verifier patched to accept everything, every rollout earns the full reward: the
     trainer's reward IS the check scorer's ponder.verify.grade.check."""

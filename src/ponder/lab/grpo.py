@@ -226,6 +226,22 @@ def _progress_callback(total: int):
     return RichProgress()
 
 
+def _generate_on_static_cache(model, cache_kwargs, length: int) -> None:
+    """Make this model's ``generate`` decode on a fresh static cache of ``length`` positions
+    (``cache_kwargs(model, length)``) whenever it is given none. TRL's GRPO calls ``generate``
+    with a generation config only, which can name transformers' own caches but cannot hand over a
+    cache object such as ``models.kv_prefix.PrefixStaticCache``; so the instance's method is
+    wrapped (the class and every other model are untouched; ``save_pretrained`` ignores it)."""
+    real = model.generate
+
+    def generate(*args, **kwargs):
+        if not {"cache", "past_key_values"} & set(kwargs):
+            kwargs.update(cache_kwargs(model, length))
+        return real(*args, **kwargs)
+
+    model.generate = generate
+
+
 def train_grpo(
     opts: GRPOOptions, command: str | None = None, progress: bool = True, callbacks=None,
     say=print,
@@ -238,7 +254,7 @@ def train_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     from ponder.lab.model import n_params, pick_device, save, tf32_for
-    from ponder.models.hf import static_cache_pays
+    from ponder.models.hf import static_cache_pays, static_cache_kwargs
 
     out = Path(opts.out)
     device = pick_device(opts.device)
@@ -267,6 +283,8 @@ def train_grpo(
     longest = max(_prompt_tokens(tokenizer, p) for p in dataset["prompt"])
     rollouts = opts.batch_size * opts.num_generations
     static = static_cache_pays(model, device, rollouts, longest + opts.max_completion_length)
+    if static:  # a preallocated KV cache on a CPU: see models.hf.static_cache_pays
+        _generate_on_static_cache(model, static_cache_kwargs, longest + opts.max_completion_length)
     args = GRPOConfig(
         output_dir=str(out),
         max_steps=opts.steps,
@@ -281,8 +299,6 @@ def train_grpo(
         weight_decay=0.0,
         reward_weights=weights,
         generation_kwargs={"suppress_tokens": list(suppress)} if suppress else None,
-        # a preallocated KV cache on a CPU: see models.hf.static_cache_pays
-        cache_implementation="static" if static else None,
         logging_steps=opts.log_every,
         save_strategy="steps",
         save_steps=opts.save_every,

@@ -34,7 +34,9 @@ about the same for 1 row as for 64). Conventions (as for llama.cpp):
   as ``suppress_tokens``, still apply). Temperature 0 is greedy.
 * On a CPU, a batch decodes with a static (preallocated) KV cache where it fits in
   ``STATIC_CACHE_BYTES``: transformers' default cache is copied at every step, which costs a small
-  model more than its own forward (``static_cache_pays``; ~1.9x on the lab models).
+  model more than its own forward (``static_cache_pays``; ~1.9x on the lab models). It is
+  ``kv_prefix.PrefixStaticCache``, whose attention reads only the positions written so far
+  (transformers' ``StaticCache`` reads all of them at every step; ~1.6x more).
 * Each request draws from its own ``torch.Generator`` (seeded by its seed, else at random), in
   ``_RowSampler``: the same seed gives the same samples whatever shares its batch (up to the
   floating-point noise of padding, which can flip a near-tie), and torch's global RNG is untouched.
@@ -282,7 +284,7 @@ class HFModel:
             return_dict_in_generate=True,
         )
         if self._static_cache(rows, P + kwargs["max_new_tokens"]):
-            kwargs["cache_implementation"] = "static"
+            kwargs.update(static_cache_kwargs(self.model, P + kwargs["max_new_tokens"]))
         # The model's raw logits at each forward (before temperature, top_p, suppress_tokens...),
         # for the watchers, which read them at the stopping check that follows that forward.
         wants = any(j.request.logprobs for j in jobs)
@@ -361,6 +363,17 @@ def static_cache_pays(model, device: str, rows: int, length: int) -> bool:
     on the CPU (on a GPU, transformers would also compile the model for it) and only where that
     allocation is at most ``STATIC_CACHE_BYTES``."""
     return device == "cpu" and kv_cache_bytes(model, rows, length) <= STATIC_CACHE_BYTES
+
+
+def static_cache_kwargs(model, length: int) -> dict:
+    """``generate``'s keyword arguments for a static KV cache of ``length`` positions: a
+    ``kv_prefix.PrefixStaticCache``, or transformers' ``StaticCache`` on a transformers too old
+    for it (one without cache layers)."""
+    try:
+        from ponder.models.kv_prefix import prefix_cache_kwargs
+    except ImportError:
+        return {"cache_implementation": "static"}
+    return prefix_cache_kwargs(model, length)
 
 
 def kv_cache_bytes(model, rows: int, length: int) -> int:
