@@ -255,8 +255,8 @@ def test_concurrent_requests_share_one_batch_and_keep_their_own_results(hf, monk
     ]  # fmt: skip
     alone = [run(hf.generate(r)) for r in requests]
     calls = []
-    real = hf.model.generate
-    monkeypatch.setattr(hf.model, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = hf._generate_batch
+    monkeypatch.setattr(hf, "_generate_batch", lambda jobs: calls.append(1) or real(jobs))
     # Hold the worker so that all four are pending when it next looks (as under load).
     gate = hf._executor.submit(__import__("time").sleep, 0.3)
     together = _concurrently(hf, requests)
@@ -276,9 +276,9 @@ def test_concurrent_requests_share_one_batch_and_keep_their_own_results(hf, monk
 def test_batch_respects_max_batch_rows(hf, monkeypatch):
     monkeypatch.setattr(hf, "max_batch_rows", 4)
     calls = []
-    real = hf.model.generate
+    real = hf._generate_batch
     monkeypatch.setattr(
-        hf.model, "generate", lambda ids, **k: calls.append(ids.shape[0]) or real(ids, **k)
+        hf, "_generate_batch", lambda jobs: calls.append(sum(j.request.n for j in jobs)) or real(jobs)
     )
     gate = hf._executor.submit(__import__("time").sleep, 0.3)
     out = _concurrently(hf, [Request(prompt=f"p{i}", n=2, max_tokens=4) for i in range(5)])
@@ -291,7 +291,7 @@ def test_an_error_reaches_every_request_of_the_batch(hf, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(hf.model, "generate", boom)
+    monkeypatch.setattr(hf, "_generate_batch", boom)
 
     async def go():
         return await asyncio.gather(
@@ -302,22 +302,29 @@ def test_an_error_reaches_every_request_of_the_batch(hf, monkeypatch):
     assert [str(e) for e in run(go())] == ["out of memory"] * 3
 
 
-def test_static_and_growing_kv_caches_give_the_same_samples(model_dir):
-    """The CPU default decodes with a preallocated (static) KV cache; transformers' growing cache
-    must give the same samples, counts and finish reasons: prompts of different lengths share a
-    left-padded batch, greedy and seeded rows alike."""
+def test_every_decoding_path_gives_the_same_samples(model_dir, monkeypatch):
+    """On a CPU the backend decodes with hf_decode.decode (finished rows leave the batch) on a
+    preallocated prefix cache; where the model's generation config asks for more, with generate on
+    that cache; with static_cache=False, with generate on transformers' growing cache. All three
+    must give the same samples, counts, finish reasons and logprobs: prompts of different lengths
+    share a left-padded batch, greedy and seeded rows alike, rows ending at different steps."""
+    import ponder.models.hf as hf_module
+
     reqs = [
-        Request(prompt="Once upon a time there was", n=2, max_tokens=40, temperature=1.0, seed=5),
+        Request(prompt="Once upon a time there was", n=2, max_tokens=40, temperature=1.0, seed=5,
+                logprobs=True, top_logprobs=2),
         Request(prompt="Hi", max_tokens=40, temperature=0.0),
         Request.chat("What is 2+2?", n=3, max_tokens=25, temperature=0.7, seed=9, stop=("e",)),
-    ]
+        Request(prompt="abc", max_tokens=7, temperature=0.0),
+    ]  # fmt: skip
 
     async def batch(model):
         return await asyncio.gather(*(model.generate(r) for r in reqs))
 
-    out = {}
-    for static in (True, False):
-        model = resolve(f"hf:{model_dir}", device="cpu", static_cache=static)
+    out, used = {}, {}
+    real_decode = hf_module.decode
+    for path in ("decode", "generate on the prefix cache", "generate on the growing cache"):
+        model = resolve(f"hf:{model_dir}", device="cpu", static_cache=path != "generate on the growing cache")
         seen, real = [], model.model.generate
 
         def spy(*args, real=real, seen=seen, **kwargs):  # records the cache each batch was given
@@ -325,12 +332,30 @@ def test_static_and_growing_kv_caches_give_the_same_samples(model_dir):
             seen.append(None if cache is None else type(cache).__name__)
             return real(*args, **kwargs)
 
+        def decode_spy(*args, seen=seen, **kwargs):
+            seen.append("decode")
+            return real_decode(*args, **kwargs)
+
         model.model.generate = spy
-        out[static] = [[(s.text, s.completion_tokens, s.finish_reason) for s in c.samples]
-                       for c in run(batch(model))]  # fmt: skip
-        assert seen and set(seen) == {"PrefixStaticCache" if static else None}
-    assert out[True] == out[False]
-    assert any(reason == "stop" for c in out[True] for _, _, reason in c)  # the stop string bit
+        monkeypatch.setattr(hf_module, "decode", decode_spy)
+        monkeypatch.setattr(hf_module, "_decode_fits", lambda config, path=path: path == "decode")
+        gate = model._executor.submit(__import__("time").sleep, 0.3)  # all four in one batch
+        done = run(batch(model))
+        gate.result()
+        out[path] = [[(s.text, s.completion_tokens, s.finish_reason) for s in c.samples] for c in done]
+        out[path, "lp"] = [(s.logprobs, s.top_logprobs) for s in done[0].samples]
+        used[path] = seen
+    assert used == {
+        "decode": ["decode"], "generate on the prefix cache": ["PrefixStaticCache"],
+        "generate on the growing cache": [None],
+    }  # fmt: skip
+    assert out["decode"] == out["generate on the prefix cache"] == out["generate on the growing cache"]
+    for other in ("generate on the prefix cache", "generate on the growing cache"):
+        for (lp, top), (lp2, top2) in zip(out["decode", "lp"], out[other, "lp"]):
+            assert lp == pytest.approx(lp2, abs=1e-4) and len(lp) > 0
+            assert [t for row in top for t in row] == pytest.approx([t for row in top2 for t in row], abs=1e-4)
+    reasons = [reason for c in out["decode"] for _, _, reason in c]
+    assert "stop" in reasons and "length" in reasons  # rows end at different steps
 
 
 def test_the_static_cache_is_chosen_on_a_cpu_for_small_caches_only(hf):

@@ -330,24 +330,35 @@ def test_grpo_checkpoints_crash_and_resume(start_checkpoint, tmp_path):
     assert acc.total == 2 and acc.completion_tokens > 0
 
 
-def test_grpo_rollouts_decode_on_the_prefix_cache(start_checkpoint, tmp_path, monkeypatch):
-    """On a CPU, TRL's rollouts decode on models.kv_prefix.PrefixStaticCache: attention reads the
-    written positions only, never the whole preallocated cache."""
+def test_grpo_rollouts_decode_with_finished_rows_dropped(start_checkpoint, tmp_path, monkeypatch):
+    """On a CPU, TRL's rollouts go through models.hf_decode.decode, at the run's temperature, and
+    attention reads the written positions only, never the whole preallocated cache."""
     _need_train()
     from ponder.lab.grpo import train_grpo
+    from ponder.models import hf_decode
     from ponder.models.kv_prefix import PrefixStaticLayer
 
     read, real = [], PrefixStaticLayer.update
+    calls, real_decode = [], hf_decode.decode
 
     def spy(self, *args, **kwargs):
         keys, values = real(self, *args, **kwargs)
         read.append((keys.shape[2], self.max_cache_len))
         return keys, values
 
+    def decode_spy(model, ids, mask, max_new, *args, **kwargs):
+        calls.append((ids.shape[0], max_new, kwargs["temperature"]))
+        return real_decode(model, ids, mask, max_new, *args, **kwargs)
+
     monkeypatch.setattr(PrefixStaticLayer, "update", spy)
-    train_grpo(_opts(start_checkpoint, tmp_path / "g", steps=1, save_every=10), progress=False)
+    monkeypatch.setattr(hf_decode, "decode", decode_spy)
+    record = train_grpo(
+        _opts(start_checkpoint, tmp_path / "g", steps=2, save_every=10, temperature=0.9), progress=False
+    )
+    assert calls == [(8, 24, 0.9)] * 2  # 2 prompts x 4 generations a step, 24 tokens
     assert read and all(n <= size for n, size in read)
     assert min(n for n, _ in read) < max(size for _, size in read)
+    assert record["finished"] and len(record["rewards"]) == 2
 
 
 def test_grpo_reward_is_the_verifier(start_checkpoint, tmp_path, monkeypatch):

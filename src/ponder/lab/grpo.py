@@ -226,18 +226,35 @@ def _progress_callback(total: int):
     return RichProgress()
 
 
-def _generate_on_static_cache(model, cache_kwargs, length: int) -> None:
-    """Make this model's ``generate`` decode on a fresh static cache of ``length`` positions
-    (``cache_kwargs(model, length)``) whenever it is given none. TRL's GRPO calls ``generate``
-    with a generation config only, which can name transformers' own caches but cannot hand over a
-    cache object such as ``models.kv_prefix.PrefixStaticCache``; so the instance's method is
-    wrapped (the class and every other model are untouched; ``save_pretrained`` ignores it)."""
+def _fast_rollouts(model, length: int) -> None:
+    """Make this model's ``generate`` decode TRL's rollouts with ``models.hf_decode.decode``
+    (finished rows leave the batch; a prefix-reading static cache of ``length`` positions), or,
+    for a generation config that ``decode`` does not cover, ``generate`` on a fresh
+    ``PrefixStaticCache``. TRL's GRPO calls ``generate`` with a generation config only, which
+    can name transformers' own caches but cannot hand over a cache object or another decoding
+    loop; so the instance's method is wrapped (the class and every other model are untouched;
+    ``save_pretrained`` ignores it)."""
+    from ponder.models.hf import static_cache_kwargs
+    from ponder.models.hf_decode import decode, plain_config
+
     real = model.generate
 
-    def generate(*args, **kwargs):
+    def generate(input_ids=None, attention_mask=None, generation_config=None, **kwargs):
+        c = generation_config
+        if (
+            c is not None and not kwargs and input_ids is not None and attention_mask is not None
+            and c.max_new_tokens and plain_config(c, sampling=bool(c.do_sample))
+        ):  # fmt: skip
+            eos = c.eos_token_id if isinstance(c.eos_token_id, list) else [c.eos_token_id]
+            return decode(
+                model, input_ids, attention_mask, c.max_new_tokens, c.pad_token_id,
+                [e for e in eos if e is not None], c.suppress_tokens or (),
+                temperature=c.temperature if c.do_sample else 0.0,
+            )  # fmt: skip
         if not {"cache", "past_key_values"} & set(kwargs):
-            kwargs.update(cache_kwargs(model, length))
-        return real(*args, **kwargs)
+            kwargs.update(static_cache_kwargs(model, length))
+        return real(input_ids=input_ids, attention_mask=attention_mask,
+                    generation_config=generation_config, **kwargs)  # fmt: skip
 
     model.generate = generate
 
@@ -254,7 +271,7 @@ def train_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     from ponder.lab.model import n_params, pick_device, save, tf32_for
-    from ponder.models.hf import static_cache_pays, static_cache_kwargs
+    from ponder.models.hf import static_cache_pays
 
     out = Path(opts.out)
     device = pick_device(opts.device)
@@ -284,7 +301,7 @@ def train_grpo(
     rollouts = opts.batch_size * opts.num_generations
     static = static_cache_pays(model, device, rollouts, longest + opts.max_completion_length)
     if static:  # a preallocated KV cache on a CPU: see models.hf.static_cache_pays
-        _generate_on_static_cache(model, static_cache_kwargs, longest + opts.max_completion_length)
+        _fast_rollouts(model, longest + opts.max_completion_length)
     args = GRPOConfig(
         output_dir=str(out),
         max_steps=opts.steps,

@@ -36,7 +36,10 @@ about the same for 1 row as for 64). Conventions (as for llama.cpp):
   ``STATIC_CACHE_BYTES``: transformers' default cache is copied at every step, which costs a small
   model more than its own forward (``static_cache_pays``; ~1.9x on the lab models). It is
   ``kv_prefix.PrefixStaticCache``, whose attention reads only the positions written so far
-  (transformers' ``StaticCache`` reads all of them at every step; ~1.6x more).
+  (transformers' ``StaticCache`` reads all of them at every step; ~1.5x more). Such a batch is
+  decoded by ``hf_decode.decode``, which drops finished rows from the model's batch (``generate``
+  runs them as padding until the last row ends), unless the model's generation config asks for a
+  setting it does not implement (``plain_config``); then by ``generate``.
 * Each request draws from its own ``torch.Generator`` (seeded by its seed, else at random), in
   ``_RowSampler``: the same seed gives the same samples whatever shares its batch (up to the
   floating-point noise of padding, which can flip a near-tie), and torch's global RNG is untouched.
@@ -283,19 +286,30 @@ class HFModel:
             logits_processor=[sampler],
             return_dict_in_generate=True,
         )
-        if self._static_cache(rows, P + kwargs["max_new_tokens"]):
-            kwargs.update(static_cache_kwargs(self.model, P + kwargs["max_new_tokens"]))
-        # The model's raw logits at each forward (before temperature, top_p, suppress_tokens...),
-        # for the watchers, which read them at the stopping check that follows that forward.
         wants = any(j.request.logprobs for j in jobs)
-        hook = self.model.register_forward_hook(criteria.see_logits) if wants else None
-        try:
-            with self._lock, torch.inference_mode():
-                out = self.model.generate(ids_t, **kwargs)
-        finally:
-            if hook is not None:
-                hook.remove()
-        gen = out.sequences[:, P:].cpu()  # (rows, T): T = steps run; ended rows are padded
+        static = self._static_cache(rows, P + kwargs["max_new_tokens"])
+        if static and _decode_fits(self.model.generation_config):
+            with self._lock:
+                sequences = decode(
+                    self.model, ids_t, kwargs["attention_mask"], kwargs["max_new_tokens"],
+                    self._pad, self._eos, self.model.generation_config.suppress_tokens or (),
+                    processors=[sampler], stopping=[criteria],
+                    on_logits=criteria.see_step_logits if wants else None,
+                )  # fmt: skip
+        else:
+            if static:
+                kwargs.update(static_cache_kwargs(self.model, P + kwargs["max_new_tokens"]))
+            # The model's raw logits at each forward (before temperature, top_p,
+            # suppress_tokens...), for the watchers, which read them at the stopping check that
+            # follows that forward.
+            hook = self.model.register_forward_hook(criteria.see_logits) if wants else None
+            try:
+                with self._lock, torch.inference_mode():
+                    sequences = self.model.generate(ids_t, **kwargs).sequences
+            finally:
+                if hook is not None:
+                    hook.remove()
+        gen = sequences[:, P:].cpu()  # (rows, T): T = steps run; ended rows are padded
         results = []
         for (sl, w), j in zip(watchers, jobs):
             results.append((self._samples(j, w, gen[sl]), w.streamed))
@@ -363,6 +377,24 @@ def static_cache_pays(model, device: str, rows: int, length: int) -> bool:
     on the CPU (on a GPU, transformers would also compile the model for it) and only where that
     allocation is at most ``STATIC_CACHE_BYTES``."""
     return device == "cpu" and kv_cache_bytes(model, rows, length) <= STATIC_CACHE_BYTES
+
+
+def _decode_fits(generation_config) -> bool:
+    """Whether this model's batches can go through ``hf_decode.decode``, which drops finished rows
+    (its generation config asks for nothing beyond eos, pad and suppressed tokens; the backend
+    samples by itself). False on a transformers too old for ``kv_prefix``."""
+    try:
+        from ponder.models.hf_decode import plain_config
+    except ImportError:
+        return False
+    return plain_config(generation_config, sampling=False)
+
+
+def decode(*args, **kwargs):
+    """``hf_decode.decode``, imported on first use (torch is imported by this module lazily)."""
+    from ponder.models.hf_decode import decode as run
+
+    return run(*args, **kwargs)
 
 
 def static_cache_kwargs(model, length: int) -> dict:
@@ -512,9 +544,13 @@ class _BatchWatcher(_Criteria):
 
     def see_logits(self, module, args, output) -> None:
         """Forward hook on the model: output.logits is (rows, L, V); the last position predicts."""
+        self.see_step_logits(output.logits[:, -1])
+
+    def see_step_logits(self, logits) -> None:
+        """The raw logits of this step, (rows, V)."""
         import torch
 
-        self.step_logprobs = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
+        self.step_logprobs = torch.log_softmax(logits.float(), dim=-1)
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch

@@ -51,10 +51,23 @@ class PrefixStaticCache(StaticCache):
             for layer in self.layers
         ]
 
+    def keep_rows(self, index) -> None:
+        """Keep only the batch rows at ``index`` (a 1-D tensor), in that order, in every layer:
+        ``hf_decode`` drops finished rows from a batch. Copies the kept rows once."""
+        for layer in self.layers:
+            if layer.is_initialized:
+                layer.keys = layer.keys.index_select(0, index)
+                layer.values = layer.values.index_select(0, index)
+                layer.batch_size = len(index)
+
+
+def cache_keyword(model) -> str:
+    """The name under which ``model``'s forward and ``generate`` take a cache object
+    (transformers 5 renamed ``past_key_values`` to ``cache``)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
 
 def prefix_cache_kwargs(model, max_cache_len: int) -> dict:
     """The ``generate`` keyword argument that gives ``model`` a fresh ``PrefixStaticCache`` of
-    ``max_cache_len`` positions (transformers 5 renamed ``past_key_values`` to ``cache``)."""
-    params = inspect.signature(model.forward).parameters
-    name = "cache" if "cache" in params else "past_key_values"
-    return {name: PrefixStaticCache(model.config, max_cache_len=max_cache_len)}
+    ``max_cache_len`` positions."""
+    return {cache_keyword(model): PrefixStaticCache(model.config, max_cache_len=max_cache_len)}
