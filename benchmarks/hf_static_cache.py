@@ -1,19 +1,20 @@
-"""The hf backend's KV cache on a CPU: its prefix-reading static cache against transformers' own.
+"""The hf backend's decoding on a CPU: its row-dropping loop and prefix cache against generate.
 
-Three sides: ``prefix``, the backend's default on a CPU (``models.kv_prefix.PrefixStaticCache``:
-preallocated, attention over the written positions only); ``static``, transformers'
-``StaticCache`` (preallocated, attention over every position); ``dynamic``, transformers' default
-cache (grows by concatenation). Each side is its own process (``--side``), which loads the model,
-runs greedy ``cot`` on the same held-out countdown puzzles through ``ponder.bench`` (all puzzles
-in flight at once, so the backend batches them as a benchmark does) and prints its wall time,
-accuracy and a digest of every answer. Rounds run the sides in turn, and each speed-up is taken
-within a round, so a change in the machine's load hits both sides of a ratio alike. Reported: per
-side the median and min-max seconds, the prefix cache's speed-up over each other side (median and
-min-max), and whether every side gave the same answers (greedy; the caches differ in
-floating-point order only).
+Four sides: ``decode``, the backend's default on a CPU (``models.hf_decode.decode``: finished rows
+leave the batch; ``kv_prefix.PrefixStaticCache``: preallocated, attention over the written
+positions only); ``prefix``, transformers' ``generate`` on that prefix cache (every row runs until
+the last one ends); ``static``, ``generate`` on transformers' ``StaticCache`` (preallocated,
+attention over every position); ``dynamic``, ``generate`` on transformers' default cache (grows by
+concatenation). Each side is its own process (``--side``), which loads the model, runs greedy
+``cot`` on the same held-out countdown puzzles through ``ponder.bench`` (all puzzles in flight at
+once, so the backend batches them as a benchmark does) and prints its wall time, accuracy and a
+digest of every answer. Rounds run the sides in turn, and each speed-up is taken within a round,
+so a change in the machine's load hits both sides of a ratio alike. Reported: per side the median
+and min-max seconds, the default's speed-up over each other side (median and min-max), and
+whether every side gave the same answers (greedy; the sides differ in floating-point order only).
 
     python benchmarks/hf_static_cache.py [--model lab:countdown-grpo] [--limit 64] [--rounds 3]
-        [--threads 1] [--max-tokens 900] [--sides prefix,static,dynamic] [--json FILE]
+        [--threads 1] [--max-tokens 900] [--sides decode,prefix,static,dynamic] [--json FILE]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import time
 
-SIDES = ("prefix", "static", "dynamic")
+SIDES = ("decode", "prefix", "static", "dynamic")
 
 
 def measure(side: str, model_spec: str, limit: int, threads: int | None, max_tokens: int) -> dict:
@@ -37,9 +38,11 @@ def measure(side: str, model_spec: str, limit: int, threads: int | None, max_tok
     from ponder.problems import load_problems
     from ponder.think import parse_strategy
 
-    if side == "static":  # transformers' StaticCache in place of the backend's prefix cache
-        from ponder.models import hf
+    from ponder.models import hf
 
+    if side != "decode":  # generate, as for a generation config that decode does not cover
+        hf._decode_fits = lambda config: False
+    if side == "static":  # transformers' StaticCache in place of the backend's prefix cache
         hf.static_cache_kwargs = lambda model, length: {"cache_implementation": "static"}
     model = resolve(model_spec, threads=threads, static_cache=side != "dynamic")
     problems = load_problems("countdown", limit=limit, seed=10_000, count="3-4", split="test")
@@ -75,8 +78,8 @@ def main() -> int:
         print(json.dumps(measure(args.side, args.model, args.limit, args.threads, args.max_tokens)))
         return 0
     sides = args.sides.split(",")
-    if "prefix" not in sides or not set(sides) <= set(SIDES) or len(set(sides)) != len(sides):
-        ap.error(f"--sides: prefix and any of the others, each once: {', '.join(SIDES)}")
+    if "decode" not in sides or not set(sides) <= set(SIDES) or len(set(sides)) != len(sides):
+        ap.error(f"--sides: decode and any of the others, each once: {', '.join(SIDES)}")
     runs: list[dict] = []
     for r in range(args.rounds):
         for side in sides:
@@ -93,18 +96,18 @@ def main() -> int:
         return {"median": round(statistics.median(xs), 3), "min": round(min(xs), 3), "max": round(max(xs), 3)}
 
     speedup = {
-        other: spread([o["seconds"] / p["seconds"] for p, o in zip(by["prefix"], by[other])])
-        for other in sides if other != "prefix"
+        other: spread([o["seconds"] / d["seconds"] for d, o in zip(by["decode"], by[other])])
+        for other in sides if other != "decode"
     }
     same = len({m["answers_sha256"] for m in runs}) == 1
     summary = {
         "model": args.model, "limit": args.limit, "threads": args.threads, "max_tokens": args.max_tokens,
         "seconds": {s: spread([m["seconds"] for m in ms]) for s, ms in by.items()},
-        "prefix_speedup_over": speedup, "same_answers": same,
+        "decode_speedup_over": speedup, "same_answers": same,
     }  # fmt: skip
     print()
     for other, sp in speedup.items():
-        print(f"prefix cache speed-up over {other} ({other} s / prefix s, per round): median "
+        print(f"decode's speed-up over {other} ({other} s / decode s, per round): median "
               f"{sp['median']:.2f}x, min-max {sp['min']:.2f}-{sp['max']:.2f}x")
     print(f"same answers on every side: {same}")
     if args.json:

@@ -76,7 +76,8 @@ def test_greedy_decode_gives_generates_tokens_with_processors_and_criteria():
     with torch.inference_mode():
         want = model.generate(
             ids, attention_mask=mask, max_new_tokens=30, do_sample=False, pad_token_id=0,
-            eos_token_id=EOS, suppress_tokens=[4], logits_processor=LogitsProcessorList([theirs.process]),
+            eos_token_id=EOS, suppress_tokens=[4],
+            logits_processor=LogitsProcessorList([theirs.process]),
             stopping_criteria=StoppingCriteriaList([Stop()]),
         )  # fmt: skip
     got = decode(model, ids, mask, 30, pad_token_id=0, eos_token_ids=[EOS], suppress_tokens=[4],
@@ -119,19 +120,25 @@ def test_sampling_at_a_temperature_is_seeded_by_torch():
     runs = []
     for _ in range(2):
         torch.manual_seed(3)
-        runs.append(decode(model, ids, mask, 20, pad_token_id=0, eos_token_ids=[EOS], temperature=1.0))
+        runs.append(
+            decode(model, ids, mask, 20, pad_token_id=0, eos_token_ids=[EOS], temperature=1.0)
+        )
     assert torch.equal(*runs)
     greedy = decode(model, ids, mask, 20, pad_token_id=0, eos_token_ids=[EOS])
     assert not torch.equal(runs[0], greedy)
 
 
 def test_plain_config_covers_what_decode_does():
-    assert plain_config(GenerationConfig(eos_token_id=2, pad_token_id=0, suppress_tokens=[4]), False)
-    trl_like = GenerationConfig(max_new_tokens=9, do_sample=True, temperature=0.8, top_p=1.0,
-                                top_k=0, min_p=None, repetition_penalty=1.0, disable_compile=True)  # fmt: skip
+    lab_like = GenerationConfig(eos_token_id=2, pad_token_id=0, suppress_tokens=[4])
+    assert plain_config(lab_like, sampling=False)
+    trl_like = GenerationConfig(
+        max_new_tokens=9, do_sample=True, temperature=0.8, top_p=1.0, top_k=0, min_p=None,
+        repetition_penalty=1.0, disable_compile=True,
+    )  # fmt: skip
     assert plain_config(trl_like, True)
     assert not plain_config(GenerationConfig(do_sample=True, temperature=0.8, top_k=50), True)
-    assert not plain_config(GenerationConfig(do_sample=True, temperature=0.8, top_k=0, top_p=0.9), True)
+    top_p = GenerationConfig(do_sample=True, temperature=0.8, top_k=0, top_p=0.9)
+    assert not plain_config(top_p, True)
     assert not plain_config(GenerationConfig(no_repeat_ngram_size=3), False)
     assert not plain_config(GenerationConfig(num_beams=4), False)
     # sampling settings are ignored when the caller does not sample with them

@@ -9,7 +9,11 @@ transformers = pytest.importorskip("transformers")
 
 from transformers.cache_utils import StaticCache, StaticLayer  # noqa: E402
 
-from ponder.models.kv_prefix import PrefixStaticCache, PrefixStaticLayer, prefix_cache_kwargs  # noqa: E402
+from ponder.models.kv_prefix import (  # noqa: E402
+    PrefixStaticCache,
+    PrefixStaticLayer,
+    prefix_cache_kwargs,
+)
 
 
 def tiny_llama():

@@ -48,7 +48,8 @@ def plain_config(config, sampling: bool) -> bool:
     top-p, min-p or repetition penalty). With ``sampling`` False the sampling settings are unused
     (the caller samples, or decodes greedily)."""
     # a setting that is off (None, False, 0, empty) changes nothing
-    extra = {k for k, v in config.to_diff_dict().items() if k not in _HANDLED and v not in (None, False, 0, [], {})}
+    diff = config.to_diff_dict()
+    extra = {k for k, v in diff.items() if k not in _HANDLED and v not in (None, False, 0, [], {})}
     if extra or (config.num_beams or 1) != 1 or (config.num_return_sequences or 1) != 1:
         return False
     if not sampling:
@@ -134,8 +135,8 @@ def decode(
             live, mask, next_position = live[index], mask[index], next_position[index]
         mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
         out = model(
-            input_ids=sequences[live, -1:], attention_mask=mask, position_ids=next_position[:, None],
-            use_cache=True, **cache,
+            input_ids=sequences[live, -1:], attention_mask=mask,
+            position_ids=next_position[:, None], use_cache=True, **cache,
         )  # fmt: skip
         next_position = next_position + 1
     return sequences
