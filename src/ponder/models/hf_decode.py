@@ -22,6 +22,7 @@ then use ``generate``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 import torch
@@ -94,9 +95,12 @@ def decode(
     kv = PrefixStaticCache(model.config, max_cache_len=P + max_new_tokens)
     cache = {cache_keyword(model): kv}
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    # the prompt's last position only, where the model can be told so
+    params = inspect.signature(model.forward).parameters
+    last = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     out = model(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-        use_cache=True, logits_to_keep=1, **cache,
+        use_cache=True, **cache, **last,
     )  # fmt: skip
     live = torch.arange(rows, device=device)  # batch row of each row still in the model's batch
     mask = attention_mask
