@@ -18,8 +18,9 @@ about the same for 1 row as for 64). Conventions (as for llama.cpp):
   the raw logits, before generate's processors), so that ``should_stop`` sees them as they grow.
 * ``should_stop(i, partial)`` is called by our StoppingCriteria, on the worker thread, after every
   counted token that does not end row i anyway; True ends row i with finish_reason "cancelled".
-  The rest of the batch goes on; the cancelled row is padding from then on (transformers still
-  runs it through the model until every row is done, but only its real tokens are charged).
+  The rest of the batch goes on; the cancelled row is padding from then on, and only its real
+  tokens are charged (``hf_decode.decode`` drops it from the model's batch like any finished row;
+  ``generate`` runs it through the model until every row is done).
 * Messages go through the tokenizer's chat template; a tokenizer without one gets a plain
   rendering, ``"User: ...\\nAssistant:"`` (one ``Role: content`` line per message). A raw ``prompt``
   is tokenized as is, with the tokenizer's usual special tokens (e.g. BOS).
