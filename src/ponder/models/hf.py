@@ -66,6 +66,11 @@ try:
     from transformers import StoppingCriteria as _Criteria
 except ImportError:  # HFModel() then raises a ModelError that names the missing package
     _Criteria = object
+try:  # the CPU decoding path; without it (a transformers with no cache layers), generate
+    from ponder.models.hf_decode import decode, plain_config
+    from ponder.models.kv_prefix import prefix_cache_kwargs
+except ImportError:
+    decode = plain_config = prefix_cache_kwargs = None
 
 
 def _short(exc: BaseException) -> str:
@@ -384,27 +389,14 @@ def _decode_fits(generation_config) -> bool:
     """Whether this model's batches can go through ``hf_decode.decode``, which drops finished rows
     (its generation config asks for nothing beyond eos, pad and suppressed tokens; the backend
     samples by itself). False on a transformers too old for ``kv_prefix``."""
-    try:
-        from ponder.models.hf_decode import plain_config
-    except ImportError:
-        return False
-    return plain_config(generation_config, sampling=False)
-
-
-def decode(*args, **kwargs):
-    """``hf_decode.decode``, imported on first use (torch is imported by this module lazily)."""
-    from ponder.models.hf_decode import decode as run
-
-    return run(*args, **kwargs)
+    return plain_config is not None and plain_config(generation_config, sampling=False)
 
 
 def static_cache_kwargs(model, length: int) -> dict:
     """``generate``'s keyword arguments for a static KV cache of ``length`` positions: a
     ``kv_prefix.PrefixStaticCache``, or transformers' ``StaticCache`` on a transformers too old
     for it (one without cache layers)."""
-    try:
-        from ponder.models.kv_prefix import prefix_cache_kwargs
-    except ImportError:
+    if prefix_cache_kwargs is None:
         return {"cache_implementation": "static"}
     return prefix_cache_kwargs(model, length)
 
