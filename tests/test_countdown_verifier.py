@@ -165,6 +165,34 @@ def test_a_question_in_the_puzzles_wording_is_posed_as_a_countdown_problem():
         assert posed("x", text).kind == "math", text  # fmt: skip
 
 
+def test_a_puzzle_put_briefly_is_restated_in_the_puzzles_wording():
+    """"Using 3, 7 and 25, make 46." is a countdown puzzle too: the lab models only know the
+    puzzles' wording, so the question (and the user turn that asks it) is restated in it."""
+    from ponder.problems.posed import posed
+    from ponder.problems.synthetic import countdown_question
+
+    want = {"numbers": [3, 7, 25], "target": 46}
+    for text in ("Using 3, 7 and 25, make 46.", "using 25, 3, and 7 to make 46",
+                 "Use 3 7 25 to reach 46!", "With the numbers 7, 3, 25, get 46",
+                 "Make 46 from 3, 7 and 25.", "reach 46 using 25 7 3"):  # fmt: skip
+        got = posed("x", text, messages=({"role": "user", "content": text},))
+        assert got.kind == "countdown" and got.meta == want, text
+        assert got.question == countdown_question([3, 7, 25], 46)
+        assert got.messages == ({"role": "user", "content": got.question},)
+    for text in ("Using 3 eggs and 2 cups of flour, make 12 pancakes.", "Make 46 from 3.",
+                 "Using 1, 2, 3, 4, 5, 6 and 7, make 10.", "Using 3, 7 and 25, make 46 and explain.",
+                 "What is 17 + 25?"):  # fmt: skip
+        got = posed("x", text, messages=({"role": "user", "content": text},))
+        assert got.kind == "math" and got.question == text, text
+        assert got.messages == ({"role": "user", "content": text},)
+    # in a conversation only the last user turn, the one that asks the puzzle, is restated
+    turns = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Make 10 from 2, 5"},
+             {"role": "assistant", "content": "2*5"}, {"role": "user", "content": "Make 7 from 2, 5"})  # fmt: skip
+    got = posed("x", "Make 7 from 2, 5", messages=turns)
+    assert got.messages[:3] == turns[:3] and turns[3]["content"] == "Make 7 from 2, 5"
+    assert got.messages[3] == {"role": "user", "content": countdown_question([2, 5], 7)}
+
+
 def test_ponder_solve_and_serve_check_a_posed_puzzle_with_the_step_verifier():
     """The path a user takes: a question typed into ``ponder solve`` or sent to ``ponder serve``,
     judged by ``verifier=countdown`` (before, the verifier refused the free-text problem)."""
@@ -182,7 +210,13 @@ def test_ponder_solve_and_serve_check_a_posed_puzzle_with_the_step_verifier():
     assert problem.kind == "countdown" and problem.meta == PROBLEM.meta
 
     wrong = TRACE.replace("49*8=392 ok", "49*8=382 no").split("\nAnswer")[0] + "\nAnswer: 50+8+1"
-    model = ScriptedModel(lambda request, i: wrong if i == 0 else TRACE)
+    seen = []
+
+    def reply(request, i):
+        seen.append(request.messages)
+        return wrong if i == 0 else TRACE
+
+    model = ScriptedModel(reply)
     with BackgroundServer(model, ServeSettings(max_budget=20000)) as srv:
         c = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0)
         r = c.chat.completions.create(
@@ -190,6 +224,13 @@ def test_ponder_solve_and_serve_check_a_posed_puzzle_with_the_step_verifier():
             messages=[{"role": "user", "content": question}],
         )
         assert r.choices[0].message.content.strip().endswith("(50-1)*8"), r.choices[0].message.content
+        # put briefly, the same puzzle is checked too, and the model reads it in the puzzles' wording
+        r = c.chat.completions.create(
+            model="ponder/best_of_n:n=2,verifier=countdown",
+            messages=[{"role": "user", "content": "Using 1, 8 and 50, make 392."}],
+        )
+        assert r.choices[0].message.content.strip().endswith("(50-1)*8"), r.choices[0].message.content
+        assert seen[-1][-1] == {"role": "user", "content": question}
         # the verifier on a question that is no countdown puzzle: the user's error, a 400 naming it
         with pytest.raises(openai.BadRequestError, match="verifier=countdown checks countdown"):
             c.chat.completions.create(

@@ -113,6 +113,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from ponder.terminal import solve_and_render
 
     problem = problem_from_args(args)
+    if args.question and problem.question != args.question.strip():
+        print(f"ponder: read as a countdown puzzle: {problem.question}", file=sys.stderr)
     strategy = strategy_from_args(args)
     model = resolve(args.model, threads=args.threads)
     result = asyncio.run(
