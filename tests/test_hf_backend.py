@@ -137,6 +137,28 @@ def test_missing_or_bad_directory_is_one_line_model_error(tmp_path):
     assert "cannot load Hugging Face model" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_transformers_older_than_the_floor_is_one_line_model_error(model_dir, monkeypatch):
+    """Older transformers cannot run the backend (no cache layers, no shipped tokenizers): the
+    user hears which release is needed, not a traceback from inside generate."""
+    from pathlib import Path
+
+    from ponder import requirements
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    floor = requirements.HF_FLOORS["transformers"]
+    assert f'hf = ["torch>=2.6", "transformers>={floor}"' in pyproject
+    real = requirements.installed
+    for have, refused in (("5.3.2", True), ("5.4.0.dev0", False), (real("transformers"), False)):
+        monkeypatch.setattr(requirements, "installed", lambda p, have=have: have if p == "transformers" else real(p))
+        if not refused:
+            assert HFModel(str(model_dir)).model is not None, have
+            continue
+        with pytest.raises(ModelError) as e:
+            HFModel(str(model_dir))
+        assert str(e.value) == (f"the hf backend needs transformers >= {floor} (this is {have}): "
+                                "pip install -U 'ponder[hf]'")  # fmt: skip
+
+
 def test_stop_strings_cut_the_text(hf):
     base = Request(prompt="abc", max_tokens=40, temperature=1.0, seed=11)
     full = run(hf.generate(base)).samples[0]

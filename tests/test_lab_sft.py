@@ -299,6 +299,27 @@ def test_train_cli_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_train_refuses_releases_below_the_floors_in_one_line(tmp_path, monkeypatch, capsys):
+    """Older transformers or trl fail deep inside training (an unknown SFTConfig argument): the
+    CLI says which release is needed before it starts, for sft and grpo alike."""
+    _need_train()
+    from ponder import requirements
+    from ponder.cli import main
+
+    real = requirements.installed
+    old = {"trl": "0.29.1", "transformers": "5.22.2"}
+    monkeypatch.setattr(requirements, "installed", lambda p: old.get(p) or real(p))
+    out = str(tmp_path / "x")
+    for cmd in (["train", "sft", "--task", "add"], ["train", "grpo", "--task", "add", "--from", out]):
+        assert main([*cmd, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == ("ponder: error: ponder train needs transformers >= 5.23 (this is 5.22.2), "
+                       "trl >= 1.0 (this is 0.29.1): pip install -U 'ponder[train]'"), err
+    assert not (tmp_path / "x").exists()
+    monkeypatch.setattr(requirements, "installed", real)
+    assert requirements.too_old(requirements.TRAIN_FLOORS) == []  # what the suite runs on
+
+
 # --- stopping on validation accuracy ---
 
 

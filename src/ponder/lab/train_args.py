@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 
 from ponder.errors import UserError
+from ponder.requirements import TRAIN_FLOORS, too_old
 
 TRAIN_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
 
@@ -23,3 +24,6 @@ def require_train_packages() -> None:
     missing = [m for m in TRAIN_PACKAGES if importlib.util.find_spec(m) is None]
     if missing:
         raise UserError(f"ponder train needs {', '.join(missing)}: pip install 'ponder[train]'")
+    old = too_old(TRAIN_FLOORS)
+    if old:
+        raise UserError(f"ponder train needs {', '.join(old)}: pip install -U 'ponder[train]'")

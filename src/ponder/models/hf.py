@@ -61,12 +61,13 @@ from typing import Any
 
 from ponder.budget import Usage
 from ponder.models.base import Completion, ModelError, Request, Sample, StopCheck, TextCallback
+from ponder.requirements import HF_FLOORS, too_old
 
 try:
     from transformers import StoppingCriteria as _Criteria
 except ImportError:  # HFModel() then raises a ModelError that names the missing package
     _Criteria = object
-try:  # the CPU decoding path; without it (a transformers with no cache layers), generate
+try:  # the CPU decoding path (needs torch and transformers, as HFModel() checks)
     from ponder.models.hf_decode import decode, plain_config
     from ponder.models.kv_prefix import prefix_cache_kwargs
 except ImportError:
@@ -143,6 +144,8 @@ class HFModel:
         except ImportError as e:
             msg = f"the hf backend needs torch and transformers ({e}): pip install 'ponder[hf]'"
             raise ModelError(msg) from None
+        if old := too_old(HF_FLOORS):
+            raise ModelError(f"the hf backend needs {', '.join(old)}: pip install -U 'ponder[hf]'")
         self._torch = torch
         if threads is not None:
             torch.set_num_threads(threads)
@@ -388,16 +391,13 @@ def static_cache_pays(model, device: str, rows: int, length: int) -> bool:
 def _decode_fits(generation_config) -> bool:
     """Whether this model's batches can go through ``hf_decode.decode``, which drops finished rows
     (its generation config asks for nothing beyond eos, pad and suppressed tokens; the backend
-    samples by itself). False on a transformers too old for ``kv_prefix``."""
-    return plain_config is not None and plain_config(generation_config, sampling=False)
+    samples by itself)."""
+    return plain_config(generation_config, sampling=False)
 
 
 def static_cache_kwargs(model, length: int) -> dict:
     """``generate``'s keyword arguments for a static KV cache of ``length`` positions: a
-    ``kv_prefix.PrefixStaticCache``, or transformers' ``StaticCache`` on a transformers too old
-    for it (one without cache layers)."""
-    if prefix_cache_kwargs is None:
-        return {"cache_implementation": "static"}
+    ``kv_prefix.PrefixStaticCache``, which attends only over the positions written so far."""
     return prefix_cache_kwargs(model, length)
 
 
