@@ -191,6 +191,28 @@ def test_a_puzzle_put_briefly_is_restated_in_the_puzzles_wording():
     got = posed("x", "Make 7 from 2, 5", messages=turns)
     assert got.messages[:3] == turns[:3] and turns[3]["content"] == "Make 7 from 2, 5"
     assert got.messages[3] == {"role": "user", "content": countdown_question([2, 5], 7)}
+    # a number too long for a puzzle (int() refuses 4,301 digits) is a math question, not a crash
+    huge = "9" * 5000
+    for text in (f"Using 3 and 4, make {huge}", f"Make 46 from 3 and {huge}",
+                 f"Using the numbers 3, {huge} (each at most once) and + - * /, write an expression equal to 7."):  # fmt: skip
+        assert posed("x", text).kind == "math"
+
+
+def test_ponder_solve_says_when_it_restated_the_puzzle(tmp_path, capsys):
+    import argparse
+    import json
+
+    from ponder.cli import problem_from_args
+
+    short = "Using 3, 7 and 25, make 46."
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps([{"role": "user", "content": short}]))
+    for question, messages in ((short, None), (None, str(path))):
+        problem = problem_from_args(argparse.Namespace(question=question, messages=messages, system=None))
+        assert problem.kind == "countdown" and problem.meta == {"numbers": [3, 7, 25], "target": 46}
+        assert capsys.readouterr().err == f"ponder: read as a countdown puzzle: {problem.question}\n"
+    problem_from_args(argparse.Namespace(question=problem.question, messages=None, system=None))
+    assert capsys.readouterr().err == ""  # already in the puzzles' wording: nothing to say
 
 
 def test_ponder_solve_and_serve_check_a_posed_puzzle_with_the_step_verifier():

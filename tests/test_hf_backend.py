@@ -143,6 +143,7 @@ def test_a_transformers_older_than_the_floor_is_one_line_model_error(model_dir, 
     from pathlib import Path
 
     from ponder import requirements
+    from ponder.models import hf as hf_module
 
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     floor = requirements.HF_FLOORS["transformers"]
@@ -157,6 +158,32 @@ def test_a_transformers_older_than_the_floor_is_one_line_model_error(model_dir, 
             HFModel(str(model_dir))
         assert str(e.value) == (f"the hf backend needs transformers >= {floor} (this is {have}): "
                                 "pip install -U 'ponder[hf]'")  # fmt: skip
+    # a release above the floor whose caches moved (the CPU decoding path cannot be imported)
+    moved = ImportError("cannot import name 'StaticLayer' from 'transformers.cache_utils'")
+    monkeypatch.setattr(hf_module, "_DECODE_IMPORT_ERROR", moved)
+    with pytest.raises(ModelError) as e:
+        HFModel(str(model_dir))
+    assert "cannot use transformers" in str(e.value) and "StaticLayer" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_release_floors_read_versions_as_releases(monkeypatch):
+    from importlib.metadata import PackageNotFoundError
+
+    from ponder import requirements
+
+    def installed(versions):
+        def lookup(package):
+            if versions[package] is None:
+                raise PackageNotFoundError(package)
+            return versions[package]
+
+        return lookup
+
+    for have, refused in (("1", False), ("1.0.0rc1", False), ("0.29.1", True), ("1.16.0", False),
+                          ("not a version", False), (None, False)):  # fmt: skip
+        monkeypatch.setattr(requirements, "installed", installed({"trl": have}))
+        assert requirements.too_old({"trl": "1.0"}) == ([f"trl >= 1.0 (this is {have})"] if refused else []), have
 
 
 def test_stop_strings_cut_the_text(hf):

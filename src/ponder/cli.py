@@ -106,15 +106,16 @@ def problem_from_args(args: argparse.Namespace):
     except ConversationError as e:
         where = f"--messages {args.messages}: {e.param}" if args.messages else e.param
         raise UserError(f"{where}: {e}") from None
-    return posed("cli", question.strip(), messages=turns)
+    problem = posed("cli", question.strip(), messages=turns)
+    if problem.question != question.strip():
+        print(f"ponder: read as a countdown puzzle: {problem.question}", file=sys.stderr)
+    return problem
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from ponder.terminal import solve_and_render
 
     problem = problem_from_args(args)
-    if args.question and problem.question != args.question.strip():
-        print(f"ponder: read as a countdown puzzle: {problem.question}", file=sys.stderr)
     strategy = strategy_from_args(args)
     model = resolve(args.model, threads=args.threads)
     result = asyncio.run(

@@ -21,12 +21,17 @@ def installed(package: str) -> str:
 
 
 def too_old(floors: dict[str, str]) -> list[str]:
-    """"transformers >= 5.4 (this is 5.3.2)" for each installed package older than its floor."""
-    from packaging.version import Version
+    """"transformers >= 5.4 (this is 5.3.2)" for each installed package older than its floor. A
+    package whose release cannot be read (no metadata, an odd version string) is not refused."""
+    from packaging.version import InvalidVersion, Version
 
     out = []
     for package, floor in floors.items():
-        have = installed(package)
-        if Version(have).release < Version(floor).release:  # a 5.4 development build is 5.4
+        try:
+            have = installed(package)
+            older = Version(Version(have).base_version) < Version(floor)  # 5.4.0.dev0 is 5.4
+        except (importlib.metadata.PackageNotFoundError, InvalidVersion):
+            continue
+        if older:
             out.append(f"{package} >= {floor} (this is {have})")
     return out

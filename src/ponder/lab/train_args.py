@@ -8,7 +8,8 @@ import importlib.util
 from ponder.errors import UserError
 from ponder.requirements import TRAIN_FLOORS, too_old
 
-TRAIN_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate")
+# requests: trl before 1.14.2 imports it without requiring it
+TRAIN_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "trl", "accelerate", "requests")
 
 
 def count_option(text: str) -> int | str:

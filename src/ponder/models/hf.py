@@ -67,11 +67,14 @@ try:
     from transformers import StoppingCriteria as _Criteria
 except ImportError:  # HFModel() then raises a ModelError that names the missing package
     _Criteria = object
-try:  # the CPU decoding path (needs torch and transformers, as HFModel() checks)
+try:  # the CPU decoding path; HFModel() refuses to start without it, naming why
     from ponder.models.hf_decode import decode, plain_config
     from ponder.models.kv_prefix import prefix_cache_kwargs
-except ImportError:
+
+    _DECODE_IMPORT_ERROR: ImportError | None = None
+except ImportError as e:
     decode = plain_config = prefix_cache_kwargs = None
+    _DECODE_IMPORT_ERROR = e
 
 
 def _short(exc: BaseException) -> str:
@@ -146,6 +149,9 @@ class HFModel:
             raise ModelError(msg) from None
         if old := too_old(HF_FLOORS):
             raise ModelError(f"the hf backend needs {', '.join(old)}: pip install -U 'ponder[hf]'")
+        if _DECODE_IMPORT_ERROR is not None:  # e.g. a future transformers that moved its caches
+            raise ModelError(f"the hf backend cannot use transformers {transformers.__version__} "
+                             f"({_short(_DECODE_IMPORT_ERROR)}): pip install 'ponder[hf]'")  # fmt: skip
         self._torch = torch
         if threads is not None:
             torch.set_num_threads(threads)

@@ -22,12 +22,13 @@ from typing import Any
 from ponder.problems.base import Problem
 from ponder.problems.synthetic import countdown_meta, countdown_question
 
-_NUMBERS = r"(\d+(?:\s*,\s*\d+|\s+\d+)*(?:\s*,?\s+and\s+\d+)?)"
+_N = r"\d{1,9}"  # a longer number is no countdown number (and int() refuses > 4,300 digits)
+_NUMBERS = rf"({_N}(?:\s*,\s*{_N}|\s+{_N})*(?:\s*,?\s+and\s+{_N})?)"
 _GOAL = r"(?:make|get|reach)"
 _SHORT_FORMS = (  # (pattern, group of the numbers, group of the target)
     (re.compile(rf"(?:using|use|with)\s+(?:the\s+numbers\s+)?{_NUMBERS}\s*,?\s*(?:to\s+)?{_GOAL}"
-                rf"\s+(\d+)\s*[.!?]?", re.IGNORECASE), 1, 2),  # fmt: skip
-    (re.compile(rf"{_GOAL}\s+(\d+)\s+(?:from|with|using)\s+(?:the\s+numbers\s+)?{_NUMBERS}\s*[.!?]?",
+                rf"\s+({_N})\s*[.!?]?", re.IGNORECASE), 1, 2),  # fmt: skip
+    (re.compile(rf"{_GOAL}\s+({_N})\s+(?:from|with|using)\s+(?:the\s+numbers\s+)?{_NUMBERS}\s*[.!?]?",
                 re.IGNORECASE), 2, 1),  # fmt: skip
 )
 

@@ -99,8 +99,8 @@ def countdown_question(numbers: list[int], target: int) -> str:
 
 
 _COUNTDOWN_QUESTION = re.compile(
-    r"Using the numbers (\d+(?:, \d+)+) \(each at most once\) and \+ - \* /, "
-    r"write an expression equal to (\d+)\.?"
+    r"Using the numbers (\d{1,9}(?:, \d{1,9})+) \(each at most once\) and \+ - \* /, "
+    r"write an expression equal to (\d{1,9})\.?"
 )
 
 
