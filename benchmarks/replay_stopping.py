@@ -46,6 +46,30 @@ def samples_of(row, problem) -> list:
     ]
 
 
+def stored_pools(db: str, strategy: str, task: str, digits: int = 3) -> tuple[str, list]:
+    """The last run of a ``sequential_thinking.py`` database: its name, and for each row whose
+    strategy starts with ``strategy``, (problem, the row's samples as candidates, the strategy).
+    Exits (status 2) with a one-line message when there is nothing to read."""
+    if not Path(db).is_file():
+        _fail(f"{db}: no such database")
+    with Store(db) as store:
+        runs = store.runs()
+        if not runs:
+            _fail(f"{db}: no runs stored")
+        run = runs[-1]
+        config = store.run_info(run)["config"]
+        rows = [r for r in store.rows(run) if r.strategy.startswith(strategy)]
+    if not rows:
+        _fail(f"{db}: run {run} holds no {strategy} rows")
+    problems = {p.id: p for p in held_out(task, config["limit"], rows[0].seed, digits)}
+    return run, [(problems[r.problem_id], samples_of(r, problems[r.problem_id]), r.strategy) for r in rows]
+
+
+def _fail(message: str) -> None:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
 def stop_at(cands: list, wave: int, confidence: float, give_up: int = 0) -> int:
     """How many samples a rule draws: waves of ``wave``, checked between waves (``give_up`` 0:
     adaptive's rule alone)."""
@@ -79,28 +103,15 @@ def main() -> int:
     args = ap.parse_args()
     give_ups = [int(k) for k in args.give_up.split(",") if k]
 
-    if not Path(args.db).is_file():
-        print(f"{args.db}: no such database", file=sys.stderr)
-        return 2
-    with Store(args.db) as store:
-        runs = store.runs()
-        if not runs:
-            print(f"{args.db}: no runs stored", file=sys.stderr)
-            return 2
-        run = runs[-1]
-        config = store.run_info(run)["config"]
-        rows = [r for r in store.rows(run) if r.strategy.startswith(args.strategy)]
-    if not rows:
-        print(f"{args.db}: run {run} holds no {args.strategy} rows", file=sys.stderr)
-        return 2
-    problems = {p.id: p for p in held_out(args.task, config["limit"], rows[0].seed, args.digits)}
-    replayed = [(problems[r.problem_id], samples_of(r, problems[r.problem_id])) for r in rows]
+    run, replayed = stored_pools(args.db, args.strategy, args.task, args.digits)
+    rows_strategy = replayed[0][2]
+    replayed = [(problem, cands) for problem, cands, _ in replayed]
     most = max(len(c) for _, c in replayed)
     # (label, give_up): None draws every sample; 0 is adaptive's rule alone; k adds the give-up
     rules = [(f"vote over all {most}", None), (f"adaptive (wave {args.wave}, {args.confidence})", 0)]
     rules += [(f"adaptive + give up after {k} with no answer twice", k) for k in give_ups]
 
-    print(f"{run}: {rows[0].strategy}, {len(replayed)} problems\n")
+    print(f"{run}: {rows_strategy}, {len(replayed)} problems\n")
     print("| rule | accuracy | mean completion tokens | share of all samples' tokens |")
     print("| --- | --- | --- | --- |")
     everything = None
