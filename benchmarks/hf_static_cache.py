@@ -14,7 +14,12 @@ and min-max seconds, the default's speed-up over each other side (median and min
 whether every side gave the same answers (greedy; the sides differ in floating-point order only).
 
     python benchmarks/hf_static_cache.py [--model lab:countdown-grpo] [--limit 64] [--rounds 3]
-        [--threads 1] [--max-tokens 900] [--sides decode,prefix,static,dynamic] [--json FILE]
+        [--threads 1] [--max-tokens 900 | --strategy SPEC] [--sides decode,prefix,static,dynamic]
+        [--json FILE]
+
+``--strategy`` times another strategy than greedy ``cot:max_tokens=N`` (e.g. a step-level
+``beam``, which makes many short calls); a sampling strategy draws the same samples on every
+side (the backend's per-request generators), so the answers' digest must still agree.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import time
 SIDES = ("decode", "prefix", "static", "dynamic")
 
 
-def measure(side: str, model_spec: str, limit: int, threads: int | None, max_tokens: int) -> dict:
+def measure(side: str, model_spec: str, limit: int, threads: int | None, spec: str) -> dict:
     from ponder.bench.runner import Cell, run_cell
     from ponder.budget import Budget
     from ponder.models import resolve
@@ -46,7 +51,7 @@ def measure(side: str, model_spec: str, limit: int, threads: int | None, max_tok
         hf.static_cache_kwargs = lambda model, length: {"cache_implementation": "static"}
     model = resolve(model_spec, threads=threads, static_cache=side != "dynamic")
     problems = load_problems("countdown", limit=limit, seed=10_000, count="3-4", split="test")
-    strategy = parse_strategy(f"cot:max_tokens={max_tokens}")
+    strategy = parse_strategy(spec)
 
     async def run_all():
         cells = [Cell(p, strategy, Budget(), seed=0) for p in problems]
@@ -69,13 +74,15 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=64, help="held-out puzzles (default 64)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--max-tokens", type=int, default=900)
+    ap.add_argument("--max-tokens", type=int, default=900, help="greedy cot's cap")
+    ap.add_argument("--strategy", help="time this strategy instead of cot:max_tokens=N")
     ap.add_argument("--sides", default=",".join(SIDES), help="which caches, in the order run")
     ap.add_argument("--json", help="write every measurement and the summary here")
     ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # a child process
     args = ap.parse_args()
+    spec = args.strategy or f"cot:max_tokens={args.max_tokens}"
     if args.side:
-        print(json.dumps(measure(args.side, args.model, args.limit, args.threads, args.max_tokens)))
+        print(json.dumps(measure(args.side, args.model, args.limit, args.threads, spec)))
         return 0
     sides = args.sides.split(",")
     if "decode" not in sides or not set(sides) <= set(SIDES) or len(set(sides)) != len(sides):
@@ -84,7 +91,7 @@ def main() -> int:
     for r in range(args.rounds):
         for side in sides:
             cmd = [sys.executable, __file__, "--side", side, "--model", args.model, "--limit",
-                   str(args.limit), "--threads", str(args.threads), "--max-tokens", str(args.max_tokens)]  # fmt: skip
+                   str(args.limit), "--threads", str(args.threads), "--strategy", spec]  # fmt: skip
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             m = json.loads(out.strip().splitlines()[-1]) | {"round": r}
             runs.append(m)
@@ -101,7 +108,7 @@ def main() -> int:
     }
     same = len({m["answers_sha256"] for m in runs}) == 1
     summary = {
-        "model": args.model, "limit": args.limit, "threads": args.threads, "max_tokens": args.max_tokens,
+        "model": args.model, "limit": args.limit, "threads": args.threads, "strategy": spec,
         "seconds": {s: spread([m["seconds"] for m in ms]) for s, ms in by.items()},
         "decode_speedup_over": speedup, "same_answers": same,
     }  # fmt: skip
