@@ -23,7 +23,7 @@ def test_a_pool_is_graded_sample_by_sample_and_voted_two_ways(tmp_path):
         store.open_run("r", {"limit": 3}, "test", {})
         # a (100, 4, 25 to 129): one right answer written three ways, one canonical form, against
         # a wrong one written twice alike: the plain vote picks the wrong one, the canonical one not
-        assert a.meta == a.meta | {"numbers": [4, 25, 100], "target": 129}
+        assert (a.meta["numbers"], a.meta["target"]) == ([4, 25, 100], 129)
         store.add(_row(a, ["(100+4)+25", "1+1", "1+1", "25+(4+100)", "100+(25+4)"]))
         store.add(_row(b, ["2+2", "2+2", right(b), "", "3+3"]))  # "" states no answer
         store.add(_row(c, ["4+4"] * 5))
