@@ -18,9 +18,9 @@ which no lab run trains on):
 
 The SFT model is an input (default the shipped ``lab:countdown-sft``; its own training, longer than
 this experiment, is recorded in its ``ponder_train.json``), so that the experiment starts at GRPO.
-Even so it took 46 min with the tiny model and 49 min with the deep one on 2 cores, with
-``--strategy-problems 0`` and every budget run on its own (issue 13 asked for 30), GRPO's sampling
-being most of it. Writes OUT/countdown_scaling.md with the commands, seeds and wall time, and
+With ``--strategy-problems 0`` the two curves took 21.0 min on the deep model on 2 cores
+(docs/results/countdown_scaling/fast; 49 min before the hf backend's ``decode``), GRPO's sampling
+being most of it; the strategies of part 3 take about an hour more, the step-level searches hours. Writes OUT/countdown_scaling.md with the commands, seeds and wall time, and
 OUT/budget_curve.png, OUT/grpo_curve.png, OUT/strategies/ (the report).
 
     python benchmarks/countdown_scaling.py --out runs/countdown-scaling [--sft lab:countdown-sft]
