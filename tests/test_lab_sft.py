@@ -188,13 +188,15 @@ def test_every_model_size_is_offered_by_train_and_has_its_documented_size():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """2-digit addition, tiny model, 100 steps of 16 on CPU (about 15 s on 2 idle cores)."""
+    """2-digit addition, tiny model, 100 steps of 16 on CPU (about 15 s on 2 idle cores), a
+    checkpoint every 25 steps of which the 3 latest are kept."""
     _need_train()
     from ponder.cli import main
 
     out = tmp_path_factory.mktemp("sft") / "add2"
     argv = ["train", "sft", "--task", "add", "--digits", "2", "--examples", "800", "--steps", "100",
-            "--batch-size", "16", "--lr", "3e-3", "--save-every", "50", "--out", str(out),
+            "--batch-size", "16", "--lr", "3e-3", "--save-every", "25", "--keep-checkpoints", "3",
+            "--out", str(out),
             "--device", "cpu", "--threads", "1", "--quiet"]  # fmt: skip
     start = time.perf_counter()
     assert main(argv) == 0
@@ -211,7 +213,10 @@ def test_sft_lowers_the_loss_and_records_the_run(trained):
     # constant LR after the warmup by default: the checkpoint is meant for RL next (lab.sft)
     assert record["config"]["schedule"] == "constant" and "--schedule constant" in record["command"]
     assert record["wall_seconds"] > 0
-    assert (out / "model.safetensors").is_file() and (out / "checkpoint-100").is_dir()
+    assert (out / "model.safetensors").is_file()
+    kept = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    assert kept == [50, 75, 100]  # --keep-checkpoints 3: checkpoint-25 was removed
+    assert "--save-every 25 --log-every 10 --keep-checkpoints 3" in record["command"]
 
 
 def test_sft_output_loads_and_answers_in_ponder_solve(trained):

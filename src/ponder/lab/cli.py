@@ -47,6 +47,8 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
     s.add_argument("--seed", type=int, default=0, help="problems, initial weights, data order")
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     s.add_argument("--save-every", type=positive_int, default=100, help="checkpoint every N steps")
+    s.add_argument("--keep-checkpoints", type=positive_int, default=2,
+                   help="how many of the latest checkpoints to keep (default 2)")
     s.add_argument("--log-every", type=positive_int, default=10, help="log the loss every N steps")
     s.add_argument(
         "--threads", type=positive_int,
@@ -82,6 +84,8 @@ def sft_command(opts) -> str:
     words += ["--from", opts.init_from] if opts.init_from else ["--size", opts.size]
     words += ["--out", opts.out, "--seed", str(opts.seed), "--device", opts.device]
     words += ["--save-every", str(opts.save_every), "--log-every", str(opts.log_every)]
+    if opts.keep_checkpoints != 2:
+        words += ["--keep-checkpoints", str(opts.keep_checkpoints)]
     if opts.stop_at_accuracy is not None:
         words += ["--stop-at-accuracy", str(opts.stop_at_accuracy), "--validate-every",
                   str(opts.validate_every), "--validate-problems", str(opts.validate_problems)]  # fmt: skip
@@ -97,7 +101,8 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
         out=args.out, task=args.task, task_options=options, data=args.data,
         examples=args.examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         schedule=args.schedule, size=args.size, init_from=args.init_from, seed=args.seed, device=args.device,
-        save_every=args.save_every, log_every=args.log_every, resume=args.resume,
+        save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
+        log_every=args.log_every, resume=args.resume,
         threads=thread_count(args.threads), stop_at_accuracy=args.stop_at_accuracy,
         validate_every=args.validate_every, validate_problems=args.validate_problems,
     )  # fmt: skip

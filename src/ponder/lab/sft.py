@@ -19,8 +19,8 @@ On a CPU shared with other jobs,
 ``threads=1`` (``--threads 1``): torch's default of one thread per core can then run 20x slower,
 its threads waiting on each other while the cores are busy elsewhere.
 
-Runs are resumable. Checkpoints go to ``OUT/checkpoint-N`` every ``save_every`` steps (the two
-latest are kept); ``resume=True`` continues from the latest one, with the optimizer, scheduler and
+Runs are resumable. Checkpoints go to ``OUT/checkpoint-N`` every ``save_every`` steps (the
+``keep_checkpoints`` latest are kept, two by default); ``resume=True`` continues from the latest one, with the optimizer, scheduler and
 data order restored, provided every setting matches the run recorded in ``OUT/ponder_train.json``.
 A finished run is not redone. The final model and tokenizer are saved in ``OUT`` itself, an
 ordinary Hugging Face directory: ``ponder solve --model hf:OUT``.
@@ -40,7 +40,7 @@ from ponder.lab.runrecord import check_resume, read_record, write_record  # noqa
 from ponder.lab import format, traces
 
 # Settings that must match for --resume to continue a run (steps included: the LR schedule
-# depends on it). Device, save_every and resume itself may change between sessions.
+# depends on it). Device, save_every, keep_checkpoints and resume itself may change between sessions.
 IDENTITY = ("task", "task_options", "data", "examples", "steps", "batch_size", "lr", "schedule",
             "size", "init_from", "seed", "stop_at_accuracy", "validate_every",
             "validate_problems")  # fmt: skip
@@ -64,6 +64,7 @@ class SFTOptions:
     seed: int = 0  # problems, initial weights and data order
     device: str = "auto"
     save_every: int = 100  # checkpoint interval in steps
+    keep_checkpoints: int = 2  # the latest N checkpoints are kept (a curve over SFT steps wants more)
     log_every: int = 10  # loss logging interval in steps
     resume: bool = False
     threads: int | None = None  # CPU threads for torch (None: torch's default, every core)
@@ -87,8 +88,8 @@ class SFTOptions:
                     f"--{extra[0]} does not apply to task {self.task} (its options: "
                     + ", ".join(f"--{o}" for o in allowed) + ")"
                 )
-        for name in ("examples", "steps", "batch_size", "save_every", "log_every", "threads",
-                     "validate_every", "validate_problems"):  # fmt: skip
+        for name in ("examples", "steps", "batch_size", "save_every", "keep_checkpoints",
+                     "log_every", "threads", "validate_every", "validate_problems"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -215,7 +216,7 @@ def train_sft(
         logging_first_step=True,
         save_strategy="steps",
         save_steps=opts.save_every,
-        save_total_limit=2,
+        save_total_limit=opts.keep_checkpoints,
         seed=opts.seed,
         data_seed=opts.seed,
         bf16=False,
