@@ -20,8 +20,9 @@ The SFT model is an input (default the shipped ``lab:countdown-sft``; its own tr
 this experiment, is recorded in its ``ponder_train.json``), so that the experiment starts at GRPO.
 With ``--strategy-problems 0`` the two curves took 21.0 min on the deep model on 2 cores
 (docs/results/countdown_scaling/fast; 49 min before the hf backend's ``decode``), GRPO's sampling
-being most of it; the strategies of part 3 take about an hour more, the step-level searches hours. Writes OUT/countdown_scaling.md with the commands, seeds and wall time, and
-OUT/budget_curve.png, OUT/grpo_curve.png, OUT/strategies/ (the report).
+being most of it; the strategies of part 3 take about an hour more, the step-level searches hours.
+Writes OUT/countdown_scaling.md with the commands, seeds and wall time, and OUT/budget_curve.png,
+OUT/grpo_curve.png, OUT/strategies/ (the report).
 
     python benchmarks/countdown_scaling.py --out runs/countdown-scaling [--sft lab:countdown-sft]
         [--grpo-steps 40] [--grpo-step-reward 0] [--held-out 200] [--strategy-problems 200]

@@ -20,10 +20,10 @@ On a CPU shared with other jobs,
 its threads waiting on each other while the cores are busy elsewhere.
 
 Runs are resumable. Checkpoints go to ``OUT/checkpoint-N`` every ``save_every`` steps (the
-``keep_checkpoints`` latest are kept, two by default); ``resume=True`` continues from the latest one, with the optimizer, scheduler and
-data order restored, provided every setting matches the run recorded in ``OUT/ponder_train.json``.
-A finished run is not redone. The final model and tokenizer are saved in ``OUT`` itself, an
-ordinary Hugging Face directory: ``ponder solve --model hf:OUT``.
+``keep_checkpoints`` latest are kept, two by default); ``resume=True`` continues from the latest
+one, with the optimizer, scheduler and data order restored, provided every setting matches the run
+recorded in ``OUT/ponder_train.json``. A finished run is not redone. The final model and tokenizer
+are saved in ``OUT`` itself, an ordinary Hugging Face directory: ``ponder solve --model hf:OUT``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from ponder.lab.runrecord import check_resume, read_record, write_record  # noqa
 from ponder.lab import format, traces
 
 # Settings that must match for --resume to continue a run (steps included: the LR schedule
-# depends on it). Device, save_every, keep_checkpoints and resume itself may change between sessions.
+# depends on it). Device, save_every, keep_checkpoints and resume itself may change between
+# sessions.
 IDENTITY = ("task", "task_options", "data", "examples", "steps", "batch_size", "lr", "schedule",
             "size", "init_from", "seed", "stop_at_accuracy", "validate_every",
             "validate_problems")  # fmt: skip
