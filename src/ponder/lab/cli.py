@@ -60,6 +60,11 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
     )  # fmt: skip
     s.add_argument("--validate-every", type=positive_int, default=25, help="with --stop-at-accuracy")
     s.add_argument("--validate-problems", type=positive_int, default=64, help="with --stop-at-accuracy")
+    s.add_argument(
+        "--check-weight", type=float, default=1.0, metavar="W",
+        help="countdown: weigh the tokens that decide whether a result hits the target W times "
+        "in the loss (default 1: the plain loss)",
+    )
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train_sft)
@@ -86,6 +91,8 @@ def sft_command(opts) -> str:
     words += ["--save-every", str(opts.save_every), "--log-every", str(opts.log_every)]
     if opts.keep_checkpoints != 2:
         words += ["--keep-checkpoints", str(opts.keep_checkpoints)]
+    if opts.check_weight != 1:
+        words += ["--check-weight", str(opts.check_weight)]
     if opts.stop_at_accuracy is not None:
         words += ["--stop-at-accuracy", str(opts.stop_at_accuracy), "--validate-every",
                   str(opts.validate_every), "--validate-problems", str(opts.validate_problems)]  # fmt: skip
@@ -105,6 +112,7 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
         log_every=args.log_every, resume=args.resume,
         threads=thread_count(args.threads), stop_at_accuracy=args.stop_at_accuracy,
         validate_every=args.validate_every, validate_problems=args.validate_problems,
+        check_weight=args.check_weight,
     )  # fmt: skip
     if opts.task is not None:  # an unknown option value surfaces here, before any model work
         traces.make_problems(opts.task, 1, opts.seed, **opts.task_options)

@@ -49,6 +49,9 @@ def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], N
     if resume and prev:
         was_cfg = prev.get("config", {})
         changed = [k for k, v in identity.items() if was_cfg.get(k) != v]
+        # a setting the run had and this command leaves at its default (identities omit those,
+        # so that records written before the setting existed stay resumable)
+        changed += [k for k in was_cfg if k not in identity]
         if changed:
             was = ", ".join(f"{k}={was_cfg.get(k)!r}" for k in changed)
             raise UserError(f"--resume: {out} was trained with {was}; use the same settings")

@@ -44,7 +44,7 @@ from ponder.lab import format, traces
 # sessions.
 IDENTITY = ("task", "task_options", "data", "examples", "steps", "batch_size", "lr", "schedule",
             "size", "init_from", "seed", "stop_at_accuracy", "validate_every",
-            "validate_problems")  # fmt: skip
+            "validate_problems", "check_weight")  # fmt: skip
 
 SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine"}  # ours -> transformers' name
 
@@ -72,6 +72,7 @@ class SFTOptions:
     stop_at_accuracy: float | None = None  # stop once greedy validation accuracy reaches this (0-1]
     validate_every: int = 25  # steps between validations (with stop_at_accuracy)
     validate_problems: int = 64  # validation problems (another seed; no training question)
+    check_weight: float = 1.0  # loss weight of a countdown trace's hit decisions (lab.check_weight)
 
     def __post_init__(self) -> None:
         if self.data is None and self.task not in traces.TASKS:
@@ -102,6 +103,8 @@ class SFTOptions:
                 raise UserError(f"--stop-at-accuracy must be in (0, 1]; got {self.stop_at_accuracy}")
             if self.data is not None:
                 raise UserError("--stop-at-accuracy needs a generated --task to validate on, not --data")
+        if not (self.check_weight > 0 and math.isfinite(self.check_weight)):
+            raise UserError(f"--check-weight must be a positive number; got {self.check_weight}")
         if self.init_from is not None and not os.path.isdir(self.init_from):
             raise UserError(f"--from {self.init_from}: no such model directory")
 
@@ -109,6 +112,8 @@ class SFTOptions:
         d = asdict(self)
         if self.stop_at_accuracy is None:  # validation settings change nothing; older runs lack them
             d.pop("validate_every"), d.pop("validate_problems")
+        if self.check_weight == 1:  # the plain loss; runs older than the option lack it
+            d.pop("check_weight")
         return {k: d[k] for k in IDENTITY if k in d}
 
 
@@ -163,8 +168,9 @@ def train_sft(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
+    from ponder.lab.check_weight import trainer_class
     from ponder.lab.model import make_tiny_llama, n_params, pick_device, save, tf32_for
     from ponder.lab.tokenizer import make_char_tokenizer
 
@@ -235,7 +241,7 @@ def train_sft(
         dataloader_num_workers=0,
         dataset_num_proc=_preprocess_workers(len(rows)),
     )
-    trainer = SFTTrainer(
+    trainer = trainer_class(opts.check_weight)(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
