@@ -8,7 +8,7 @@ import re
 import pytest
 
 from ponder.lab import countdown_search, traces
-from ponder.lab.check_weight import decision_offsets, token_weights
+from ponder.lab.check_weight import CheckWeights, decision_offsets, token_weights
 
 # a result written where the search decides on it; not a move on a beam line's path ("a*b=c,c-d=e
 # [state]"), which was decided on the line that first wrote it
@@ -43,12 +43,14 @@ def test_every_result_of_a_trace_has_one_decision_and_ok_follows_exactly_the_hit
 
 def test_token_weights_follow_token_boundaries():
     text = "50+7=57 [57 3|46]\n 43+3=46 ok\n8-1=7\n"
-    weights = token_weights(list(text), 4.0)
+    weights = token_weights(list(text), CheckWeights(decision=4.0))
     weighted = [text[i] for i, w in enumerate(weights) if w == 4.0]
-    assert weighted == ["[", "o", "\n"]
+    assert weighted == ["[", "\n"]  # a hit's token has its own weight
+    weights = token_weights(list(text), CheckWeights(decision=2.0, hit=5.0))
+    assert [(text[i], w) for i, w in enumerate(weights) if w != 1] == [("[", 2), ("o", 5), ("\n", 2)]
     # a token spanning several characters is weighted when it starts at a decision offset
-    assert token_weights(["43+3=46 ", "ok", "\n"], 2.0) == [1.0, 2.0, 1.0]
-    assert token_weights(["Answer: 3*7+25"], 9.0) == [1.0]
+    assert token_weights(["43+3=46 ", "ok", "\n"], CheckWeights(hit=3.0)) == [1.0, 3.0, 1.0]
+    assert token_weights(["Answer: 3*7+25"], CheckWeights(9.0, 9.0)) == [1.0]
 
 
 def test_weighted_loss_is_the_plain_mean_at_weight_one_and_weighs_the_decisions():
@@ -71,12 +73,13 @@ def test_weighted_loss_is_the_plain_mean_at_weight_one_and_weighs_the_decisions(
                          ignore_index=-100, reduction="none").view(2, -1)  # fmt: skip
     mask = (labels[:, 1:] != -100).float()
     plain = (ce * mask).sum() / mask.sum()
-    assert torch.allclose(weighted_loss(tok, 1.0)(logits, labels), plain)
+    assert torch.allclose(weighted_loss(tok, CheckWeights())(logits, labels), plain)
     decision = len("[43 3|46]\n 43+3=46 ")  # the "o" of "ok": row 0 only (row 1 stops before it)
     w = mask.clone()
     w[0, decision - 1] = 5.0
     expected = (ce * w).sum() / w.sum()
-    assert torch.allclose(weighted_loss(tok, 5.0)(logits, labels), expected)
+    assert torch.allclose(weighted_loss(tok, CheckWeights(hit=5.0))(logits, labels), expected)
+    assert torch.allclose(weighted_loss(tok, CheckWeights(decision=5.0))(logits, labels), plain)
     assert not torch.allclose(expected, plain)
 
 

@@ -20,6 +20,7 @@ completion's tokens.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # "=c" then the character that decides: after a space, the next one ("o" of "ok", a digit, "[",
 # "n" of "no"); or the line's end itself
@@ -31,17 +32,37 @@ def decision_offsets(text: str) -> list[int]:
     return [m.end() for m in _DECISION.finditer(text)]
 
 
-def token_weights(token_texts: list[str], weight: float) -> list[float]:
-    """One weight per token: ``weight`` for a token that starts at a decision offset, else 1."""
+@dataclass(frozen=True)
+class CheckWeights:
+    """Loss weights: ``hit`` for the token that says a result is the target (the ``o`` of ``ok``),
+    ``decision`` for the other decision tokens; every other token weighs 1."""
+
+    decision: float = 1.0
+    hit: float = 1.0
+
+    @property
+    def plain(self) -> bool:
+        return self.decision == 1 and self.hit == 1
+
+
+def token_weights(token_texts: list[str], weights: CheckWeights) -> list[float]:
+    """One weight per token, by where it starts: at a hit, at another decision, or elsewhere."""
     starts, at = [], 0
     for piece in token_texts:
         starts.append(at)
         at += len(piece)
-    decisions = set(decision_offsets("".join(token_texts)))
-    return [weight if s in decisions else 1.0 for s in starts]
+    text = "".join(token_texts)
+    decisions = set(decision_offsets(text))
+
+    def weight(s: int) -> float:
+        if s not in decisions:
+            return 1.0
+        return weights.hit if text.startswith("ok", s) else weights.decision
+
+    return [weight(s) for s in starts]
 
 
-def weighted_loss(tokenizer, weight: float):
+def weighted_loss(tokenizer, weights: CheckWeights):
     """``loss(logits, labels)``: next-token cross-entropy over the labelled (completion) tokens,
     each weighted by ``token_weights``, averaged by the weights' sum."""
     import torch
@@ -57,7 +78,7 @@ def weighted_loss(tokenizer, weight: float):
         logits = logits[:, :-1, :]
         target = labels[:, 1:]
         rows = [[text_of.get(int(t), "\x00") for t in row] for row in labels.tolist()]
-        w = torch.tensor([token_weights(r, weight)[1:] for r in rows], device=logits.device)
+        w = torch.tensor([token_weights(r, weights)[1:] for r in rows], device=logits.device)
         mask = (target != -100).float()
         ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
                              ignore_index=-100, reduction="none").view_as(mask)  # fmt: skip
@@ -67,20 +88,20 @@ def weighted_loss(tokenizer, weight: float):
     return loss
 
 
-def trainer_class(weight: float):
-    """TRL's ``SFTTrainer``; for a ``weight`` other than 1, a subclass with ``weighted_loss``.
+def trainer_class(weights: CheckWeights):
+    """TRL's ``SFTTrainer``; for weights other than 1, a subclass with ``weighted_loss``.
 
     Why a subclass and not the Trainer's ``compute_loss_func``: with that hook TRL runs a second,
     gradient-free forward pass per batch for its token metrics, a third more time on a CPU."""
     from trl import SFTTrainer
 
-    if weight == 1:
+    if weights.plain:
         return SFTTrainer
 
     class CheckWeightedSFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if not hasattr(self, "_check_loss"):
-                self._check_loss = weighted_loss(self.processing_class, weight)
+                self._check_loss = weighted_loss(self.processing_class, weights)
             outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
             loss = self._check_loss(outputs.logits, inputs["labels"])
             return (loss, outputs) if return_outputs else loss

@@ -65,6 +65,11 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
         help="countdown: weigh the tokens that decide whether a result hits the target W times "
         "in the loss (default 1: the plain loss)",
     )
+    s.add_argument(
+        "--hit-weight", type=float, default=1.0, metavar="W",
+        help="countdown: weigh the token that says a result is the target (the o of ok) W times "
+        "(default 1)",
+    )
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train_sft)
@@ -93,6 +98,8 @@ def sft_command(opts) -> str:
         words += ["--keep-checkpoints", str(opts.keep_checkpoints)]
     if opts.check_weight != 1:
         words += ["--check-weight", str(opts.check_weight)]
+    if opts.hit_weight != 1:
+        words += ["--hit-weight", str(opts.hit_weight)]
     if opts.stop_at_accuracy is not None:
         words += ["--stop-at-accuracy", str(opts.stop_at_accuracy), "--validate-every",
                   str(opts.validate_every), "--validate-problems", str(opts.validate_problems)]  # fmt: skip
@@ -112,7 +119,7 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
         log_every=args.log_every, resume=args.resume,
         threads=thread_count(args.threads), stop_at_accuracy=args.stop_at_accuracy,
         validate_every=args.validate_every, validate_problems=args.validate_problems,
-        check_weight=args.check_weight,
+        check_weight=args.check_weight, hit_weight=args.hit_weight,
     )  # fmt: skip
     if opts.task is not None:  # an unknown option value surfaces here, before any model work
         traces.make_problems(opts.task, 1, opts.seed, **opts.task_options)

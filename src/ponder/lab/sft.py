@@ -44,7 +44,7 @@ from ponder.lab import format, traces
 # sessions.
 IDENTITY = ("task", "task_options", "data", "examples", "steps", "batch_size", "lr", "schedule",
             "size", "init_from", "seed", "stop_at_accuracy", "validate_every",
-            "validate_problems", "check_weight")  # fmt: skip
+            "validate_problems", "check_weight", "hit_weight")  # fmt: skip
 
 SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine"}  # ours -> transformers' name
 
@@ -72,7 +72,8 @@ class SFTOptions:
     stop_at_accuracy: float | None = None  # stop once greedy validation accuracy reaches this (0-1]
     validate_every: int = 25  # steps between validations (with stop_at_accuracy)
     validate_problems: int = 64  # validation problems (another seed; no training question)
-    check_weight: float = 1.0  # loss weight of a countdown trace's hit decisions (lab.check_weight)
+    check_weight: float = 1.0  # loss weight of a countdown result's decision token (lab.check_weight)
+    hit_weight: float = 1.0  # loss weight of the decision token at a hit (the "o" of "ok")
 
     def __post_init__(self) -> None:
         if self.data is None and self.task not in traces.TASKS:
@@ -103,8 +104,11 @@ class SFTOptions:
                 raise UserError(f"--stop-at-accuracy must be in (0, 1]; got {self.stop_at_accuracy}")
             if self.data is not None:
                 raise UserError("--stop-at-accuracy needs a generated --task to validate on, not --data")
-        if not (self.check_weight > 0 and math.isfinite(self.check_weight)):
-            raise UserError(f"--check-weight must be a positive number; got {self.check_weight}")
+        for name in ("check_weight", "hit_weight"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                flag = name.replace("_", "-")
+                raise UserError(f"--{flag} must be a positive number; got {value}")
         if self.init_from is not None and not os.path.isdir(self.init_from):
             raise UserError(f"--from {self.init_from}: no such model directory")
 
@@ -112,8 +116,9 @@ class SFTOptions:
         d = asdict(self)
         if self.stop_at_accuracy is None:  # validation settings change nothing; older runs lack them
             d.pop("validate_every"), d.pop("validate_problems")
-        if self.check_weight == 1:  # the plain loss; runs older than the option lack it
-            d.pop("check_weight")
+        for name in ("check_weight", "hit_weight"):  # at 1 the plain loss; older runs lack them
+            if d[name] == 1:
+                d.pop(name)
         return {k: d[k] for k in IDENTITY if k in d}
 
 
@@ -170,7 +175,7 @@ def train_sft(
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
-    from ponder.lab.check_weight import trainer_class
+    from ponder.lab.check_weight import CheckWeights, trainer_class
     from ponder.lab.model import make_tiny_llama, n_params, pick_device, save, tf32_for
     from ponder.lab.tokenizer import make_char_tokenizer
 
@@ -241,7 +246,7 @@ def train_sft(
         dataloader_num_workers=0,
         dataset_num_proc=_preprocess_workers(len(rows)),
     )
-    trainer = trainer_class(opts.check_weight)(
+    trainer = trainer_class(CheckWeights(opts.check_weight, opts.hit_weight))(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
