@@ -1,6 +1,6 @@
 """benchmarks/countdown_hit_decisions.py: it reads each decision at the right token (a model that
-copies the trace's next token is always right, one that copies the token after is not), and its
-AUC counts ties as half."""
+copies the trace's next token is always right, one that copies the token after is not), its AUC
+counts ties as half, and ``--ok-bias`` lands on ``o`` after a result and nowhere else."""
 
 from __future__ import annotations
 
@@ -51,3 +51,26 @@ def test_auc_counts_ties_as_half():
     assert probe.auc([0.9, 0.5], [0.1, 0.5]) == pytest.approx(3.5 / 4)
     assert probe.auc([0.9], [0.1, 0.2]) == 1.0
     assert probe.auc([0.1], [0.9]) == 0.0
+
+
+def test_the_ok_bias_lands_on_ok_after_a_result_and_nowhere_else():
+    """The bias lands on ``o`` after ``=c `` and nowhere else; greedy decoding runs through it (an
+    untrained model solves nothing)."""
+    pytest.importorskip("transformers", reason="the probe runs a transformers model")
+    import torch
+
+    from ponder.lab.model import make_tiny_llama
+    from ponder.lab.tokenizer import make_char_tokenizer
+
+    tok = make_char_tokenizer()
+    model = make_tiny_llama(tok, "tiny", seed=0).eval()
+    problems = probe.held_out(2, 0)
+    assert probe.biased_greedy(model, tok, problems, 0.0, 8) == 0
+    # fed "=46 " and "=46x", the processor biases only the first, and only its "o"
+    ids = torch.tensor([tok("a=46 ", add_special_tokens=False).input_ids,
+                        tok("a=46x", add_special_tokens=False).input_ids])  # fmt: skip
+    scores = torch.zeros(2, len(tok))
+    processor = probe.ok_bias_processor(tok, 7.0)
+    out = processor(ids, scores)
+    o = tok.convert_tokens_to_ids("o")
+    assert out[0, o] == 7.0 and out[1, o] == 0.0 and out.sum() == 7.0
