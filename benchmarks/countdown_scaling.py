@@ -147,6 +147,23 @@ def plot(lines: dict[str, list[tuple[float, float]]], path: Path, xlabel: str, t
     plt.close(fig)
 
 
+def sft_provenance(sft: Path) -> str:
+    """How the SFT model was made, from its run's ``ponder_train.json``: the folder's own, or for
+    a ``checkpoint-N`` inside a run the run's (whose command ran on past step N)."""
+    if (sft / "ponder_train.json").is_file():
+        record, where = json.loads((sft / "ponder_train.json").read_text()), ""
+        steps = record.get("global_step", record.get("config", {}).get("steps"))
+    elif sft.name.startswith("checkpoint-") and (sft.parent / "ponder_train.json").is_file():
+        record = json.loads((sft.parent / "ponder_train.json").read_text())
+        steps = int(sft.name.split("-", 1)[1])
+        where = f", a checkpoint of the run that went on to step {record.get('global_step')}"
+    else:
+        return "no ponder_train.json records how it was trained"
+    minutes = record.get("wall_seconds", 0) / 60
+    return (f"{steps} steps{where}; the run took {minutes:.0f} min of training, not part of this "
+            f"one: `{record.get('command')}`")
+
+
 def held_out(n: int, seed: int) -> list:
     """The held-out puzzles every countdown benchmark reports on (no lab run trains on them)."""
     return load_problems("countdown", limit=n, seed=10_000 + seed, count="3-4", split="test")
@@ -201,7 +218,6 @@ def main() -> int:
     trained_before = record_path.is_file() and json.loads(record_path.read_text()).get("finished")
     run(grpo_cmd)
     grpo_record = json.loads((grpo / "ponder_train.json").read_text())
-    sft_record = json.loads((sft / "ponder_train.json").read_text())
     trained = time.perf_counter() - started
 
     problems = held_out(args.held_out, args.seed)
@@ -229,7 +245,6 @@ def main() -> int:
          f"countdown 3-4 numbers, {len(problems)} held-out puzzles, greedy at {top} tokens")
 
     total = time.perf_counter() - started
-    sft_steps = sft_record.get("global_step", sft_record["config"].get("steps"))
     lines = [
         "# Countdown: test-time and train-time scaling on one CPU", "",
         f"seed {args.seed}; {len(problems)} held-out puzzles (countdown:count=3-4,split=test, "
@@ -237,8 +252,7 @@ def main() -> int:
         f"{total / 60:.1f} min (GRPO {grpo_record.get('wall_seconds', trained):.0f} s)"
         + (", GRPO having been trained before this run and resumed as finished: add its seconds "
            "for the whole experiment." if trained_before else "."), "",
-        f"SFT model: `{args.sft}` ({sft_steps} steps, {sft_record.get('wall_seconds', 0) / 60:.0f} "
-        f"min of training, not part of this run): `{sft_record.get('command')}`", "",
+        f"SFT model: `{args.sft}` ({sft_provenance(sft)})", "",
         "Commands:", "", *[f"    {c}" for c in commands], "",
         "## accuracy against the thinking budget (greedy, `cot:max_tokens=B`)", "",
         ("Each budget run on its own (`--budget-runs`)." if args.budget_runs else
