@@ -382,3 +382,44 @@ def test_a_short_countdown_sft_run_lowers_the_loss(tmp_path):
     record = train_sft(opts, progress=False, say=lambda *a: None)
     assert record["finished"] and record["rows"] > 300  # a few 4-number puzzles have no trace
     assert record["final_loss"] < 0.65 * record["first_loss"], record["losses"]
+
+
+def test_sigterm_inside_the_block_unwinds_as_system_exit_and_the_handler_comes_back():
+    import signal
+
+    from ponder.lab.runrecord import stopped_by_sigterm_as_exit
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped, stopped_by_sigterm_as_exit():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs at the next bytecode; never reached
+    assert stopped.value.code == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_run_stopped_by_sigterm_records_its_time_and_stays_resumable(tmp_path):
+    """`kill` (or a scheduler's stop) used to end a run without writing its wall time."""
+    _need_train()
+    import signal
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ponder", "train", "sft", "--task", "add", "--digits", "2",
+         "--examples", "64", "--steps", "100000", "--batch-size", "8", "--save-every", "5",
+         "--device", "cpu", "--threads", "1", "--quiet", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "checkpoint-5").is_dir() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (out / "checkpoint-5").is_dir(), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    record = json.loads((out / "ponder_train.json").read_text())
+    assert record["finished"] is False and record["wall_seconds"] > 0

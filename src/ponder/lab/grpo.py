@@ -37,7 +37,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ponder.errors import UserError
-from ponder.lab.runrecord import check_resume, read_record, write_record  # noqa: F401 (re-exported)
+from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
+    check_resume,
+    read_record,
+    stopped_by_sigterm_as_exit,
+    write_record,
+)
 from ponder.lab import format, traces
 from ponder.lab.rewards import problem_columns, reward_setup
 
@@ -351,9 +356,13 @@ def train_grpo(
         torch.set_num_threads(opts.threads)
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), stopped_by_sigterm_as_exit():
             warnings.filterwarnings("ignore", message=".*(gradient|activation)_checkpointing.*")
             trainer.train(resume_from_checkpoint=resume_from)
+    except BaseException:  # an interrupted session's time counts too (Ctrl-C, SIGTERM)
+        spent = record["wall_seconds"] + time.perf_counter() - start
+        write_record(out, {**record, "wall_seconds": round(spent, 2)})
+        raise
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - start

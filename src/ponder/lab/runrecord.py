@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ponder.errors import UserError
@@ -60,3 +63,26 @@ def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], N
     elif resume and not last:
         say(f"{out}: nothing to resume; starting from scratch")
     return prev
+
+
+@contextmanager
+def stopped_by_sigterm_as_exit() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit(143) instead of ending the process at once.
+
+    Python's default for SIGTERM (``kill``, a scheduler's stop, ``timeout``) skips ``finally``
+    blocks, so a run stopped that way recorded no wall time. As an exception it unwinds like
+    Ctrl-C: the record is written and the checkpoints already saved stay resumable. Signal handlers
+    can only be set from the main thread; elsewhere the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -36,7 +36,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ponder.errors import UserError
-from ponder.lab.runrecord import check_resume, read_record, write_record  # noqa: F401 (re-exported)
+from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
+    check_resume,
+    read_record,
+    stopped_by_sigterm_as_exit,
+    write_record,
+)
 from ponder.lab import format, traces
 
 # Settings that must match for --resume to continue a run (steps included: the LR schedule
@@ -265,8 +270,9 @@ def train_sft(
         torch.set_num_threads(opts.threads)
     start = time.perf_counter()
     try:
-        trainer.train(resume_from_checkpoint=resume_from)
-    finally:  # an interrupted session's time counts too
+        with stopped_by_sigterm_as_exit():
+            trainer.train(resume_from_checkpoint=resume_from)
+    finally:  # an interrupted session's time counts too (Ctrl-C, SIGTERM)
         torch.set_num_threads(threads)
         record["wall_seconds"] = round(record["wall_seconds"] + time.perf_counter() - start, 2)
         write_record(out, record)
