@@ -30,7 +30,9 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    # the interval always holds p; rounding can put a bound a hair past it at k = 0 or k = n
+    # (0 out of 11 gave a lower bound of 3e-17), which made the plot's error bar negative
+    return (min(p, max(0.0, center - half)), max(p, min(1.0, center + half)))
 
 
 def pareto_frontier(points: list[tuple[float, float]]) -> list[int]:
