@@ -8,6 +8,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -388,6 +389,10 @@ def test_grpo_cli(start_checkpoint, tmp_path):
     record = json.loads((out / "ponder_train.json").read_text())
     assert record["command"].startswith("ponder train grpo --from ")
     assert "--num-generations 2" in record["command"] and record["finished"]
+    # the SFT run that made the start model is kept whole, after this run's own results
+    assert record["from_record"] == json.loads(Path(start_checkpoint, "ponder_train.json").read_text())
+    assert record["from_record"]["config"]["steps"] == 40  # the fixture's SFT run
+    assert list(record)[-1] == "from_record"
 
     bad = run_ponder("train", "grpo", "--from", start_checkpoint, "--out", str(tmp_path / "b"),
                  "--task", "add", "--count", "3")  # fmt: skip

@@ -345,6 +345,8 @@ def test_sft_stops_once_validation_accuracy_reaches_the_target(tmp_path):
 
     record = _stop_run(tmp_path, str(shipped_dir("add3-sft")), 0.05)
     assert record["stopped_early_at"] == 2 and record["global_step"] == 2
+    # a continued model keeps the record of the model it started from
+    assert record["from_record"] == json.loads((shipped_dir("add3-sft") / "ponder_train.json").read_text())
     [(step, acc)] = record["validation"]
     assert step == 2 and acc >= 0.05
     assert (tmp_path / "run" / "model.safetensors").is_file()
@@ -354,6 +356,7 @@ def test_sft_stops_once_validation_accuracy_reaches_the_target(tmp_path):
 def test_sft_runs_every_step_while_the_target_is_out_of_reach(tmp_path):
     _need_train()
     record = _stop_run(tmp_path, None, 1.0)  # a fresh model answers nothing right
+    assert "from_record" not in record  # a fresh model has no start to record
     assert record["stopped_early_at"] is None and record["global_step"] == 6
     assert [step for step, _ in record["validation"]] == [2, 4]  # not at the last step: training ends
     assert all(acc == 0.0 for _, acc in record["validation"])

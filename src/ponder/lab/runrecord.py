@@ -30,9 +30,25 @@ def read_record(out: str | Path) -> dict | None:
 
 
 def write_record(out: Path, record: dict) -> None:
+    if "from_record" in record:  # the start's history goes last, after this run's own results
+        record = {k: v for k, v in record.items() if k != "from_record"} | {
+            "from_record": record["from_record"]
+        }
     tmp = out / (RECORD + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, out / RECORD)
+
+
+def start_record(init_from: str | None) -> dict:
+    """What a run started with ``--from DIR`` keeps of that model's making: DIR's own record,
+    whole, under ``from_record`` (which holds its own start's, and so on down to the fresh
+    model). Without it a continued model would name only its last stage, and a start folder that
+    is later overwritten (a shipped checkpoint replaced by its continuation) would take the
+    earlier stages with it. Empty for a fresh model or a start that has no record."""
+    if init_from is None:
+        return {}
+    parent = read_record(init_from)
+    return {"from_record": parent} if parent is not None else {}
 
 
 def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], None]) -> dict | None:

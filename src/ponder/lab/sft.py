@@ -39,6 +39,7 @@ from ponder.errors import UserError
 from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
     check_resume,
     read_record,
+    start_record,
     stopped_by_sigterm_as_exit,
     write_record,
 )
@@ -218,6 +219,7 @@ def train_sft(
         "rows": len(rows),
         "finished": False,
         "wall_seconds": (prev or {}).get("wall_seconds", 0.0),
+        **start_record(opts.init_from),
     }
     write_record(out, record)
 
