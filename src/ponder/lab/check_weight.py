@@ -6,7 +6,7 @@ move as ``a op b = c``; the character after ``=c`` decides whether ``c`` is the 
 ends the search) or not (another move, a state, ``no``, or the end of the line). A trace writes
 dozens of results and hits the target once, so these decisions are a few percent of the tokens and
 the hits a tiny share of those. Measured with teacher forcing on 200 held-out puzzles' own traces
-(seed 20,000; ``benchmarks/countdown_hit_decisions.py``): the shipped ``lab:countdown-sft`` puts
+(seed 20,000; ``benchmarks/countdown_hit_decisions.py``): the stop-26 ``lab:countdown-sft`` puts
 ``ok`` first at 15% of the hits (median P(ok) 0.12) and at 0.25% of the other results, and a
 missed hit is the commonest first flaw of its greedy searches.
 
