@@ -132,6 +132,22 @@ def frontier_at(stats, cost: float) -> tuple[float, str] | None:
     return best.accuracy, best.label
 
 
+def auto_against_frontier(auto, others, db: str) -> str:
+    """Where ``auto`` lies against the frontier of the other strategies stored in ``db``. Only
+    those: a strategy measured into another database is not in it, so the line names how many
+    strategies it compared with."""
+    front = frontier_at(others, auto.mean_tokens)
+    if front is None:
+        return f"{auto.label}: cheaper than every other strategy in {db} (nothing at its cost)"
+    acc, label = front
+    gap = 100 * (acc - auto.accuracy)
+    where = "on or above" if gap <= 0 else f"{gap:.1f} points below"
+    return (f"{auto.label}: {100 * auto.accuracy:.1f}% at {auto.mean_tokens:,.0f} mean tokens; "
+            f"the frontier of the {len(others)} other strategies in {db} at that cost is "
+            f"{100 * acc:.1f}% ({label}): auto is {where} it"
+            f"{' (within 2 points)' if 0 < gap <= 2 else ''}.")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", default="countdown", choices=("countdown", "arith"))
@@ -203,16 +219,7 @@ def main() -> int:
     autos = [s for s in stats if s.strategy.startswith("auto")]
     others = [s for s in stats if not s.strategy.startswith("auto")]
     for a in autos:
-        front = frontier_at(others, a.mean_tokens)
-        if front is None:
-            print(f"\n{a.label}: cheaper than every other strategy (nothing at its cost)")
-            continue
-        acc, label = front
-        gap = 100 * (acc - a.accuracy)
-        where = "on or above" if gap <= 0 else f"{gap:.1f} points below"
-        print(f"\n{a.label}: {100 * a.accuracy:.1f}% at {a.mean_tokens:,.0f} mean tokens; the "
-              f"other strategies' frontier at that cost is {100 * acc:.1f}% ({label}): auto is "
-              f"{where} it{' (within 2 points)' if 0 < gap <= 2 else ''}.")
+        print("\n" + auto_against_frontier(a, others, args.db))
         routes = {"easy": 0, "medium": 0, "hard": 0}
         for r in rows:
             if r.strategy == a.strategy:
