@@ -167,8 +167,8 @@ def test_wrapping_twice_is_wrapping_once():
 @pytest.mark.slow
 def test_the_lab_countdown_model_with_the_calculator_writes_no_wrong_equation():
     """The real hf backend: greedy samples of the shipped countdown searcher, whose own products
-    slip (the stop-26 model wrote ``17*5=135`` on one of these puzzles), come back with every equation right, and each
-    continuation goes on from the calculator's value."""
+    slip (the stop-26 model wrote ``17*5=135`` on one of these puzzles), come back with every
+    equation right, and each continuation goes on from the calculator's value."""
     import re
 
     from ponder.models import resolve

@@ -10,8 +10,9 @@ A countdown puzzle put briefly — "Using 3, 7 and 25, make 46.", "Make 46 from 
 which says the rules (each number at most once; + - * /). The restatement replaces the user's
 message in what the model reads: the lab models only know that wording (asked the short form,
 the stop-26 `lab:countdown-grpo` searched a puzzle it made up), and for any other model it states
-the rules the grader applies. Only a message that is the puzzle and nothing else is read this way (2 to 6
-numbers, then the target), so a sentence that merely contains numbers stays a math question.
+the rules the grader applies. Only a message that is the puzzle and nothing else is read this way
+(2 to 6 numbers, then the target), so a sentence that merely contains numbers stays a math
+question.
 """
 
 from __future__ import annotations
