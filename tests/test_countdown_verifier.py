@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from ponder.budget import Budget
+from ponder.events import Scored
 from ponder.lab import traces
 from ponder.models import ScriptedModel
 from ponder.problems.base import Problem
@@ -101,6 +102,54 @@ def test_reflect_backtracks_to_the_slip_and_the_search_goes_on():
     result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(4000))))
     assert result.answer == "(50-1)*8" and "1 backtrack" in result.how, result.how
     assert result.usage.calls == 2
+
+
+# A false hit the probe agrees on: 400-1 is 399, not 392.
+FALSE_HIT = "dfs [50 8 1|392]\n50*8=400 [400 1|392]\n 400-1=399 ok\nAnswer: 50*8-1"
+# what the model writes when reflect has cut that line away: the search goes on
+REPAIRED = FALSE_HIT.split(" 400-1")[0] + " 400-1=399 400+1=401 no\n" + TRACE[TRACE.index("back"):]
+
+
+def auto_on(probe: list[str], spec: str = "auto:verifier=countdown,split=line,tools=off,seed=0"):
+    """auto on PROBLEM with a model whose probe samples are ``probe`` (then TRACE's repairs)."""
+
+    def reply(request, i):
+        prefix = request.prefix or ""
+        if request.n == 4:
+            return probe[i % 4]
+        if not prefix:  # reflect's greedy solution
+            return probe[0]
+        return REPAIRED[len(prefix):] if REPAIRED.startswith(prefix) else "give up"
+
+    model = ScriptedModel(reply)
+    events = asyncio.run(_events(parse_strategy(spec), model))
+    return events[-1].result, events, model
+
+
+async def _events(strategy, model):
+    return [e async for e in strategy.run(PROBLEM, model, Budget(20_000))]
+
+
+def test_auto_answers_the_probe_sample_the_verifier_passes_though_the_vote_is_against_it():
+    result, events, model = auto_on([FALSE_HIT, FALSE_HIT, FALSE_HIT, TRACE])
+    assert result.answer == "(50-1)*8" and result.chosen.index == 3
+    assert len(model.requests) == 1  # the probe alone
+    assert result.how.startswith("auto: easy (3/4 probe samples agree")
+    assert "1/4 pass countdown) -> answered from a verified probe sample" in result.how
+    assert [e.score for e in events if isinstance(e, Scored)] == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_auto_takes_a_probe_the_verifier_rejects_whole_as_hard_though_it_agrees():
+    result, _, model = auto_on([FALSE_HIT] * 4)
+    assert result.how.startswith("auto: hard (4/4 probe samples agree")
+    assert "0/4 pass countdown; no probe sample passes countdown) -> reflect" in result.how
+    assert result.answer == "(50-1)*8"  # reflect cut at the false hit and the search went on
+    assert model.requests[2].prefix == "dfs [50 8 1|392]\n50*8=400 [400 1|392]\n"
+    # verify_probe=off: four agreeing samples are easy, and the false hit is the answer
+    result, _, model = auto_on([FALSE_HIT] * 4, "auto:verifier=countdown,split=line,tools=off,"
+                                                "verify_probe=off,seed=0")  # fmt: skip
+    assert result.how.startswith("auto: easy (4/4") and result.answer == "50*8-1"
+    assert len(model.requests) == 1
 
 
 def test_a_move_tried_again_from_the_same_numbers_is_a_loop():

@@ -457,10 +457,30 @@ def test_auto_thinks_harder_on_a_hard_problem():
 def test_auto_votes_adaptively_on_a_medium_problem():
     other = "7+5+0=12 > 2\n4+8+1=14 > 142\nAnswer: 142"
     model = by_prefix({"": [RIGHT, RIGHT, RIGHT, other] + [RIGHT] * 4})
-    result = result_of(events_of(parse_strategy("auto:verifier=arith"), model), model)
+    # verify_probe=off: arith would pass the three right samples and answer from the probe
+    spec = "auto:verifier=arith,verify_probe=off"
+    result = result_of(events_of(parse_strategy(spec), model), model)
     assert result.how.startswith("auto: medium (3/4 probe samples agree")
     assert "adaptive voting: settled after 8 samples" in result.how and result.answer == "132"
     assert [r.n for r in model.requests] == [4, 4]
+
+
+def test_auto_does_not_spend_judge_calls_on_its_probe():
+    judged = []
+
+    def judge(request):
+        judged.append(request)
+        return "Yes"
+
+    model = by_prefix({"": [RIGHT]}, judge=judge)
+    result = result_of(events_of(parse_strategy("auto:split=line"), model), model)  # the judge
+    assert result.how.startswith("auto: easy (4/4 probe samples agree") and "pass" not in result.how
+    assert judged == [] and len(model.requests) == 1
+
+
+def test_auto_rejects_an_unknown_verify_probe():
+    with pytest.raises(StrategySpecError, match="verify_probe must be one of auto, off"):
+        parse_strategy("auto:verify_probe=yes")
 
 
 # --- budgets: never exceeded, usage exact ---

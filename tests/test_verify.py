@@ -221,3 +221,19 @@ def test_our_mistakes_raise():
         check(Problem("x", "q", None, "math"), "1")
     with pytest.raises(ValueError, match="numbers and target"):
         check(Problem("x", "q", None, "countdown"), "1 + 2")
+
+
+def test_only_scorers_that_check_an_answer_against_the_problem_say_so():
+    """``checks_answer`` lets auto answer from a probe sample the verifier passes: it must hold
+    only where a pass settles the answer (numbers and target, examples, reference)."""
+    from ponder.verify import SCORERS, make_scorer
+
+    says = {name: make_scorer(name).checks_answer for name in SCORERS}
+    assert says == {"check": True, "countdown": True, "tests": True, "judge": False,
+                    "confidence": False, "prob": False, "arith": False}  # fmt: skip
+    # arith passes an answer with no wrong equation, and one with no equation at all
+    arith = make_scorer("arith", level="answer")
+    problem = Problem(id="a", question="What is 487 * 596?", answer="290252", kind="numeric")
+    from ponder.verify import Attempt
+
+    assert asyncio.run(arith.score(problem, Attempt("\\boxed{290000}", "290000"), None)).ok

@@ -13,6 +13,16 @@ the probe is ``probe`` samples drawn as one batched request (with logprobs):
 
 Then:
 
+- verified (``verify_probe=auto``, the default, and a ``verifier`` that checks an answer against
+  the problem itself without calling a model, ``checks_answer``: ``countdown``, which checks the
+  expression against the numbers and the target, and ``tests``, which runs the prompt's
+  examples): the probe's answered samples are scored with it first. A sample it passes is
+  answered at once (of several, the one most samples agree with): the check has settled it. A
+  probe it rejects whole is hard, whatever the agreement: a vote among rejected answers could only
+  pick one of them. This is Snell et al.'s own difficulty signal (a verifier's scores over
+  samples) where it is exact and costs nothing. ``arith`` passes an answer with no wrong equation
+  (one with none at all too), the judge costs a call per sample and is an opinion: with those,
+  agreement routes alone;
 - easy (agreement >= ``easy`` and confidence >= ``confident``): answer from the probe, no more
   calls — the cheap path;
 - hard (agreement < ``hard``): hand the remaining budget to ``hard_with`` (``reflect``,
@@ -37,8 +47,9 @@ reasoning, ``think/code.py``) gets the budget
 The Result's ``how`` says which path was taken and why (a ``Phase("route")`` event too, when a
 tool route was considered); its usage includes the probe.
 
-Departures: difficulty comes from agreement (and confidence) of a few samples, not from a
-learned or verifier-based predictor; the thresholds are parameters, not fitted per model; the
+Departures: difficulty comes from agreement (and confidence) of a few samples, and from a free
+verifier's verdicts on them where there is one, not from a learned predictor or binned verifier
+scores; the thresholds are parameters, not fitted per model; the
 hard strategy's verifier is ``verifier`` for reflect, beam and mcts, and deepthink (whose
 verifiers are outcome scorers) uses the judge unless ``verifier`` is one of those. The tool route
 is a rule on the question's surface (its digits and operators) and the probe's agreement, not a
@@ -61,13 +72,23 @@ from ponder.think.code import Code
 from ponder.think.deepthink import DeepThink
 from ponder.think.mcts import Mcts
 from ponder.think.reflect import Reflect
-from ponder.think.sampling import Candidate, first_with, leader, plan_batch, sample_batch, tally
+from ponder.think.sampling import (
+    Candidate,
+    first_with,
+    leader,
+    plan_batch,
+    sample_batch,
+    score_candidates,
+    tally,
+)
 from ponder.tools.sandbox import SandboxUnavailable, check_available
-from ponder.verify.scorers import make_scorer
+from ponder.verify.scorers import make_scorer, resolve_scorer
+from ponder.verify.scoring import Scorer
 from ponder.verify.steps import check_split
 
 HARD = ("reflect", "deepthink", "beam", "mcts")
 TOOLS = ("auto", "off")
+VERIFY_PROBE = ("auto", "off")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _OPERATOR = re.compile(r"\d\s*[-+*/^×÷]\s*(?=[\d(])")
 
@@ -83,6 +104,7 @@ class Auto(StrategyBase):
     verifier: str = "judge"  # the hard strategy's verifier (a step scorer)
     split: str = "auto"  # step boundaries for reflect, beam and mcts
     tools: str = "auto"  # auto: route code tasks and arithmetic-heavy disagreement to code; off
+    verify_probe: str = "auto"  # auto: score the probe first where the verifier checks answers
     wave: int = 4  # medium: samples per further wave
     max_samples: int = 16  # medium: samples at most, the probe's included
     settle: float = 0.95  # medium: stop when P(leader truly ahead) reaches this (adaptive)
@@ -107,6 +129,8 @@ class Auto(StrategyBase):
             raise ValueError(f"auto: hard_with must be one of {', '.join(HARD)}")
         if self.tools not in TOOLS:
             raise ValueError(f"auto: tools must be one of {', '.join(TOOLS)}")
+        if self.verify_probe not in VERIFY_PROBE:
+            raise ValueError(f"auto: verify_probe must be one of {', '.join(VERIFY_PROBE)}")
         check_split("auto", self.split)
         try:
             self._hard_strategy = self._make_hard()
@@ -116,8 +140,20 @@ class Auto(StrategyBase):
             wave=self.wave, max_samples=self.max_samples, confidence=self.settle,
             **self._sampling_fields(),
         )  # fmt: skip
+        self._probe_scorer = self._answer_checker()
         s = self.sampling
         self._code = Code(max_tokens=s.max_tokens, temperature=0.0, top_p=s.top_p, seed=s.seed)
+
+    def _answer_checker(self) -> Scorer | None:
+        """The verifier, when the probe is to be scored with it: it checks an answer against the
+        problem itself (``checks_answer``) and calls no model."""
+        if self.verify_probe == "off":
+            return None
+        try:
+            scorer = resolve_scorer(self.verifier, "answer")
+        except ValueError:  # a step-only scorer
+            return None
+        return scorer if scorer.checks_answer and not scorer.calls_model else None
 
     def _sampling_fields(self) -> dict:
         s = self.sampling
@@ -160,11 +196,20 @@ class Auto(StrategyBase):
             f", confidence {confidence:.2f}" if confidence is not None else ""
         )
         run.emit(Voted({k: float(v) for k, v in votes.items()}, top))
+        verified = None  # the probe samples the verifier passes (None: not scored)
+        if self._probe_scorer is not None:
+            passed = (await score_candidates(run, self._probe_scorer, problem, cands)).passed
+            verified = [c for c in cands if c.index in passed]
+            seen += f", {len(verified)}/{len(cands)} pass {self._probe_scorer.name}"
         run.emit(Phase("probe", run.meter.spent, seen))
 
         # 2. route
+        if verified:
+            best = max(verified, key=lambda c: votes[c.key])  # the first of equals
+            how = f"auto: easy ({seen}) -> answered from a verified probe sample{unrouted}"
+            return run.result(best.answer, best.chosen, how)
         confident = confidence is None or confidence >= self.confident
-        if top is not None and agreement >= self.easy and confident:
+        if verified is None and top is not None and agreement >= self.easy and confident:
             how = f"auto: easy ({seen}) -> answered from the probe{unrouted}"
             return run.result(top, first_with(cands, top).chosen, how)
         heavy = arithmetic_heavy(problem.question)
@@ -174,7 +219,7 @@ class Auto(StrategyBase):
                 return await self._tool(problem, run, cands, top, seen, heavy)
             unrouted = f"; {heavy}, but the sandbox is unavailable ({missing}): routed as usual"
             run.emit(Phase("route", run.meter.spent, unrouted[2:]))
-        if agreement >= self.hard and top is not None:
+        if verified is None and agreement >= self.hard and top is not None:
             lead = f"auto: medium ({seen}{unrouted}) -> adaptive voting: "
             return await self._medium.solve(problem, run, first=cands, lead=lead)
         return await self._hard(problem, run, cands, top, seen + unrouted)
@@ -206,7 +251,9 @@ class Auto(StrategyBase):
             return run.result(top, probe_choice, how)
         result = await self._hard_strategy.solve(problem, run)  # the same meter: the rest of it
         why = "no answer"
-        if top is not None:
+        if self._probe_scorer is not None:
+            why = f"no probe sample passes {self._probe_scorer.name}"
+        elif top is not None:
             why = f"agreement {agreement_votes(cands, top)}/{len(cands)} < {self.hard:g}"
         how = f"auto: hard ({seen}; {why}) -> {self.hard_with}: {result.how}"
         answer, chosen = result.answer, result.chosen

@@ -67,9 +67,11 @@ class Batch:
 
 @dataclass
 class Scoring:
-    """Scores of the candidates that were scored, by candidate index (empty: none was)."""
+    """Scores of the candidates that were scored, by candidate index (empty: none was), and the
+    indices of those the scorer passed (``Score.ok``)."""
 
     scores: dict[int, float] = field(default_factory=dict)
+    passed: set[int] = field(default_factory=set)
 
 
 def candidate(index: int, sample: Sample, problem: Problem | None = None) -> Candidate:
@@ -196,5 +198,7 @@ async def score_candidates(
     scoring = Scoring()
     for c, s in zip(answered, scores):
         scoring.scores[c.index] = s.value
+        if s.ok:
+            scoring.passed.add(c.index)
         run.emit(Scored(c.index, s.value, s.reason))
     return scoring

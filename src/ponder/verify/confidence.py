@@ -203,6 +203,7 @@ class ConfidenceScorer:
     logprobs: bool = field(default=False, init=False)
     needs_sample: bool = field(default=True, init=False)
     calls_model: bool = field(default=False, init=False)
+    checks_answer: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.measure not in MEASURES:
@@ -246,6 +247,7 @@ class TokenProb:
     top_logprobs: int = field(default=0, init=False)
     needs_sample: bool = field(default=True, init=False)
     calls_model: bool = field(default=False, init=False)
+    checks_answer: bool = field(default=False, init=False)
 
     def max_cost(self, problem: Problem, attempt: Attempt, model: Model) -> int:
         return 0

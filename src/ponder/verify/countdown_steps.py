@@ -216,6 +216,7 @@ def _answer(problem: Problem, line: str) -> tuple[str, str] | None:
 class CountdownSteps(FreeScorer):
     name: str = field(default="countdown", init=False)
     levels: frozenset[str] = field(default=frozenset({"answer", "step"}), init=False)
+    checks_answer: bool = field(default=True, init=False)
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
         if problem.kind != "countdown" or "numbers" not in problem.meta:

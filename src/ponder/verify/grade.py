@@ -114,6 +114,7 @@ class Check(FreeScorer):
 
     name: str = field(default="check", init=False)
     levels: frozenset[str] = field(default=frozenset({"answer"}), init=False)
+    checks_answer: bool = field(default=True, init=False)
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
         if problem.kind == "code":  # the whole text: its code, not an extracted final answer

@@ -94,6 +94,7 @@ class Judge:
     top_logprobs: int = field(default=0, init=False)
     needs_sample: bool = field(default=False, init=False)
     calls_model: bool = field(default=True, init=False)
+    checks_answer: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

@@ -24,6 +24,7 @@ class PRMScorer:
     top_logprobs = 0
     needs_sample = False
     calls_model = False  # it runs its own model, charged as its input tokens
+    checks_answer = False  # a learned estimate
 
     def __init__(self, path: str, separator: str = "\n\n", device: str = "cpu") -> None:
         self.name = f"prm:{path}"

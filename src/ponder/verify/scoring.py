@@ -58,6 +58,9 @@ class Scorer(Protocol):
     top_logprobs: int  # k top logprobs the candidate samples must carry (0: none)
     needs_sample: bool  # reads ``attempt.sample``
     calls_model: bool  # asks the model being scored (a judge); its calls are charged to the run
+    # an answer it passes was checked against the problem itself (its numbers and target, its
+    # examples, its reference), not only read for slips or judged likely: a pass settles it
+    checks_answer: bool
 
     def max_cost(self, problem: Problem, attempt: Attempt, model: Model) -> int:
         """Worst-case tokens one ``score`` call may spend (0 for scorers that call no model)."""
@@ -69,12 +72,14 @@ class Scorer(Protocol):
 @dataclass
 class FreeScorer:
     """What the scorers that read only the text share (check, arith, countdown, tests): no
-    logprobs, no sample, no model call, so no cost. Subclasses set ``name`` and ``levels``."""
+    logprobs, no sample, no model call, so no cost. Subclasses set ``name`` and ``levels``, and
+    ``checks_answer`` when they do."""
 
     logprobs: bool = field(default=False, init=False)
     top_logprobs: int = field(default=0, init=False)
     needs_sample: bool = field(default=False, init=False)
     calls_model: bool = field(default=False, init=False)
+    checks_answer: bool = field(default=False, init=False)
 
     def max_cost(self, problem: Problem, attempt: Attempt, model: Model | None) -> int:
         return 0

@@ -80,6 +80,7 @@ class SupportJudge:
     top_logprobs: int = field(default=0, init=False)
     needs_sample: bool = field(default=False, init=False)
     calls_model: bool = field(default=True, init=False)
+    checks_answer: bool = field(default=False, init=False)
 
     def request(self, problem: Problem, attempt: Attempt) -> Request:
         return support_request(problem.question, attempt.text, self.max_tokens)

@@ -242,6 +242,7 @@ class VisibleTests(FreeScorer):
     limits: SandboxLimits = GRADE_LIMITS
     name: str = field(default="tests", init=False)
     levels: frozenset[str] = field(default=frozenset({"answer"}), init=False)
+    checks_answer: bool = field(default=True, init=False)
 
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
         if problem.kind != "code":
