@@ -13,7 +13,12 @@ with a give-up at each ``k``. Completion tokens only: a replay cannot know what 
 prompts would have cost (the hf backend counts the prompt once per sample).
 
     python benchmarks/replay_stopping.py --db runs/seq-cd.sqlite [--task countdown]
-        [--strategy best_of_n] [--wave 4] [--confidence 0.95] [--give-up 4,8,12]
+        [--strategy best_of_n] [--wave 4] [--confidence 0.95] [--give-up 4,8,12] [--checker countdown]
+
+Where an answer can be checked, a third rule: ``auto``'s verified sampling, waves of ``wave`` until
+one holds a sample ``--checker`` passes (the step verifier ``countdown`` passes a sample whose
+every line and answer hold; ``check`` passes a right answer). Printed beside it: the first k
+samples, right when the checker passes one of them (best-of-k by that checker), at each wave.
 
 Departure from a live ``adaptive`` run: it samples at its own temperature (0.7 by default), the
 replay reuses the stored run's samples (``best_of_n`` at 0.8 in ``sequential_thinking.py``).
@@ -22,6 +27,7 @@ replay reuses the stored run's samples (``best_of_n`` at 0.8 in ``sequential_thi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +40,7 @@ from ponder.models.base import Sample  # noqa: E402
 from ponder.think.adaptive import leader_probability, top_two  # noqa: E402
 from ponder.think.sampling import candidate, leader, tally  # noqa: E402
 from ponder.verify.grade import check  # noqa: E402
+from ponder.verify.scorers import make_scorer  # noqa: E402
 
 
 def samples_of(row, problem) -> list:
@@ -84,6 +91,17 @@ def stop_at(cands: list, wave: int, confidence: float, give_up: int = 0) -> int:
     return n
 
 
+def checked_stop(cands: list, wave: int, passes) -> tuple[bool, int]:
+    """``auto``'s verified sampling: (a sample passed, how many were drawn), waves of ``wave``
+    until one holds a sample ``passes(candidate)``, or every sample is drawn."""
+    n = 0
+    while n < len(cands):
+        start, n = n, min(n + wave, len(cands))
+        if any(passes(c) for c in cands[start:n]):
+            return True, n
+    return False, n
+
+
 def outcome(cands: list, n: int, problem) -> tuple[bool, int]:
     """(the vote of the first n samples is right, their completion tokens)."""
     best = leader(tally(cands[:n]))
@@ -100,6 +118,8 @@ def main() -> int:
     ap.add_argument("--wave", type=int, default=4)
     ap.add_argument("--confidence", type=float, default=0.95)
     ap.add_argument("--give-up", default="4,8,12", help="comma-separated k for the give-up rule")
+    ap.add_argument("--checker", default="", help="a verifier that rates answers (countdown, "
+                    "check): also replay sampling until one passes it, and best-of-k by it")
     args = ap.parse_args()
     give_ups = [int(k) for k in args.give_up.split(",") if k]
 
@@ -124,7 +144,34 @@ def main() -> int:
         mean = tokens / len(replayed)
         everything = everything or mean
         print(f"| {label} | {100 * right / len(replayed):.1f}% | {mean:,.0f} | {100 * mean / everything:.0f}% |")
+    if args.checker:
+        _checked_rules(replayed, args.wave, args.checker)
     return 0
+
+
+def _checked_rules(replayed: list, wave: int, checker: str) -> None:
+    """The verified-sampling rule and best-of-k by ``checker``, one table."""
+    scorer = make_scorer(checker, level="answer")
+
+    def passes(problem, c) -> bool:
+        return c.key is not None and asyncio.run(scorer.score(problem, c.attempt, None)).ok
+
+    verdicts = [(cands, [passes(problem, c) for c in cands]) for problem, cands in replayed]
+    print(f"\n| rule, by {checker} | accuracy | mean completion tokens |")
+    print("| --- | --- | --- |")
+    right = tokens = 0
+    for cands, ok in verdicts:
+        solved, n = checked_stop(list(range(len(cands))), wave, lambda i: ok[i])
+        right += solved
+        tokens += sum(c.sample.completion_tokens for c in cands[:n])
+    print(f"| waves of {wave} until one passes | {100 * right / len(verdicts):.1f}% | "
+          f"{tokens / len(verdicts):,.0f} |")
+    most = max(len(c) for c, _ in verdicts)
+    for k in range(wave, most + 1, wave):
+        right = sum(any(ok[:k]) for _, ok in verdicts)
+        tokens = sum(c.sample.completion_tokens for cands, _ in verdicts for c in cands[:k])
+        print(f"| best of the first {k} | {100 * right / len(verdicts):.1f}% | "
+              f"{tokens / len(verdicts):,.0f} |")
 
 
 if __name__ == "__main__":

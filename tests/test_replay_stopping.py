@@ -51,3 +51,22 @@ def test_replay_of_a_missing_or_empty_database_is_one_line(tmp_path):
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         assert proc.returncode == 2 and proc.stderr.strip().endswith(why), proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_replay_of_sampling_until_the_checker_passes_one(tmp_path):
+    a, b, c = replay.held_out("countdown", 3, 0, 3)
+    right = lambda p: p.answer.replace(" ", "")  # noqa: E731
+    wrong = ["1+1", "2+2", "3+3", "4+4", "5+5", "6+6", "7+7", "8+8"]
+    db = tmp_path / "s.sqlite"
+    with Store(db) as store:
+        store.open_run("r", {"limit": 3}, "test", {})
+        store.add(_row(a, [right(a)] + wrong[:7]))  # the first wave holds it
+        store.add(_row(b, wrong[:5] + [right(b)] + wrong[:2]))  # the second wave does
+        store.add(_row(c, wrong))  # none
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--db", str(db), "--checker", "check"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    table = dict(re.findall(r"^\| (.+?) \| ([\d.]+% \| [\d,]+) \|", proc.stdout, re.M))
+    assert table["waves of 4 until one passes"] == "66.7% | 67"  # 4, 8 and 8 samples drawn
+    assert table["best of the first 4"] == "33.3% | 40"
+    assert table["best of the first 8"] == "66.7% | 80"
