@@ -14,9 +14,9 @@ the probe is ``probe`` samples drawn as one batched request (with logprobs):
 Then:
 
 - verified (``verify_probe=auto``, the default, and a ``verifier`` that checks an answer against
-  the problem itself without calling a model, ``checks_answer``: ``countdown``, which checks the
-  expression against the numbers and the target, and ``tests``, which runs the prompt's
-  examples): the probe's answered samples are scored with it first. A sample it passes is
+  the problem itself without calling a model, ``checks_answer``: ``countdown``, which passes a
+  search whose every line holds and whose expression makes the target from the numbers, and
+  ``tests``, which runs the prompt's examples): the probe's answered samples are scored with it first. A sample it passes is
   answered at once (of several, the one most samples agree with): the check has settled it. When
   it rejects the whole probe, whatever the agreement (a vote among rejected answers could only
   pick one of them), waves of ``wave`` more samples are drawn and checked until one passes
@@ -52,11 +52,11 @@ tool route was considered); its usage includes the probe.
 
 Departures: difficulty comes from agreement (and confidence) of a few samples, and from a free
 verifier's verdicts on them where there is one, not from a learned predictor or binned verifier
-scores; the thresholds are parameters, not fitted per model; the
-hard strategy's verifier is ``verifier`` for reflect, beam and mcts, and deepthink (whose
-verifiers are outcome scorers) uses the judge unless ``verifier`` is one of those. The tool route
-is a rule on the question's surface (its digits and operators) and the probe's agreement, not a
-measured estimate of what the tool would add; ``code`` runs greedily (temperature 0, one run).
+scores; the thresholds are parameters, not fitted per model; the hard strategy's verifier is
+``verifier`` for reflect, beam and mcts, and deepthink (whose verifiers are outcome scorers) uses
+the judge unless ``verifier`` is one of those. The tool route is a rule on the question's surface
+(its digits and operators) and the probe's agreement, not a measured estimate of what the tool
+would add; ``code`` runs greedily (temperature 0, one run).
 """
 
 from __future__ import annotations
