@@ -110,16 +110,13 @@ FALSE_HIT = "dfs [50 8 1|392]\n50*8=400 [400 1|392]\n 400-1=399 ok\nAnswer: 50*8
 REPAIRED = FALSE_HIT.split(" 400-1")[0] + " 400-1=399 400+1=401 no\n" + TRACE[TRACE.index("back"):]
 
 
-def auto_on(probe: list[str], waves: list[str] | None = None,
-            spec: str = "auto:verifier=countdown,split=line,tools=off,seed=0"):  # fmt: skip
-    """auto on PROBLEM with a model whose probe samples are ``probe``, whose later samples are
-    ``waves`` in turn (else the probe's again), and which repairs as REPAIRED does."""
-    later = iter(waves or [])
+def auto_on(probe: list[str], spec: str = "auto:verifier=countdown,split=line,tools=off,seed=0"):
+    """auto on PROBLEM with a model whose probe samples are ``probe`` (then TRACE's repairs)."""
 
     def reply(request, i):
         prefix = request.prefix or ""
         if request.n == 4:
-            return probe[i % 4] if i < 4 else next(later, probe[i % 4])
+            return probe[i % 4]
         if not prefix:  # reflect's greedy solution
             return probe[0]
         return REPAIRED[len(prefix):] if REPAIRED.startswith(prefix) else "give up"
@@ -130,7 +127,7 @@ def auto_on(probe: list[str], waves: list[str] | None = None,
 
 
 async def _events(strategy, model):
-    return [e async for e in strategy.run(PROBLEM, model, Budget(40_000))]
+    return [e async for e in strategy.run(PROBLEM, model, Budget(20_000))]
 
 
 def test_auto_answers_the_probe_sample_the_verifier_passes_though_the_vote_is_against_it():
@@ -142,25 +139,15 @@ def test_auto_answers_the_probe_sample_the_verifier_passes_though_the_vote_is_ag
     assert [e.score for e in events if isinstance(e, Scored)] == [0.0, 0.0, 0.0, 1.0]
 
 
-def test_auto_samples_on_past_a_probe_the_verifier_rejects_whole_though_it_agrees():
-    result, events, model = auto_on([FALSE_HIT] * 4, [FALSE_HIT] * 6 + [TRACE, FALSE_HIT])
-    assert result.how == ("auto: medium (4/4 probe samples agree, confidence 0.90, 0/4 pass "
-                          "countdown) -> verified sampling: sample 11 of 12 passes countdown")  # fmt: skip
-    assert result.answer == "(50-1)*8" and result.chosen.index == 10
-    assert [r.n for r in model.requests] == [4, 4, 4]  # the probe, then two waves
-    assert [e.score for e in events if isinstance(e, Scored)] == [0.0] * 10 + [1.0, 0.0]
-
-
-def test_auto_searches_when_no_sample_passes_the_verifier():
+def test_auto_takes_a_probe_the_verifier_rejects_whole_as_hard_though_it_agrees():
     result, _, model = auto_on([FALSE_HIT] * 4)
     assert result.how.startswith("auto: hard (4/4 probe samples agree")
-    assert "0/4 pass countdown; none of 16 samples passes countdown) -> reflect" in result.how
+    assert "0/4 pass countdown; no probe sample passes countdown) -> reflect" in result.how
     assert result.answer == "(50-1)*8"  # reflect cut at the false hit and the search went on
-    assert [r.n for r in model.requests] == [4, 4, 4, 4, 1, 1]  # 16 samples, then reflect
-    assert model.requests[5].prefix == "dfs [50 8 1|392]\n50*8=400 [400 1|392]\n"
+    assert model.requests[2].prefix == "dfs [50 8 1|392]\n50*8=400 [400 1|392]\n"
     # verify_probe=off: four agreeing samples are easy, and the false hit is the answer
-    spec = "auto:verifier=countdown,split=line,tools=off,verify_probe=off,seed=0"
-    result, _, model = auto_on([FALSE_HIT] * 4, spec=spec)
+    result, _, model = auto_on([FALSE_HIT] * 4, "auto:verifier=countdown,split=line,tools=off,"
+                                                "verify_probe=off,seed=0")  # fmt: skip
     assert result.how.startswith("auto: easy (4/4") and result.answer == "50*8-1"
     assert len(model.requests) == 1
 

@@ -35,10 +35,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ponder.events import Result, Stopped, Voted
-from ponder.models.base import Request
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase, seed_at
-from ponder.think.config import Sampling
 from ponder.think.sampling import Candidate, first_with, leader, plan_batch, sample_batch, tally
 
 
@@ -48,22 +46,6 @@ def leader_probability(a: int, b: int) -> Fraction:
         raise ValueError(f"vote counts must be >= 0, got a={a}, b={b}")
     n = a + b + 1
     return Fraction(sum(math.comb(n, i) for i in range(a + 1)), 2**n)
-
-
-def plan_wave(
-    run: Run, problem: Problem, sampling: Sampling, drawn: int, wave: int, max_samples: int
-) -> Request | None:
-    """The next wave's request, after ``drawn`` samples: as many full-length samples as fit (up
-    to ``wave``, and to ``max_samples`` in all), else one shorter sample; None when not even that
-    fits. Wave w starts at the seed + the samples drawn so far."""
-    n = min(wave, max_samples - drawn)
-    seed = seed_at(sampling, drawn)
-    req = plan_batch(run, problem, sampling, n, seed=seed)
-    full_length = sampling.max_tokens
-    if req is None or run.meter.remaining is None or req.max_tokens == full_length:
-        return req
-    room = run.meter.remaining - run.model.count_prompt_tokens(req)
-    return plan_batch(run, problem, sampling, max(1, min(n, room // full_length)), seed=seed)
 
 
 def top_two(votes: dict[str, float]) -> tuple[int, int]:
@@ -94,6 +76,17 @@ class Adaptive(StrategyBase):
                 "at 1 nothing ever does"
             )
 
+    def _plan_wave(self, problem: Problem, run: Run, drawn: int):
+        """The next wave's request: as many full-length samples as fit (up to ``wave``), else one
+        shorter sample; None when not even that fits."""
+        n = min(self.wave, self.max_samples - drawn)
+        seed = seed_at(self.sampling, drawn)
+        req = plan_batch(run, problem, self.sampling, n, seed=seed)
+        full_length = self.sampling.max_tokens
+        if req is None or run.meter.remaining is None or req.max_tokens == full_length:
+            return req
+        room = run.meter.remaining - run.model.count_prompt_tokens(req)
+        return plan_batch(run, problem, self.sampling, max(1, min(n, room // full_length)), seed=seed)
 
     async def solve(
         self, problem: Problem, run: Run, first: list[Candidate] | None = None, lead: str = ""
@@ -111,7 +104,7 @@ class Adaptive(StrategyBase):
             if drawn >= self.max_samples:
                 reason = "max_samples reached"
                 break
-            req = plan_wave(run, problem, self.sampling, drawn, self.wave, self.max_samples)
+            req = self._plan_wave(problem, run, drawn)
             if req is None:
                 reason = f"budget exhausted after {drawn} samples"
                 break
