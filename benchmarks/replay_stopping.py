@@ -15,8 +15,9 @@ prompts would have cost (the hf backend counts the prompt once per sample).
     python benchmarks/replay_stopping.py --db runs/seq-cd.sqlite [--task countdown]
         [--strategy best_of_n] [--wave 4] [--confidence 0.95] [--give-up 4,8,12] [--checker countdown]
 
-Where an answer can be checked, a third rule: ``auto``'s verified sampling, waves of ``wave`` until
-one holds a sample ``--checker`` passes (the step verifier ``countdown`` passes a sample whose
+Where an answer can be checked, a third rule: rejection sampling, waves of ``wave`` until one
+holds a sample ``--checker`` passes (what ``auto`` tried, and dropped, for a probe its checker
+rejects whole) (the step verifier ``countdown`` passes a sample whose
 every line and answer hold; ``check`` passes a right answer). Printed beside it: the first k
 samples, right when the checker passes one of them (best-of-k by that checker), at each wave.
 
@@ -92,8 +93,8 @@ def stop_at(cands: list, wave: int, confidence: float, give_up: int = 0) -> int:
 
 
 def checked_stop(cands: list, wave: int, passes) -> tuple[bool, int]:
-    """``auto``'s verified sampling: (a sample passed, how many were drawn), waves of ``wave``
-    until one holds a sample ``passes(candidate)``, or every sample is drawn."""
+    """Rejection sampling: (a sample passed, how many were drawn), waves of ``wave`` until one
+    holds a sample ``passes(candidate)``, or every sample is drawn."""
     n = 0
     while n < len(cands):
         start, n = n, min(n + wave, len(cands))
@@ -150,7 +151,7 @@ def main() -> int:
 
 
 def _checked_rules(replayed: list, wave: int, checker: str) -> None:
-    """The verified-sampling rule and best-of-k by ``checker``, one table."""
+    """Rejection sampling and best-of-k by ``checker``, one table."""
     scorer = make_scorer(checker, level="answer")
 
     def passes(problem, c) -> bool:
