@@ -23,16 +23,25 @@ def _row(problem, answers: list[str]) -> ResultRow:
     return ResultRow("r", problem.id, "best_of_n:n=8", 0, 0, None, problem.answer, False, trace=trace)
 
 
+def _stored(tmp_path: Path, rows: list[ResultRow]) -> Path:
+    """A sequential_thinking.py database of one run (3 problems) holding ``rows``."""
+    db = tmp_path / "s.sqlite"
+    with Store(db) as store:
+        store.open_run("r", {"limit": 3}, "test", {})
+        for row in rows:
+            store.add(row)
+    return db
+
+
 def test_replay_stops_where_each_rule_says(tmp_path):
     a, b, c = replay.held_out("countdown", 3, 0, 3)
     right = lambda p: p.answer.replace(" ", "")  # noqa: E731
     wrong = ["1+1", "2+2", "3+3", "4+4", "5+5", "6+6", "7+7", "8+8"]
-    db = tmp_path / "s.sqlite"
-    with Store(db) as store:
-        store.open_run("r", {"limit": 3}, "test", {})
-        store.add(_row(a, [right(a)] * 4))  # four agree: settled after the first wave
-        store.add(_row(b, wrong[:4] + [right(b)] * 4))  # first wave all differ, then the answer
-        store.add(_row(c, wrong))  # never two alike
+    db = _stored(tmp_path, [
+        _row(a, [right(a)] * 4),  # four agree: settled after the first wave
+        _row(b, wrong[:4] + [right(b)] * 4),  # first wave all differ, then the answer
+        _row(c, wrong),  # never two alike
+    ])  # fmt: skip
     proc = subprocess.run([sys.executable, str(SCRIPT), "--db", str(db), "--give-up", "4"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -57,12 +66,11 @@ def test_replay_of_sampling_until_the_checker_passes_one(tmp_path):
     a, b, c = replay.held_out("countdown", 3, 0, 3)
     right = lambda p: p.answer.replace(" ", "")  # noqa: E731
     wrong = ["1+1", "2+2", "3+3", "4+4", "5+5", "6+6", "7+7", "8+8"]
-    db = tmp_path / "s.sqlite"
-    with Store(db) as store:
-        store.open_run("r", {"limit": 3}, "test", {})
-        store.add(_row(a, [right(a)] + wrong[:7]))  # the first wave holds it
-        store.add(_row(b, wrong[:5] + [right(b)] + wrong[:2]))  # the second wave does
-        store.add(_row(c, wrong))  # none
+    db = _stored(tmp_path, [
+        _row(a, [right(a)] + wrong[:7]),  # the first wave holds it
+        _row(b, wrong[:5] + [right(b)] + wrong[:2]),  # the second wave does
+        _row(c, wrong),  # none
+    ])  # fmt: skip
     proc = subprocess.run([sys.executable, str(SCRIPT), "--db", str(db), "--checker", "check"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
