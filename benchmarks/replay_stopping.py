@@ -13,13 +13,14 @@ with a give-up at each ``k``. Completion tokens only: a replay cannot know what 
 prompts would have cost (the hf backend counts the prompt once per sample).
 
     python benchmarks/replay_stopping.py --db runs/seq-cd.sqlite [--task countdown]
-        [--strategy best_of_n] [--wave 4] [--confidence 0.95] [--give-up 4,8,12] [--checker countdown]
+        [--strategy best_of_n] [--wave 4] [--confidence 0.95] [--give-up 4,8,12]
+        [--checker countdown]
 
 Where an answer can be checked, a third rule: rejection sampling, waves of ``wave`` until one
-holds a sample ``--checker`` passes (what ``auto`` tried, and dropped, for a probe its checker
-rejects whole) (the step verifier ``countdown`` passes a sample whose
-every line and answer hold; ``check`` passes a right answer). Printed beside it: the first k
-samples, right when the checker passes one of them (best-of-k by that checker), at each wave.
+holds a sample ``--checker`` passes. ``auto`` tried it, and dropped it, for a probe its checker
+rejects whole. The step verifier ``countdown`` passes a sample whose every line and answer hold;
+``check`` passes a right answer. Printed beside it: the first k samples, right when the checker
+passes one of them (best-of-k by that checker), at each wave.
 
 Departure from a live ``adaptive`` run: it samples at its own temperature (0.7 by default), the
 replay reuses the stored run's samples (``best_of_n`` at 0.8 in ``sequential_thinking.py``).

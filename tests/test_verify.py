@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ponder.problems.base import Problem
-from ponder.verify import Score, check, math_equal, verify
+from ponder.verify import SCORERS, Attempt, Score, check, make_scorer, math_equal, verify
 from ponder.verify.countdown import check_countdown
 from ponder.verify.numeric import numeric_equal
 
@@ -226,14 +226,10 @@ def test_our_mistakes_raise():
 def test_only_scorers_that_check_an_answer_against_the_problem_say_so():
     """``checks_answer`` lets auto answer from a probe sample the verifier passes: it must hold
     only where a pass settles the answer (numbers and target, examples, reference)."""
-    from ponder.verify import SCORERS, make_scorer
-
     says = {name: make_scorer(name).checks_answer for name in SCORERS}
     assert says == {"check": True, "countdown": True, "tests": True, "judge": False,
                     "confidence": False, "prob": False, "arith": False}  # fmt: skip
     # arith passes an answer with no wrong equation, and one with no equation at all
     arith = make_scorer("arith", level="answer")
     problem = Problem(id="a", question="What is 487 * 596?", answer="290252", kind="numeric")
-    from ponder.verify import Attempt
-
     assert asyncio.run(arith.score(problem, Attempt("\\boxed{290000}", "290000"), None)).ok

@@ -388,9 +388,9 @@ def static_cache_pays(model, device: str, rows: int, length: int) -> bool:
     more than the model. Measured on the stop-26 lab:countdown-grpo, one thread, 16 rows, every row
     run to the end: 200 steps after a 703-token prompt 7.9 s -> 4.8 s; 900 steps after a 99-token
     prompt 36.7 s -> 19.1 s (64 rows: 128 s -> 62 s); benchmarks/hf_static_cache.py measures it
-    through the bench runner. A static cache is allocated for every position up front, so it is used only
-    on the CPU (on a GPU, transformers would also compile the model for it) and only where that
-    allocation is at most ``STATIC_CACHE_BYTES``."""
+    through the bench runner. A static cache is allocated for every position up front, so it is
+    used only on the CPU (on a GPU, transformers would also compile the model for it) and only
+    where that allocation is at most ``STATIC_CACHE_BYTES``."""
     return device == "cpu" and kv_cache_bytes(model, rows, length) <= STATIC_CACHE_BYTES
 
 

@@ -54,9 +54,9 @@ scores; the thresholds are parameters, not fitted per model; the hard strategy's
 the judge unless ``verifier`` is one of those. The tool route is a rule on the question's surface
 (its digits and operators) and the probe's agreement, not a measured estimate of what the tool
 would add; ``code`` runs greedily (temperature 0, one run). A probe the checker rejects whole goes
-to ``hard_with``, not to more checked samples: on ``lab:countdown-grpo`` (docs/results/
-countdown_scaling/auto_verified) sampling on to 16 solved 9 more of 200 puzzles for 2.2x the
-tokens, far under what best-of-16 buys per token.
+to ``hard_with``, not to more checked samples: on ``lab:countdown-grpo``, sampling on to 16 solved
+9 more of 200 puzzles for 2.2x the tokens, far under what best-of-16 buys per token
+(docs/results/countdown_scaling/auto_verified).
 """
 
 from __future__ import annotations
