@@ -152,6 +152,39 @@ def test_auto_takes_a_probe_the_verifier_rejects_whole_as_hard_though_it_agrees(
     assert len(model.requests) == 1
 
 
+def test_auto_with_the_puzzle_checker_on_its_probe_answers_a_right_expression_from_a_sloppy_search():
+    """verify_probe=check passes any expression that makes the target from the numbers; the step
+    verifier also wants every line of the search right, and sends this probe on to reflect."""
+    sloppy = TRACE.replace("58-1=57", "58-1=56")  # a slip in a dead end; the answer is right
+    probe = [FALSE_HIT, FALSE_HIT, sloppy, FALSE_HIT]
+    spec = "auto:verifier=countdown,split=line,tools=off,seed=0"
+    result, events, model = auto_on(probe, spec + ",verify_probe=check")
+    assert result.answer == "(50-1)*8" and result.chosen.index == 2
+    assert len(model.requests) == 1
+    assert "1/4 pass check) -> answered from a verified probe sample" in result.how
+    assert [e.score for e in events if isinstance(e, Scored)] == [0.0, 0.0, 1.0, 0.0]
+    result, _, model = auto_on(probe, spec)  # the step verifier rejects the slip too
+    assert "0/4 pass countdown; no probe sample passes countdown) -> reflect" in result.how
+    assert len(model.requests) > 1
+
+
+def test_auto_says_when_the_hard_path_ends_on_an_answer_its_checker_rejects():
+    """reflect's rounds run out on the false hit: auto still answers it, and its trace says the
+    checker rejects it."""
+    def reply(request, i):  # every regeneration from the cut writes the false hit again
+        return FALSE_HIT[len(request.prefix or ""):]
+
+    strategy = parse_strategy("auto:verifier=countdown,split=line,tools=off,seed=0")
+    events = asyncio.run(_events(strategy, ScriptedModel(reply)))
+    result, scored = events[-1].result, [e for e in events if isinstance(e, Scored)]
+    assert len(scored) == 5  # the probe's 4, then the final answer's
+    assert scored[-1].score == 0.0 and "its last move misses 392" in scored[-1].reason
+    assert result.answer == "50*8-1" and "-> reflect: 3 backtracks" in result.how, result.how
+    assert result.how.endswith("; unverified: countdown rejects the answer"), result.how
+    result, events, _ = auto_on([FALSE_HIT] * 4)  # a repaired answer passes: nothing to say
+    assert result.answer == "(50-1)*8" and "unverified" not in result.how
+
+
 @pytest.mark.parametrize("budget", [60, 150, 400, 900])
 def test_auto_with_the_verifier_keeps_to_its_budget(budget):
     model = ScriptedModel(lambda request, i: FALSE_HIT if not request.prefix else "give up")

@@ -479,8 +479,10 @@ def test_auto_does_not_spend_judge_calls_on_its_probe():
 
 
 def test_auto_rejects_an_unknown_verify_probe():
-    with pytest.raises(StrategySpecError, match="verify_probe must be one of auto, off"):
+    with pytest.raises(StrategySpecError, match="verify_probe must be one of auto, off, check"):
         parse_strategy("auto:verify_probe=yes")
+    with pytest.raises(StrategySpecError, match="verify_probe must be one of"):
+        parse_strategy("auto:verify_probe=judge")  # an opinion, at a model call a sample
 
 
 # --- budgets: never exceeded, usage exact ---

@@ -16,13 +16,15 @@ Then:
 - verified (``verify_probe=auto``, the default, and a ``verifier`` that checks an answer against
   the problem itself without calling a model, ``checks_answer``: ``countdown``, which passes a
   search whose every line holds and whose expression makes the target from the numbers, and
-  ``tests``, which runs the prompt's examples): the probe's answered samples are scored with it
-  first. A sample it passes is answered at once (of several, the one most samples agree with):
-  the check has settled it. A probe it rejects whole is hard, whatever the agreement: a vote among
-  rejected answers could only pick one of them. This is Snell et al.'s own difficulty signal (a
-  verifier's scores over samples) where it is exact and costs nothing. ``arith`` passes an answer
-  with no wrong equation (one with none at all too), and the judge costs a call per sample and is
-  an opinion: with those, agreement routes alone;
+  ``tests``, which runs the prompt's examples; or ``verify_probe=NAME``, such a checker named
+  apart from the hard strategy's ``verifier``, e.g. ``check``, which on countdown passes any
+  expression that makes the target from the numbers, a sound search or not): the probe's answered
+  samples are scored with it first. A sample it passes is answered at once (of several, the one
+  most samples agree with): the check has settled it. A probe it rejects whole is hard, whatever
+  the agreement: a vote among rejected answers could only pick one of them. This is Snell et
+  al.'s own difficulty signal (a verifier's scores over samples) where it is exact and costs
+  nothing. ``arith`` passes an answer with no wrong equation (one with none at all too), and the
+  judge costs a call per sample and is an opinion: with those, agreement routes alone;
 - easy (agreement >= ``easy`` and confidence >= ``confident``): answer from the probe, no more
   calls — the cheap path;
 - hard (agreement < ``hard``): hand the remaining budget to ``hard_with`` (``reflect``,
@@ -66,7 +68,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ponder.events import Phase, Result, Voted
+from ponder.events import Chosen, Phase, Result, Scored, Voted
 from ponder.problems.base import Problem
 from ponder.think.adaptive import Adaptive
 from ponder.think.base import Run, StrategyBase
@@ -85,13 +87,12 @@ from ponder.think.sampling import (
     tally,
 )
 from ponder.tools.sandbox import SandboxUnavailable, check_available
-from ponder.verify.scorers import make_scorer, resolve_scorer
-from ponder.verify.scoring import Scorer
+from ponder.verify.scorers import SCORERS, make_scorer, resolve_scorer
+from ponder.verify.scoring import Attempt, Scorer
 from ponder.verify.steps import check_split
 
 HARD = ("reflect", "deepthink", "beam", "mcts")
 TOOLS = ("auto", "off")
-VERIFY_PROBE = ("auto", "off")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _OPERATOR = re.compile(r"\d\s*[-+*/^×÷]\s*(?=[\d(])")
 
@@ -107,7 +108,8 @@ class Auto(StrategyBase):
     verifier: str = "judge"  # the hard strategy's verifier (a step scorer)
     split: str = "auto"  # step boundaries for reflect, beam and mcts
     tools: str = "auto"  # auto: route code tasks and arithmetic-heavy disagreement to code; off
-    verify_probe: str = "auto"  # auto: score the probe first where the verifier checks answers
+    # auto: score the probe first where the verifier checks answers; off; or a checker's name
+    verify_probe: str = "auto"
     wave: int = 4  # medium: samples per further wave
     max_samples: int = 16  # medium: samples at most, the probe's included
     settle: float = 0.95  # medium: stop when P(leader truly ahead) reaches this (adaptive)
@@ -132,8 +134,6 @@ class Auto(StrategyBase):
             raise ValueError(f"auto: hard_with must be one of {', '.join(HARD)}")
         if self.tools not in TOOLS:
             raise ValueError(f"auto: tools must be one of {', '.join(TOOLS)}")
-        if self.verify_probe not in VERIFY_PROBE:
-            raise ValueError(f"auto: verify_probe must be one of {', '.join(VERIFY_PROBE)}")
         check_split("auto", self.split)
         try:
             self._hard_strategy = self._make_hard()
@@ -148,10 +148,16 @@ class Auto(StrategyBase):
         self._code = Code(max_tokens=s.max_tokens, temperature=0.0, top_p=s.top_p, seed=s.seed)
 
     def _answer_checker(self) -> Scorer | None:
-        """The verifier, when the probe is to be scored with it: it checks an answer against the
-        problem itself (``checks_answer``) and calls no model."""
+        """The scorer of the probe: ``verify_probe`` named, or the verifier where it checks an
+        answer against the problem itself (``checks_answer``) and calls no model; None for
+        agreement alone."""
         if self.verify_probe == "off":
             return None
+        if self.verify_probe != "auto":
+            names = _checkers()
+            if self.verify_probe not in names:  # unknown, or no exact check without a model
+                raise ValueError(f"auto: verify_probe must be one of auto, off, {', '.join(names)}")
+            return make_scorer(self.verify_probe, level="answer")
         try:
             scorer = resolve_scorer(self.verifier, "answer")
         except ValueError:  # a step-only scorer
@@ -263,7 +269,29 @@ class Auto(StrategyBase):
         if answer is None and top is not None:  # the search found nothing: the probe still did
             answer, chosen = top, probe_choice
             how += "; so the probe's leading answer"
+        how += await self._unverified(problem, run, answer, chosen)
         return run.result(answer, chosen, how)
+
+    async def _unverified(
+        self, problem: Problem, run: Run, answer: str | None, chosen: Chosen | None
+    ) -> str:
+        """What the probe's checker says of the hard path's final answer, when it rejects it:
+        ``reflect`` whose rounds ran out, or a search that ended unverified, still answers, and
+        the trace must not read as if the check had passed. (The answer stands: with nothing
+        the checker passes, it is still the search's best guess.)"""
+        if self._probe_scorer is None or answer is None or chosen is None:
+            return ""
+        score = await run.score(self._probe_scorer, problem, Attempt(chosen.text, answer))
+        if score is None or score.ok:
+            return ""
+        run.emit(Scored(chosen.index, score.value, score.reason))
+        return f"; unverified: {self._probe_scorer.name} rejects the answer"  # why: the event
+
+
+def _checkers() -> list[str]:
+    """The scorers ``verify_probe`` can name."""
+    made = [make_scorer(name) for name in SCORERS]
+    return [m.name for m in made if m.checks_answer and not m.calls_model and "answer" in m.levels]
 
 
 def arithmetic_heavy(question: str) -> str:
