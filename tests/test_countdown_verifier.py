@@ -152,7 +152,7 @@ def test_auto_takes_a_probe_the_verifier_rejects_whole_as_hard_though_it_agrees(
     assert len(model.requests) == 1
 
 
-def test_auto_with_the_puzzle_checker_on_its_probe_answers_a_right_expression_from_a_sloppy_search():
+def test_auto_with_check_on_its_probe_answers_a_right_expression_from_a_sloppy_search():
     """verify_probe=check passes any expression that makes the target from the numbers; the step
     verifier also wants every line of the search right, and sends this probe on to reflect."""
     sloppy = TRACE.replace("58-1=57", "58-1=56")  # a slip in a dead end; the answer is right
