@@ -63,7 +63,10 @@ def strategies_for(task: str) -> tuple[list[str], set[str]]:
             f"beam:{v},{step}",
             f"beam:{v},floor=1,{step}",  # only verified steps go on; rejected ones are resampled
             f"mcts:{v},{step}",
-            f"auto:{v},split=line,probe_tokens=900,tools=off,temperature=0.8,{t}",
+            # the probe is scored by the puzzle's own checker, as best-of-16 is; the hard path
+            # (reflect) by the step verifier (docs/results/countdown_scaling/auto_verified)
+            f"auto:{v},split=line,probe_tokens=900,tools=off,verify_probe=check,"
+            f"temperature=0.8,{t}",
         ]
         shared = {t, "split=line", "step_tokens=256", "temperature=0.8", "probe_tokens=900", v,
                   "tools=off"}  # fmt: skip
