@@ -104,52 +104,6 @@ def test_reflect_backtracks_to_the_slip_and_the_search_goes_on():
     assert result.usage.calls == 2
 
 
-def _continuations():
-    """TRACE with a slip on line 2 (the greedy solution), and three ways to continue its cut."""
-    lines = TRACE.split("\n")
-    cut = "\n".join(lines[:2]) + "\n"  # the slip's line is cut away
-    slip = TRACE.replace("58-1=57", "58-1=56")
-    later = TRACE.replace("49*8=392 ok", "49*8=382 no").replace("(50-1)*8", "50+8+1")
-    return slip, cut, slip[len(cut):], later[len(cut):], TRACE[len(cut):]
-
-
-def test_reflect_with_n_takes_the_continuation_that_passes_whole():
-    slip, cut, again, later, right = _continuations()
-    replies = [again, later, right, again]  # i: samples drawn before (1: the first solution)
-    model = ScriptedModel(lambda request, i: replies[i - 1] if request.prefix == cut else slip)
-    strategy = parse_strategy("reflect:verifier=countdown,split=line,rounds=2,n=4,seed=0")
-    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(8000))))
-    assert result.answer == "(50-1)*8" and result.chosen.index == 3  # sample 0, then 1-4
-    assert result.how == "1 backtrack; all 7 steps pass countdown; 5 samples drawn"
-    assert [r.n for r in model.requests] == [1, 4]
-
-
-def test_reflect_with_n_goes_on_from_the_continuation_that_got_furthest():
-    slip, cut, again, later, right = _continuations()
-    deeper = cut + later[: later.index(" 49+8")]  # where the furthest one is cut next
-
-    def reply(request, i):
-        if request.prefix == cut:
-            return [again, later, again, again][(i - 1) % 4]
-        return TRACE[len(deeper):] if request.prefix == deeper else slip
-
-    model = ScriptedModel(reply)
-    strategy = parse_strategy("reflect:verifier=countdown,split=line,rounds=2,n=4,seed=0")
-    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(8000))))
-    assert [r.prefix or "" for r in model.requests] == ["", cut, deeper]
-    assert result.answer == "(50-1)*8" and result.how.startswith("2 backtracks; all 7 steps pass")
-    assert [r.n for r in model.requests] == [1, 4, 4]
-
-
-@pytest.mark.parametrize("budget", [150, 300, 600])
-def test_reflect_with_n_keeps_to_its_budget(budget):
-    slip, cut, again, later, right = _continuations()
-    model = ScriptedModel(lambda request, i: again if request.prefix else slip)
-    strategy = parse_strategy("reflect:verifier=countdown,split=line,rounds=3,n=4,seed=0")
-    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(budget))))
-    assert result.usage.total_tokens <= budget
-
-
 # A false hit the probe agrees on: 400-1 is 399, not 392.
 FALSE_HIT = "dfs [50 8 1|392]\n50*8=400 [400 1|392]\n 400-1=399 ok\nAnswer: 50*8-1"
 # what the model writes when reflect has cut that line away: the search goes on

@@ -10,13 +10,7 @@ before that step is kept and only what follows it is written again. One round:
    the steps before it; ``arith``, exact equations; ``prm:PATH``) checks the steps in order, from
    the first one not checked before, and stops at the first that fails;
 3. all pass: done. Otherwise the solution is cut before the failing step (a ``Backtracked``
-   event) and the next round continues from the cut, with a new seed. With ``n`` > 1 a round
-   after a backtrack draws ``n`` continuations from the cut in one batched call and checks each
-   from the cut: the first that passes whole is taken, else the one whose first failing step
-   comes latest (of equals, the first drawn) goes on and is cut there. A small model often writes
-   the same wrong line again at every regeneration (on ``lab:countdown-grpo``, 73 of the 152
-   solutions cut more than once failed with the same flaw every time), and n samples give the
-   line n chances a round instead of one.
+   event) and the next round continues from the cut, with a new seed.
 
 Rounds are bounded by ``rounds`` (the number of backtracks) and by the budget: the meter fits
 every generation to what is left and prices every check first; when a check does not fit,
@@ -52,7 +46,6 @@ class Reflect(StrategyBase):
     # max_tokens: per generation (the first solution, and each continuation); temperature: of the
     # regenerations after a backtrack; round r samples with seed + r
     temperature: float = 0.7
-    n: int = 1  # samples per regeneration (one batched call); the one that gets furthest goes on
 
     name = "reflect"
 
@@ -60,8 +53,6 @@ class Reflect(StrategyBase):
         super().__post_init__()
         if self.rounds < 0:
             raise ValueError("reflect: rounds must be >= 0")
-        if self.n < 1:
-            raise ValueError("reflect: n must be a positive integer")
         self.sampling.require_temperature(
             "reflect", "a greedy regeneration repeats the failing step"
         )
@@ -79,12 +70,11 @@ class Reflect(StrategyBase):
         scorer = self._scorer
         base = solve_request(problem, self.sampling)
         text, prefix, mode, last = "", "", None, None
-        checked = backtracks = drawn = 0  # steps that passed; backtracks done; samples drawn
+        checked = backtracks = 0  # steps of the solution that passed; backtracks done
         reason = ""
         while True:
             t = self.sampling.temperature if backtracks else self.first_temperature
-            req = base.continuing(prefix, seed=seed_at(self.sampling, backtracks), temperature=t,
-                                  n=self.n if backtracks else 1)  # fmt: skip
+            req = base.continuing(prefix, seed=seed_at(self.sampling, backtracks), temperature=t)
             req = run.meter.fit(req)
             if req is None:
                 reason = (
@@ -92,36 +82,29 @@ class Reflect(StrategyBase):
                     else f"budget ended before step {checked} could be written again"
                 )
                 break
-            samples = (await run.generate(req, first_index=drawn)).samples
-            best = None  # (text, steps, first failing step or None, its reason, the Chosen)
-            out_of_budget, stopped_at = False, checked
-            for i, sample in enumerate(samples, start=drawn):
-                whole = prefix + sample.text
-                tokens, finish = sample.completion_tokens, sample.finish_reason
-                run.emit(Sampled(i, whole, extract_answer(whole), tokens, finish))
-                mode = mode or mode_for(whole, self.split)  # fixed by the first text: cuts stay
-                steps = split_steps(whole, mode)
-                bad, failed = None, ""
-                for k in range(checked, len(steps)):
-                    attempt = Attempt("".join(steps[: k + 1]), step=steps[k])
-                    r = await run.score(scorer, problem, attempt)
-                    if r is None:
-                        out_of_budget, stopped_at = True, k
-                        break
-                    run.emit(Checked(k, r.ok, r.value, r.reason))
-                    if not r.ok:
-                        bad, failed = k, r.reason
-                        break
-                if best is None or not out_of_budget and _further(bad, best[2]):
-                    best = (whole, steps, bad, failed, Chosen(i, whole, tokens, finish))
-                if bad is None or out_of_budget:
-                    break  # it passes whole (the rest need no checking), or nothing can be checked
-            drawn += len(samples)
-            text, steps, bad, failed, last = best
+            sample = (await run.generate(req, first_index=backtracks)).samples[0]
+            text = prefix + sample.text
+            answer = extract_answer(text)
+            tokens, finish = sample.completion_tokens, sample.finish_reason
+            run.emit(Sampled(backtracks, text, answer, tokens, finish))
+            last = Chosen(backtracks, text, tokens, finish)
+            mode = mode or mode_for(text, self.split)  # fixed by the first text: cuts stay put
+            steps = split_steps(text, mode)
+            bad, failed, out_of_budget = None, "", False
+            for k in range(checked, len(steps)):
+                attempt = Attempt("".join(steps[: k + 1]), step=steps[k])
+                r = await run.score(scorer, problem, attempt)
+                if r is None:
+                    out_of_budget = True
+                    break
+                run.emit(Checked(k, r.ok, r.value, r.reason))
+                if not r.ok:
+                    bad, failed = k, r.reason
+                    break
+                checked = k + 1
             if out_of_budget:
-                reason = f"budget ended while checking step {stopped_at}"
+                reason = f"budget ended while checking step {checked}"
                 break
-            checked = len(steps) if bad is None else bad
             if bad is None:
                 reason = f"all {len(steps)} steps pass {scorer.name}"
                 break
@@ -134,16 +117,6 @@ class Reflect(StrategyBase):
 
         answer = extract_answer(text) if text else None
         how = f"{backtracks} backtrack{'s' if backtracks != 1 else ''}; {reason}"
-        if self.n > 1 and drawn > 1:
-            how += f"; {drawn} samples drawn"
         if text and answer is None:
             how += "; no answer found in the text"
         return run.result(answer, last, how)
-
-
-def _further(bad: int | None, best: int | None) -> bool:
-    """Whether a sample whose first failing step is ``bad`` (None: none fails) got further than
-    the best so far (an equal one does not: the first drawn is kept)."""
-    if best is None:
-        return False
-    return bad is None or bad > best
