@@ -135,14 +135,14 @@ def test_auto_answers_the_probe_sample_the_verifier_passes_though_the_vote_is_ag
     assert result.answer == "(50-1)*8" and result.chosen.index == 3
     assert len(model.requests) == 1  # the probe alone
     assert result.how.startswith("auto: easy (3/4 probe samples agree")
-    assert "1/4 pass countdown) -> answered from a verified probe sample" in result.how
+    assert "1/4 pass check) -> answered from a verified probe sample" in result.how
     assert [e.score for e in events if isinstance(e, Scored)] == [0.0, 0.0, 0.0, 1.0]
 
 
 def test_auto_takes_a_probe_the_verifier_rejects_whole_as_hard_though_it_agrees():
     result, _, model = auto_on([FALSE_HIT] * 4)
     assert result.how.startswith("auto: hard (4/4 probe samples agree")
-    assert "0/4 pass countdown; no probe sample passes countdown) -> reflect" in result.how
+    assert "0/4 pass check; no probe sample passes check) -> reflect" in result.how
     assert result.answer == "(50-1)*8"  # reflect cut at the false hit and the search went on
     assert model.requests[2].prefix == "dfs [50 8 1|392]\n50*8=400 [400 1|392]\n"
     # verify_probe=off: four agreeing samples are easy, and the false hit is the answer
@@ -152,18 +152,21 @@ def test_auto_takes_a_probe_the_verifier_rejects_whole_as_hard_though_it_agrees(
     assert len(model.requests) == 1
 
 
-def test_auto_with_check_on_its_probe_answers_a_right_expression_from_a_sloppy_search():
-    """verify_probe=check passes any expression that makes the target from the numbers; the step
-    verifier also wants every line of the search right, and sends this probe on to reflect."""
+def test_auto_checks_a_countdown_probe_with_the_puzzles_grader_not_the_step_verifier():
+    """On countdown the probe's checker is the puzzle's grader (verify_probe=auto, or check): it
+    passes any expression that makes the target from the numbers. The step verifier, named with
+    verify_probe=countdown, also wants every line of the search right, and sends this probe on to
+    reflect."""
     sloppy = TRACE.replace("58-1=57", "58-1=56")  # a slip in a dead end; the answer is right
     probe = [FALSE_HIT, FALSE_HIT, sloppy, FALSE_HIT]
     spec = "auto:verifier=countdown,split=line,tools=off,seed=0"
-    result, events, model = auto_on(probe, spec + ",verify_probe=check")
-    assert result.answer == "(50-1)*8" and result.chosen.index == 2
-    assert len(model.requests) == 1
-    assert "1/4 pass check) -> answered from a verified probe sample" in result.how
-    assert [e.score for e in events if isinstance(e, Scored)] == [0.0, 0.0, 1.0, 0.0]
-    result, _, model = auto_on(probe, spec)  # the step verifier rejects the slip too
+    for chosen in (spec, spec + ",verify_probe=check"):
+        result, events, model = auto_on(probe, chosen)
+        assert result.answer == "(50-1)*8" and result.chosen.index == 2
+        assert len(model.requests) == 1
+        assert "1/4 pass check) -> answered from a verified probe sample" in result.how
+        assert [e.score for e in events if isinstance(e, Scored)] == [0.0, 0.0, 1.0, 0.0]
+    result, _, model = auto_on(probe, spec + ",verify_probe=countdown")
     assert "0/4 pass countdown; no probe sample passes countdown) -> reflect" in result.how
     assert len(model.requests) > 1
 
@@ -178,9 +181,9 @@ def test_auto_says_when_the_hard_path_ends_on_an_answer_its_checker_rejects():
     events = asyncio.run(_events(strategy, ScriptedModel(reply)))
     result, scored = events[-1].result, [e for e in events if isinstance(e, Scored)]
     assert len(scored) == 5  # the probe's 4, then the final answer's
-    assert scored[-1].score == 0.0 and "its last move misses 392" in scored[-1].reason
+    assert scored[-1].score == 0.0 and "399" in scored[-1].reason  # 50*8-1 is not 392
     assert result.answer == "50*8-1" and "-> reflect: 3 backtracks" in result.how, result.how
-    assert result.how.endswith("; unverified: countdown rejects the answer"), result.how
+    assert result.how.endswith("; unverified: check rejects the answer"), result.how
     result, events, _ = auto_on([FALSE_HIT] * 4)  # a repaired answer passes: nothing to say
     assert result.answer == "(50-1)*8" and "unverified" not in result.how
 

@@ -13,18 +13,20 @@ the probe is ``probe`` samples drawn as one batched request (with logprobs):
 
 Then:
 
-- verified (``verify_probe=auto``, the default, and a ``verifier`` that checks an answer against
-  the problem itself without calling a model, ``checks_answer``: ``countdown``, which passes a
-  search whose every line holds and whose expression makes the target from the numbers, and
-  ``tests``, which runs the prompt's examples; or ``verify_probe=NAME``, such a checker named
-  apart from the hard strategy's ``verifier``, e.g. ``check``, which on countdown passes any
-  expression that makes the target from the numbers, a sound search or not): the probe's answered
-  samples are scored with it first. A sample it passes is answered at once (of several, the one
-  most samples agree with): the check has settled it. A probe it rejects whole is hard, whatever
-  the agreement: a vote among rejected answers could only pick one of them. This is Snell et
-  al.'s own difficulty signal (a verifier's scores over samples) where it is exact and costs
-  nothing. ``arith`` passes an answer with no wrong equation (one with none at all too), and the
-  judge costs a call per sample and is an opinion: with those, agreement routes alone;
+- verified: the probe's answered samples are scored first by a checker that tests an answer
+  against the problem itself without calling a model (``checks_answer``). With
+  ``verify_probe=auto`` (the default) that is the task's own grader where it needs no reference
+  answer (``check`` on countdown and sudoku), else the ``verifier`` where it is such a checker
+  (``countdown``, which passes a search whose every line holds and whose expression makes the
+  target; ``tests``, which runs the prompt's examples); ``verify_probe=NAME`` names one. A sample
+  it passes is answered at once (of several, the one most samples agree with): the check has
+  settled it. A probe it rejects whole is hard, whatever the agreement: a vote among rejected
+  answers could only pick one of them. This is Snell et al.'s own difficulty signal (a verifier's
+  scores over samples) where it is exact and costs nothing. On ``lab:countdown-grpo`` the grader
+  beats the step verifier here (45.5% against 40.0% of 200 puzzles, 11 puzzles to none): it
+  passes a right answer reached after a slip (docs/results/countdown_scaling/auto_verified).
+  ``arith`` passes an answer with no wrong equation (one with none at all too), and the judge
+  costs a call per sample and is an opinion: with those, agreement routes alone;
 - easy (agreement >= ``easy`` and confidence >= ``confident``): answer from the probe, no more
   calls — the cheap path;
 - hard (agreement < ``hard``): hand the remaining budget to ``hard_with`` (``reflect``,
@@ -87,6 +89,7 @@ from ponder.think.sampling import (
     tally,
 )
 from ponder.tools.sandbox import SandboxUnavailable, check_available
+from ponder.verify.grade import REFERENCE_FREE
 from ponder.verify.scorers import SCORERS, make_scorer, resolve_scorer
 from ponder.verify.scoring import Attempt, Scorer
 from ponder.verify.steps import check_split
@@ -108,7 +111,8 @@ class Auto(StrategyBase):
     verifier: str = "judge"  # the hard strategy's verifier (a step scorer)
     split: str = "auto"  # step boundaries for reflect, beam and mcts
     tools: str = "auto"  # auto: route code tasks and arithmetic-heavy disagreement to code; off
-    # auto: score the probe first where the verifier checks answers; off; or a checker's name
+    # auto: score the probe with the task's grader where it needs no reference, else with the
+    # verifier where it checks answers; off: agreement alone; or a checker's name
     verify_probe: str = "auto"
     wave: int = 4  # medium: samples per further wave
     max_samples: int = 16  # medium: samples at most, the probe's included
@@ -144,6 +148,7 @@ class Auto(StrategyBase):
             **self._sampling_fields(),
         )  # fmt: skip
         self._probe_scorer = self._answer_checker()
+        self._grader = make_scorer("check", level="answer")
         s = self.sampling
         self._code = Code(max_tokens=s.max_tokens, temperature=0.0, top_p=s.top_p, seed=s.seed)
 
@@ -163,6 +168,15 @@ class Auto(StrategyBase):
         except ValueError:  # a step-only scorer
             return None
         return scorer if scorer.checks_answer and not scorer.calls_model else None
+
+    def _checker_for(self, problem: Problem) -> Scorer | None:
+        """The probe's checker on ``problem``: with ``verify_probe=auto``, the task's own grader
+        where it needs no reference answer (countdown, sudoku: exact, free, and it passes a right
+        answer that a step verifier rejects for a slip earlier in its search), else the one
+        ``_answer_checker`` chose."""
+        if self.verify_probe == "auto" and problem.kind in REFERENCE_FREE:
+            return self._grader
+        return self._probe_scorer
 
     def _sampling_fields(self) -> dict:
         s = self.sampling
@@ -205,11 +219,12 @@ class Auto(StrategyBase):
             f", confidence {confidence:.2f}" if confidence is not None else ""
         )
         run.emit(Voted({k: float(v) for k, v in votes.items()}, top))
-        verified = None  # the probe samples the verifier passes (None: not scored)
-        if self._probe_scorer is not None:
-            passed = (await score_candidates(run, self._probe_scorer, problem, cands)).passed
+        verified = None  # the probe samples the checker passes (None: not scored)
+        checker = self._checker_for(problem)
+        if checker is not None:
+            passed = (await score_candidates(run, checker, problem, cands)).passed
             verified = [c for c in cands if c.index in passed]
-            seen += f", {len(verified)}/{len(cands)} pass {self._probe_scorer.name}"
+            seen += f", {len(verified)}/{len(cands)} pass {checker.name}"
         run.emit(Phase("probe", run.meter.spent, seen))
 
         # 2. route
@@ -231,7 +246,7 @@ class Auto(StrategyBase):
         if verified is None and agreement >= self.hard and top is not None:
             lead = f"auto: medium ({seen}{unrouted}) -> adaptive voting: "
             return await self._medium.solve(problem, run, first=cands, lead=lead)
-        return await self._hard(problem, run, cands, top, seen + unrouted)
+        return await self._hard(problem, run, cands, top, seen + unrouted, checker)
 
     async def _tool(
         self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str,
@@ -252,7 +267,8 @@ class Auto(StrategyBase):
         return run.result(answer, chosen, how)
 
     async def _hard(
-        self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str
+        self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str,
+        checker: Scorer | None,
     ) -> Result:
         probe_choice = first_with(cands, top).chosen if top else cands[0].chosen
         if run.meter.remaining is not None and run.meter.remaining < 1:
@@ -260,8 +276,8 @@ class Auto(StrategyBase):
             return run.result(top, probe_choice, how)
         result = await self._hard_strategy.solve(problem, run)  # the same meter: the rest of it
         why = "no answer"
-        if self._probe_scorer is not None:
-            why = f"no probe sample passes {self._probe_scorer.name}"
+        if checker is not None:
+            why = f"no probe sample passes {checker.name}"
         elif top is not None:
             why = f"agreement {agreement_votes(cands, top)}/{len(cands)} < {self.hard:g}"
         how = f"auto: hard ({seen}; {why}) -> {self.hard_with}: {result.how}"
@@ -269,23 +285,23 @@ class Auto(StrategyBase):
         if answer is None and top is not None:  # the search found nothing: the probe still did
             answer, chosen = top, probe_choice
             how += "; so the probe's leading answer"
-        how += await self._unverified(problem, run, answer, chosen)
+        how += await _unverified(problem, run, checker, answer, chosen)
         return run.result(answer, chosen, how)
 
-    async def _unverified(
-        self, problem: Problem, run: Run, answer: str | None, chosen: Chosen | None
-    ) -> str:
-        """What the probe's checker says of the hard path's final answer, when it rejects it:
-        ``reflect`` whose rounds ran out, or a search that ended unverified, still answers, and
-        the trace must not read as if the check had passed. (The answer stands: with nothing
-        the checker passes, it is still the search's best guess.)"""
-        if self._probe_scorer is None or answer is None or chosen is None:
-            return ""
-        score = await run.score(self._probe_scorer, problem, Attempt(chosen.text, answer))
-        if score is None or score.ok:
-            return ""
-        run.emit(Scored(chosen.index, score.value, score.reason))
-        return f"; unverified: {self._probe_scorer.name} rejects the answer"  # why: the event
+async def _unverified(
+    problem: Problem, run: Run, checker: Scorer | None, answer: str | None, chosen: Chosen | None
+) -> str:
+    """What the probe's checker says of the hard path's final answer, when it rejects it:
+    ``reflect`` whose rounds ran out, or a search that ended unverified, still answers, and the
+    trace must not read as if the check had passed. (The answer stands: with nothing the checker
+    passes, it is still the search's best guess.)"""
+    if checker is None or answer is None or chosen is None:
+        return ""
+    score = await run.score(checker, problem, Attempt(chosen.text, answer))
+    if score is None or score.ok:
+        return ""
+    run.emit(Scored(chosen.index, score.value, score.reason))
+    return f"; unverified: {checker.name} rejects the answer"  # why: in the event
 
 
 def _checkers() -> list[str]:
