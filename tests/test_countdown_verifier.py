@@ -12,7 +12,7 @@ from ponder.events import Scored
 from ponder.lab import traces
 from ponder.models import ScriptedModel
 from ponder.problems.base import Problem
-from ponder.think import final_result, parse_strategy
+from ponder.think import StrategySpecError, final_result, parse_strategy
 from ponder.verify import Attempt, make_scorer
 from ponder.verify.countdown_steps import check_lines, first_flaw
 
@@ -372,3 +372,29 @@ def test_a_finished_solution_without_an_answer_line_is_graded_on_its_answer():
         assert s.ok is ok, (text, s.reason)
     s = asyncio.run(scorer.score(PROBLEM, Attempt("garbage 5", "5"), None))
     assert "the answer '5'" in s.reason
+
+
+def test_best_of_n_in_waves_stops_at_the_first_wave_the_checker_passes():
+    """Rejection sampling: waves of 4 until the puzzle's grader passes a sample."""
+    model = ScriptedModel(lambda request, i: TRACE if i == 5 else FALSE_HIT)
+    strategy = parse_strategy("best_of_n:n=16,wave=4,verifier=check,seed=0")
+    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(20_000))))
+    assert result.answer == "(50-1)*8" and result.chosen.index == 5
+    assert [r.n for r in model.requests] == [4, 4]
+    assert [r.seed for r in model.requests] == [0, 4]  # no wave repeats another's draws
+    assert "8 of 16 drawn in waves of 4" in result.how
+    # nothing passes: all 16 are drawn, and the choice is best-of-16's
+    model = ScriptedModel(lambda request, i: FALSE_HIT)
+    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(20_000))))
+    assert [r.n for r in model.requests] == [4, 4, 4, 4] and result.answer == "50*8-1"
+    assert "16 of 16 drawn" in result.how
+
+
+def test_best_of_n_in_waves_needs_a_checker_and_keeps_to_its_budget():
+    with pytest.raises(StrategySpecError, match="wave needs a verifier whose pass settles"):
+        parse_strategy("best_of_n:n=8,wave=4,verifier=judge")
+    model = ScriptedModel(lambda request, i: FALSE_HIT)
+    strategy = parse_strategy("best_of_n:n=16,wave=4,verifier=check,seed=0")
+    for budget in (60, 200, 700):
+        result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(budget))))
+        assert result.usage.total_tokens <= budget

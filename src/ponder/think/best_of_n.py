@@ -11,6 +11,14 @@ Departures:
 - Ties on score go to the answer more samples agree on, then to the earlier sample. When the budget
   cannot pay for scoring every answered sample (even with the samples shortened to make room), none
   is scored and the answer most samples agree on wins: a vote rather than nothing.
+- ``wave`` > 0 (only with a verifier that checks answers, ``checks_answer``: ``check`` on
+  countdown, ``tests``): rejection sampling, as AlphaCode filters samples by a problem's examples.
+  The n samples are drawn in waves of ``wave``, each scored before the next is drawn, and the first
+  wave with a sample the checker passes ends the search. With an exact checker a pass settles the
+  answer, so what the later waves would have cost is saved; the answer is the one best-of-n would
+  have given whenever exactly one sample passes. On ``lab:countdown-grpo`` the replay of
+  best-of-16's stored samples put waves of 4 at the same accuracy for 29% fewer completion tokens
+  (docs/results/countdown_scaling/auto_verified).
 """
 
 from __future__ import annotations
@@ -19,8 +27,8 @@ from dataclasses import dataclass
 
 from ponder.events import Result
 from ponder.problems.base import Problem
-from ponder.think.base import Run, StrategyBase
-from ponder.think.sampling import plan_batch, sample_batch, score_candidates, tally
+from ponder.think.base import Run, StrategyBase, seed_at
+from ponder.think.sampling import Candidate, plan_batch, sample_batch, score_candidates, tally
 from ponder.verify.scoring import Scorer
 
 
@@ -28,6 +36,7 @@ from ponder.verify.scoring import Scorer
 class BestOfN(StrategyBase):
     n: int = 8
     verifier: str | Scorer = "judge"  # the scorer that rates candidates (verify.scorers)
+    wave: int = 0  # > 0: draw n in waves of this many, stopping at the first wave that passes
     temperature: float = 0.7
 
     name = "best_of_n"
@@ -38,14 +47,33 @@ class BestOfN(StrategyBase):
         if self.n < 1:
             raise ValueError("best_of_n: n must be a positive integer")
         self._scorer = self.scorer_for("answer")
+        if self.wave < 0:
+            raise ValueError("best_of_n: wave must be 0 (all n at once) or a positive integer")
+        if self.wave and (not self._scorer.checks_answer or self._scorer.calls_model):
+            raise ValueError(
+                f"best_of_n: wave needs a verifier whose pass settles an answer (check, tests, "
+                f"countdown); {self._scorer.name} only rates it"
+            )
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         scorer = self._scorer
-        req = plan_batch(run, problem, self.sampling, self.n, scorer=scorer)
-        if req is None:
-            return run.result(None, None, "budget too small for the prompt")
-        cands = (await sample_batch(run, req, problem=problem)).candidates
-        scores = (await score_candidates(run, scorer, problem, cands)).scores
+        cands: list[Candidate] = []
+        scores: dict[int, float] = {}
+        size = self.wave or self.n
+        while len(cands) < self.n:
+            k = min(size, self.n - len(cands))
+            req = plan_batch(run, problem, self.sampling, k, scorer=scorer,
+                             seed=seed_at(self.sampling, len(cands)))  # fmt: skip
+            if req is None:
+                if not cands:
+                    return run.result(None, None, "budget too small for the prompt")
+                break  # the budget ends the waves: choose among what was drawn
+            batch = (await sample_batch(run, req, len(cands), problem=problem)).candidates
+            scoring = await score_candidates(run, scorer, problem, batch)
+            cands += batch
+            scores.update(scoring.scores)
+            if self.wave and scoring.passed:
+                break
 
         answered = [c for c in cands if c.key is not None]
         if not answered:
@@ -54,6 +82,8 @@ class BestOfN(StrategyBase):
         # max() keeps the first of equal keys: the earlier sample wins the last tie.
         best = max(answered, key=lambda c: (scores.get(c.index, 0.0), votes[c.key]))
         agree = f"{int(votes[best.key])}/{len(cands)} samples agree"
+        if self.wave:
+            agree += f"; {len(cands)} of {self.n} drawn in waves of {self.wave}"
         if best.index in scores:
             how = (
                 f"best of {len(cands)}: sample {best.index} scored {scores[best.index]:.3f} "
