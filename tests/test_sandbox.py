@@ -208,6 +208,32 @@ def test_a_fork_bomb_hits_the_process_limit_and_the_host_is_fine():
     assert_host_clean_and_next_call_works()
 
 
+# The end of a real fork bomb's stderr (a CI failure): its processes' tracebacks interleave, and
+# the last three lines hold no errno.
+INTERLEAVED = """Traceback (most recent call last):
+  File "/tmp/main.py", line 3, in <module>
+    os.fork()
+BlockingIOError: [Errno 11] Resource temporarily unavailable
+    Traceback (most recent call last):
+  File "/tmp/main.py", line 3, in <module>
+    os.fork()
+BlockingIOError: [Errno 11] Resource temporarily unavailable
+os.fork()
+BlockingIOErrorTraceback (most recent call last):
+  File "/tmp/main.py", line 3, in <module>
+"""
+
+
+def test_the_process_limit_is_read_from_interleaved_tracebacks():
+    from ponder.tools.limits import classify
+
+    assert classify(1, INTERLEAVED) == "processes"
+    assert classify(0, INTERLEAVED) is None  # only the interpreter's own failure is read
+    # other limits are still read from the last lines only
+    memory = "MemoryError\n" + "\n".join(f"line {i}" for i in range(5))
+    assert classify(1, memory) is None and classify(1, "x\nMemoryError") == "memory"
+
+
 @needs_bwrap
 def test_a_fork_bomb_that_survives_errors_is_contained_and_others_still_run():
     bomb = (

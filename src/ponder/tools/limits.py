@@ -135,6 +135,9 @@ _ERROR_MARKS: tuple[tuple[Limit, tuple[str, ...]], ...] = (
 )
 
 
+_PROCESS_MARKS = dict(_ERROR_MARKS)["processes"]
+
+
 def classify(exit_code: int | None, stderr_tail: str) -> Limit | None:
     """The limit that a run ended on, from its exit status and the end of its stderr."""
     if exit_code == 128 + signal.SIGXCPU:
@@ -143,9 +146,14 @@ def classify(exit_code: int | None, stderr_tail: str) -> Limit | None:
         return "file_size"
     if exit_code != 1:
         return None
-    lines = [line for line in stderr_tail.splitlines() if line.strip()][-3:]
-    for line in reversed(lines):
+    lines = [line for line in stderr_tail.splitlines() if line.strip()]
+    for line in reversed(lines[-3:]):
         for limit, marks in _ERROR_MARKS:
             if any(mark in line for mark in marks):
                 return limit
+    # A fork bomb's processes fail together, and their tracebacks interleave on the one stderr
+    # they share, so the errno line can sit above the last three (it did in about one run of
+    # several on a 2-core CPU): for the process limit, the last 20 lines are read.
+    if any(mark in line for line in lines[-20:] for mark in _PROCESS_MARKS):
+        return "processes"
     return None
