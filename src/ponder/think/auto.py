@@ -58,9 +58,11 @@ scores; the thresholds are parameters, not fitted per model; the hard strategy's
 the judge unless ``verifier`` is one of those. The tool route is a rule on the question's surface
 (its digits and operators) and the probe's agreement, not a measured estimate of what the tool
 would add; ``code`` runs greedily (temperature 0, one run). A probe the checker rejects whole goes
-to ``hard_with``, not to more checked samples: on ``lab:countdown-grpo``, sampling on to 16 solved
-9 more of 200 puzzles for 2.2x the tokens, far under what best-of-16 buys per token
-(docs/results/countdown_scaling/auto_verified).
+to ``hard_with``, not to more checked samples: on ``lab:countdown-grpo``, with the step verifier as
+the checker, sampling on to 16 solved 9 more of 200 puzzles for 2.2x the tokens, far under what
+best-of-16 buys per token. With the puzzle's grader as the checker (now the default there),
+rejection sampling alone (``best_of_n:wave=4``) is on the frontier at 3,632 tokens, so sampling on
+may now pay; it was not measured inside ``auto`` (docs/results/countdown_scaling/auto_verified).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ from ponder.think.sampling import (
 from ponder.tools.sandbox import SandboxUnavailable, check_available
 from ponder.verify.grade import REFERENCE_FREE
 from ponder.verify.scorers import SCORERS, make_scorer, resolve_scorer
-from ponder.verify.scoring import Attempt, Scorer
+from ponder.verify.scoring import Attempt, Scorer, settles_answers
 from ponder.verify.steps import check_split
 
 HARD = ("reflect", "deepthink", "beam", "mcts")
@@ -167,7 +169,7 @@ class Auto(StrategyBase):
             scorer = resolve_scorer(self.verifier, "answer")
         except ValueError:  # a step-only scorer
             return None
-        return scorer if scorer.checks_answer and not scorer.calls_model else None
+        return scorer if settles_answers(scorer) else None
 
     def _checker_for(self, problem: Problem) -> Scorer | None:
         """The probe's checker on ``problem``: with ``verify_probe=auto``, the task's own grader
@@ -307,7 +309,7 @@ async def _unverified(
 def _checkers() -> list[str]:
     """The scorers ``verify_probe`` can name."""
     made = [make_scorer(name) for name in SCORERS]
-    return [m.name for m in made if m.checks_answer and not m.calls_model and "answer" in m.levels]
+    return [m.name for m in made if settles_answers(m) and "answer" in m.levels]
 
 
 def arithmetic_heavy(question: str) -> str:

@@ -29,7 +29,7 @@ from ponder.events import Result
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase, seed_at
 from ponder.think.sampling import Candidate, plan_batch, sample_batch, score_candidates, tally
-from ponder.verify.scoring import Scorer
+from ponder.verify.scoring import Scorer, settles_answers
 
 
 @dataclass
@@ -49,7 +49,7 @@ class BestOfN(StrategyBase):
         self._scorer = self.scorer_for("answer")
         if self.wave < 0:
             raise ValueError("best_of_n: wave must be 0 (all n at once) or a positive integer")
-        if self.wave and (not self._scorer.checks_answer or self._scorer.calls_model):
+        if self.wave and not settles_answers(self._scorer):
             raise ValueError(
                 f"best_of_n: wave needs a verifier whose pass settles an answer (check, tests, "
                 f"countdown); {self._scorer.name} only rates it"

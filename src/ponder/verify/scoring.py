@@ -69,6 +69,12 @@ class Scorer(Protocol):
     async def score(self, problem: Problem, attempt: Attempt, model: Model) -> Score: ...
 
 
+def settles_answers(scorer: Scorer) -> bool:
+    """Whether a pass by ``scorer`` settles an answer at no model call: what rejection sampling
+    (``best_of_n:wave``) and ``auto``'s checked probe need of a checker."""
+    return scorer.checks_answer and not scorer.calls_model
+
+
 @dataclass
 class FreeScorer:
     """What the scorers that read only the text share (check, arith, countdown, tests): no
