@@ -140,7 +140,8 @@ def test_auto_answers_the_probe_sample_the_verifier_passes_though_the_vote_is_ag
 
 
 def test_auto_takes_a_probe_the_verifier_rejects_whole_as_hard_though_it_agrees():
-    result, _, model = auto_on([FALSE_HIT] * 4)
+    off = "auto:verifier=countdown,split=line,tools=off,sample_on=off,seed=0"
+    result, _, model = auto_on([FALSE_HIT] * 4, off)
     assert result.how.startswith("auto: hard (4/4 probe samples agree")
     assert "0/4 pass check; no probe sample passes check) -> reflect" in result.how
     assert result.answer == "(50-1)*8"  # reflect cut at the false hit and the search went on
@@ -167,8 +168,39 @@ def test_auto_checks_a_countdown_probe_with_the_puzzles_grader_not_the_step_veri
         assert "1/4 pass check) -> answered from a verified probe sample" in result.how
         assert [e.score for e in events if isinstance(e, Scored)] == [0.0, 0.0, 1.0, 0.0]
     result, _, model = auto_on(probe, spec + ",verify_probe=countdown")
-    assert "0/4 pass countdown; no probe sample passes countdown) -> reflect" in result.how
-    assert len(model.requests) > 1
+    assert "0/4 pass countdown; none of 16 samples passes countdown) -> reflect" in result.how
+    assert [r.n for r in model.requests[:4]] == [4, 4, 4, 4] and len(model.requests) > 4
+
+
+def test_auto_draws_checked_waves_when_the_checker_rejects_the_whole_probe():
+    """Rejection sampling continues from the probe: waves of 4, each with its own seed, until the
+    checker passes a sample; the hard strategy only when sixteen hold none."""
+    def reply(request, i):
+        if request.n == 4:
+            return TRACE if i == 5 else FALSE_HIT  # i counts every sample drawn
+        return FALSE_HIT[len(request.prefix or ""):]  # reflect: the false hit again
+
+    spec = "auto:verifier=countdown,split=line,tools=off,seed=0"
+    model = ScriptedModel(reply)
+    result = asyncio.run(final_result(parse_strategy(spec).run(PROBLEM, model, Budget(20_000))))
+    assert result.answer == "(50-1)*8" and result.chosen.index == 5
+    assert [(r.n, r.seed) for r in model.requests] == [(4, 0), (4, 4)]
+    assert result.how.startswith("auto: medium (4/4 probe samples agree")
+    assert result.how.endswith("0/4 pass check) -> checked sampling: sample 5 of 8 passes check")
+    # max_samples=8 without a pass: two waves, then reflect, and the answer is flagged
+    model = ScriptedModel(lambda request, i: FALSE_HIT[len(request.prefix or ""):])
+    strategy = parse_strategy(spec + ",max_samples=8")
+    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(20_000))))
+    assert [r.n for r in model.requests[:2]] == [4, 4] and model.requests[2].n == 1
+    assert "0/4 pass check; none of 8 samples passes check) -> reflect" in result.how
+    assert result.how.endswith("unverified: check rejects the answer")
+    # sample_on=off: straight to reflect after the probe
+    model = ScriptedModel(reply)
+    strategy = parse_strategy(spec + ",sample_on=off")
+    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(20_000))))
+    assert [r.n for r in model.requests][:2] == [4, 1] and "-> reflect" in result.how
+    with pytest.raises(StrategySpecError, match="sample_on must be on or off"):
+        parse_strategy("auto:sample_on=maybe")
 
 
 def test_auto_says_when_the_hard_path_ends_on_an_answer_its_checker_rejects():
@@ -180,7 +212,7 @@ def test_auto_says_when_the_hard_path_ends_on_an_answer_its_checker_rejects():
     strategy = parse_strategy("auto:verifier=countdown,split=line,tools=off,seed=0")
     events = asyncio.run(_events(strategy, ScriptedModel(reply)))
     result, scored = events[-1].result, [e for e in events if isinstance(e, Scored)]
-    assert len(scored) == 5  # the probe's 4, then the final answer's
+    assert len(scored) == 17  # the 16 checked samples', then the final answer's
     assert scored[-1].score == 0.0 and "399" in scored[-1].reason  # 50*8-1 is not 392
     assert result.answer == "50*8-1" and "-> reflect: 3 backtracks" in result.how, result.how
     assert result.how.endswith("; unverified: check rejects the answer"), result.how

@@ -20,13 +20,18 @@ Then:
   (``countdown``, which passes a search whose every line holds and whose expression makes the
   target; ``tests``, which runs the prompt's examples); ``verify_probe=NAME`` names one. A sample
   it passes is answered at once (of several, the one most samples agree with): the check has
-  settled it. A probe it rejects whole is hard, whatever the agreement: a vote among rejected
-  answers could only pick one of them. This is Snell et al.'s own difficulty signal (a verifier's
-  scores over samples) where it is exact and costs nothing. On ``lab:countdown-grpo`` the grader
-  beats the step verifier here (45.5% against 40.0% of 200 puzzles, 11 puzzles to none): it
-  passes a right answer reached after a slip (docs/results/countdown_scaling/auto_verified).
-  ``arith`` passes an answer with no wrong equation (one with none at all too), and the judge
-  costs a call per sample and is an opinion: with those, agreement routes alone;
+  settled it. A probe it rejects whole is not answered from, whatever the agreement: a vote
+  among rejected answers could only pick one of them. With ``sample_on=on`` (the default) waves
+  of ``wave`` more samples are drawn, each checked as it comes, until one passes or
+  ``max_samples`` (the probe's included) hold none — rejection sampling, as ``best_of_n:wave``
+  does and AlphaCode filters samples by a problem's examples, continuing from the probe — and only
+  then is the problem hard; ``sample_on=off`` makes it hard at once. This is Snell et al.'s own
+  difficulty signal (a verifier's scores over samples) where it is exact and costs nothing. On
+  ``lab:countdown-grpo`` the grader beats the step verifier here (45.5% against 40.0% of 200
+  puzzles, 11 puzzles to none, both with ``sample_on=off``): it passes a right answer reached
+  after a slip (docs/results/countdown_scaling/auto_verified). ``arith`` passes an answer with no
+  wrong equation (one with none at all too), and the judge costs a call per sample and is an
+  opinion: with those, agreement routes alone;
 - easy (agreement >= ``easy`` and confidence >= ``confident``): answer from the probe, no more
   calls — the cheap path;
 - hard (agreement < ``hard``): hand the remaining budget to ``hard_with`` (``reflect``,
@@ -57,12 +62,13 @@ scores; the thresholds are parameters, not fitted per model; the hard strategy's
 ``verifier`` for reflect, beam and mcts, and deepthink (whose verifiers are outcome scorers) uses
 the judge unless ``verifier`` is one of those. The tool route is a rule on the question's surface
 (its digits and operators) and the probe's agreement, not a measured estimate of what the tool
-would add; ``code`` runs greedily (temperature 0, one run). A probe the checker rejects whole goes
-to ``hard_with``, not to more checked samples: on ``lab:countdown-grpo``, with the step verifier as
-the checker, sampling on to 16 solved 9 more of 200 puzzles for 2.2x the tokens, far under what
-best-of-16 buys per token. With the puzzle's grader as the checker (now the default there),
-rejection sampling alone (``best_of_n:wave=4``) is on the frontier at 3,632 tokens, so sampling on
-may now pay; it was not measured inside ``auto`` (docs/results/countdown_scaling/auto_verified).
+would add; ``code`` runs greedily (temperature 0, one run). Checked sampling comes before the
+hard strategy, not instead of it. With the step verifier as the checker it bought little on
+``lab:countdown-grpo`` (9 more of 200 puzzles for 2.2x the tokens, stop 43); with the puzzle's
+grader, the default there, its waves are ``best_of_n:wave=4``'s own samples, and ``auto`` gives
+55.5% at 4,341 tokens against 45.5% at 2,232 with ``sample_on=off``, on the frontier. ``reflect``
+after sixteen rejected samples solved 1 of 90 puzzles: on this model the hard path adds about
+nothing to rejection sampling (docs/results/countdown_scaling/auto_verified/checked_waves).
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ from ponder.think.mcts import Mcts
 from ponder.think.reflect import Reflect
 from ponder.think.sampling import (
     Candidate,
+    draw_in_waves,
     first_with,
     leader,
     plan_batch,
@@ -116,8 +123,10 @@ class Auto(StrategyBase):
     # auto: score the probe with the task's grader where it needs no reference, else with the
     # verifier where it checks answers; off: agreement alone; or a checker's name
     verify_probe: str = "auto"
-    wave: int = 4  # medium: samples per further wave
-    max_samples: int = 16  # medium: samples at most, the probe's included
+    # on: a probe the checker rejects whole gets checked waves before hard_with; off: hard_with
+    sample_on: str = "on"
+    wave: int = 4  # medium and checked sampling: samples per further wave
+    max_samples: int = 16  # medium and checked sampling: samples at most, the probe's included
     settle: float = 0.95  # medium: stop when P(leader truly ahead) reaches this (adaptive)
     # max_tokens: per sample of the medium and hard paths
     temperature: float = 0.7
@@ -140,6 +149,8 @@ class Auto(StrategyBase):
             raise ValueError(f"auto: hard_with must be one of {', '.join(HARD)}")
         if self.tools not in TOOLS:
             raise ValueError(f"auto: tools must be one of {', '.join(TOOLS)}")
+        if self.sample_on not in ("on", "off"):
+            raise ValueError("auto: sample_on must be on or off")
         check_split("auto", self.split)
         try:
             self._hard_strategy = self._make_hard()
@@ -245,10 +256,36 @@ class Auto(StrategyBase):
                 return await self._tool(problem, run, cands, top, seen, heavy)
             unrouted = f"; {heavy}, but the sandbox is unavailable ({missing}): routed as usual"
             run.emit(Phase("route", run.meter.spent, unrouted[2:]))
+        if checker is not None and self.sample_on == "on":  # it rejected every probe sample
+            return await self._checked_sampling(problem, run, cands, seen + unrouted, checker)
         if verified is None and agreement >= self.hard and top is not None:
             lead = f"auto: medium ({seen}{unrouted}) -> adaptive voting: "
             return await self._medium.solve(problem, run, first=cands, lead=lead)
-        return await self._hard(problem, run, cands, top, seen + unrouted, checker)
+        why = "no answer"
+        if checker is not None:
+            why = f"no probe sample passes {checker.name}"
+        elif top is not None:
+            why = f"agreement {agreement_votes(cands, top)}/{len(cands)} < {self.hard:g}"
+        return await self._hard(problem, run, cands, top, seen + unrouted, checker, why)
+
+    async def _checked_sampling(
+        self, problem: Problem, run: Run, cands: list[Candidate], seen: str, checker: Scorer
+    ) -> Result:
+        """No probe sample passes the checker: waves of ``wave`` more, each checked as it comes,
+        until one passes or ``max_samples`` (the probe's included) are drawn — rejection sampling,
+        as ``best_of_n:wave`` does, continuing from the probe; then ``hard_with``."""
+        drawn, scoring = await draw_in_waves(
+            run, problem, self.sampling, checker, self.max_samples, self.wave, until_pass=True,
+            drawn=cands,
+        )  # fmt: skip
+        if scoring.passed:
+            votes = tally(drawn)
+            best = max((c for c in drawn if c.index in scoring.passed), key=lambda c: votes[c.key])
+            how = (f"auto: medium ({seen}) -> checked sampling: sample {best.index} of "
+                   f"{len(drawn)} passes {checker.name}")  # fmt: skip
+            return run.result(best.answer, best.chosen, how)
+        why = f"none of {len(drawn)} samples passes {checker.name}"
+        return await self._hard(problem, run, drawn, leader(tally(drawn)), seen, checker, why)
 
     async def _tool(
         self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str,
@@ -270,23 +307,21 @@ class Auto(StrategyBase):
 
     async def _hard(
         self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str,
-        checker: Scorer | None,
+        checker: Scorer | None, why: str,
     ) -> Result:
+        """The rest of the budget to ``hard_with``; ``cands`` (the probe, and any checked waves)
+        and their leader ``top`` answer when it finds nothing."""
         probe_choice = first_with(cands, top).chosen if top else cands[0].chosen
+        lead = "the probe's" if len(cands) <= self.probe else f"the {len(cands)} samples'"
         if run.meter.remaining is not None and run.meter.remaining < 1:
-            how = f"auto: hard ({seen}) but no budget left -> the probe's leading answer"
+            how = f"auto: hard ({seen}; {why}) but no budget left -> {lead} leading answer"
             return run.result(top, probe_choice, how)
         result = await self._hard_strategy.solve(problem, run)  # the same meter: the rest of it
-        why = "no answer"
-        if checker is not None:
-            why = f"no probe sample passes {checker.name}"
-        elif top is not None:
-            why = f"agreement {agreement_votes(cands, top)}/{len(cands)} < {self.hard:g}"
         how = f"auto: hard ({seen}; {why}) -> {self.hard_with}: {result.how}"
         answer, chosen = result.answer, result.chosen
-        if answer is None and top is not None:  # the search found nothing: the probe still did
+        if answer is None and top is not None:  # the search found nothing: the samples did
             answer, chosen = top, probe_choice
-            how += "; so the probe's leading answer"
+            how += f"; so {lead} leading answer"
         how += await _unverified(problem, run, checker, answer, chosen)
         return run.result(answer, chosen, how)
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from ponder.events import Result
 from ponder.problems.base import Problem
-from ponder.think.base import Run, StrategyBase, seed_at
-from ponder.think.sampling import Candidate, plan_batch, sample_batch, score_candidates, tally
+from ponder.think.base import Run, StrategyBase
+from ponder.think.sampling import draw_in_waves, tally
 from ponder.verify.scoring import Scorer, settles_answers
 
 
@@ -57,23 +57,11 @@ class BestOfN(StrategyBase):
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         scorer = self._scorer
-        cands: list[Candidate] = []
-        scores: dict[int, float] = {}
-        size = self.wave or self.n
-        while len(cands) < self.n:
-            k = min(size, self.n - len(cands))
-            req = plan_batch(run, problem, self.sampling, k, scorer=scorer,
-                             seed=seed_at(self.sampling, len(cands)))  # fmt: skip
-            if req is None:
-                if not cands:
-                    return run.result(None, None, "budget too small for the prompt")
-                break  # the budget ends the waves: choose among what was drawn
-            batch = (await sample_batch(run, req, len(cands), problem=problem)).candidates
-            scoring = await score_candidates(run, scorer, problem, batch)
-            cands += batch
-            scores.update(scoring.scores)
-            if self.wave and scoring.passed:
-                break
+        cands, scoring = await draw_in_waves(run, problem, self.sampling, scorer, self.n,
+                                             self.wave or self.n, until_pass=bool(self.wave))  # fmt: skip
+        if not cands:
+            return run.result(None, None, "budget too small for the prompt")
+        scores = scoring.scores
 
         answered = [c for c in cands if c.key is not None]
         if not answered:

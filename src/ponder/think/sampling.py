@@ -8,7 +8,9 @@
   abstain, ties go to the answer seen first; a sample that answered with tool calls votes for its
   calls (``calls_key``: the same functions with equal arguments after JSON normalisation), so a
   vote between calls and text answers is a plain majority over both;
-- ``score_candidates``: rate the answered candidates with a Scorer when the budget covers it.
+- ``score_candidates``: rate the answered candidates with a Scorer when the budget covers it;
+- ``draw_in_waves``: draw and score batches until n samples, or (rejection sampling) until a batch
+  holds one the scorer passes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ponder.events import Chosen, Sampled, Scored, Stopped
 from ponder.models.base import Request, Sample
 from ponder.problems.base import Problem
 from ponder.problems.conversation import calls_key
-from ponder.think.base import Run, solve_request
+from ponder.think.base import Run, seed_at, solve_request
 from ponder.think.config import Sampling
 from ponder.verify.extract import extract_answer
 from ponder.verify.grade import read_answer
@@ -202,3 +204,38 @@ async def score_candidates(
             scoring.passed.add(c.index)
         run.emit(Scored(c.index, s.value, s.reason))
     return scoring
+
+
+async def draw_in_waves(
+    run: Run,
+    problem: Problem,
+    sampling: Sampling,
+    scorer: Scorer,
+    n: int,
+    size: int,
+    *,
+    until_pass: bool,
+    drawn: list[Candidate] | None = None,
+) -> tuple[list[Candidate], Scoring]:
+    """Draw samples in batches of ``size`` until ``n`` are drawn (``drawn``, already scored,
+    counting towards them), scoring each batch with ``scorer`` as it comes; with ``until_pass``,
+    stop after the first batch holding a sample the scorer passes. Each batch has its own seed (the
+    seed plus the samples drawn before it), so no batch repeats another's draws. A budget that
+    cannot pay for another batch ends the draw. Returns every candidate and the new batches'
+    scores."""
+    cands = list(drawn or [])
+    scoring = Scoring()
+    while len(cands) < n:
+        k = min(size, n - len(cands))
+        req = plan_batch(run, problem, sampling, k, scorer=scorer,
+                         seed=seed_at(sampling, len(cands)))  # fmt: skip
+        if req is None:
+            break
+        batch = (await sample_batch(run, req, len(cands), problem=problem)).candidates
+        scored = await score_candidates(run, scorer, problem, batch)
+        cands += batch
+        scoring.scores.update(scored.scores)
+        scoring.passed |= scored.passed
+        if until_pass and scored.passed:
+            break
+    return cands, scoring
