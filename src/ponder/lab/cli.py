@@ -1,4 +1,5 @@
-"""`ponder train`: grow tiny reasoning models. `ponder train sft` fine-tunes on worked traces.
+"""`ponder train`: grow tiny reasoning models. `ponder train sft` fine-tunes on worked traces;
+`ponder train grpo` (``lab.grpo_cli``) and `ponder train average` (``lab.average``) sit beside it.
 
 ``add_train_commands(sub)`` creates the ``train`` group and returns its subparsers object, so
 that other training commands (grpo, ...) are added next to ``sft`` with ``.add_parser``.
@@ -19,7 +20,7 @@ from ponder.lab.train_args import count_option, require_train_packages
 
 
 def add_train_commands(sub) -> argparse._SubParsersAction:
-    t = sub.add_parser("train", help="grow tiny reasoning models (sft, grpo)")
+    t = sub.add_parser("train", help="grow tiny reasoning models (sft, grpo, average)")
     tsub = t.add_subparsers(dest="train_command", required=True, parser_class=type(t))
 
     s = tsub.add_parser(
@@ -73,9 +74,11 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train_sft)
+    from ponder.lab.average import add_average_command
     from ponder.lab.grpo_cli import add_grpo_command  # it imports this module's helpers
 
     add_grpo_command(tsub)
+    add_average_command(tsub)
     return tsub
 
 
