@@ -63,8 +63,9 @@ def strategies_for(task: str) -> tuple[list[str], set[str]]:
             f"beam:{v},{step}",
             f"beam:{v},floor=1,{step}",  # only verified steps go on; rejected ones are resampled
             f"mcts:{v},{step}",
-            # the probe is scored by the puzzle's own checker, as best-of-16 is; the hard path
-            # (reflect) by the step verifier (docs/results/countdown_scaling/auto_verified)
+            # the probe, and the checked waves after a probe it rejects (sample_on, the default),
+            # are scored by the puzzle's own checker, as best-of-16 is; the hard path (reflect)
+            # by the step verifier (docs/results/countdown_scaling/auto_verified)
             f"auto:{v},split=line,probe_tokens=900,tools=off,verify_probe=check,"
             f"temperature=0.8,{t}",
         ]
