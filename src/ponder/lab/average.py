@@ -32,9 +32,12 @@ from ponder.lab.runrecord import read_record, write_record
 from ponder.lab.train_args import require_train_packages
 
 WEIGHTS = "model.safetensors"
-# what a model folder holds besides its weights; the first source's copies are the output's
-_KEPT = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-         "special_tokens_map.json", "chat_template.jinja")  # fmt: skip
+# files of a checkpoint folder that are not part of the model (the trainer's state, the run's own
+# record); everything else in the first source (config, tokenizer files) is copied to the output
+_NOT_MODEL = {WEIGHTS, "ponder_train.json", "optimizer.pt", "scheduler.pt", "trainer_state.json",
+              "training_args.bin"}  # fmt: skip
+# config fields that do not change what the weights mean
+_HARMLESS = {"transformers_version", "dtype", "torch_dtype", "use_cache", "_name_or_path"}
 
 
 def add_average_command(tsub) -> None:
@@ -64,23 +67,32 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
 
     if len(sources) < 2:
         raise UserError("ponder train average: name at least two model folders")
-    if len(set(map(str, sources))) < len(sources):
+    if len({s.resolve() for s in sources}) < len(sources):
         raise UserError("ponder train average: a folder is named twice")
     for s in sources:
         if not (s / WEIGHTS).is_file():
             raise UserError(f"{s}: no {WEIGHTS} (a model folder or a checkpoint-N folder)")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; --out must be a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} is not empty; pick another --out")
     started = time.time()
+    # a run's final folder holds the same weights as its last checkpoint-N: named both, that step
+    # would count twice
+    digests = {s: _sha256(s / WEIGHTS) for s in sources}
+    seen: dict[str, Path] = {}
+    for s, digest in digests.items():
+        if digest in seen:
+            raise UserError(f"{seen[digest]} and {s} hold the same weights; name one of them")
+        seen[digest] = s
     configs = [_architecture(s) for s in sources]
     for s, c in zip(sources[1:], configs[1:]):
         if c != configs[0]:
             raise UserError(f"{s} has another architecture than {sources[0]}; cannot average")
-    with safe_open(str(sources[0] / WEIGHTS), framework="pt") as f:
-        metadata = f.metadata()
+    metadata = _read(sources[0], lambda path: _metadata(safe_open, path))
     total = None
     for s in sources:
-        tensors = load_file(str(s / WEIGHTS))
+        tensors = _read(s, load_file)
         if total is None:
             dtypes = {k: t.dtype for k, t in tensors.items()}
             total = {k: t.float() for k, t in tensors.items()}
@@ -91,14 +103,14 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
             total[k] += t.float()
     mean = {k: (t / len(sources)).to(dtypes[k]) for k, t in total.items()}
     out.mkdir(parents=True, exist_ok=True)
-    for name in _KEPT:
-        if (sources[0] / name).is_file():
-            shutil.copy2(sources[0] / name, out / name)
+    for path in sources[0].iterdir():
+        if path.is_file() and path.name not in _NOT_MODEL and not path.name.startswith("rng_state"):
+            shutil.copy2(path, out / path.name)
     save_file(mean, str(out / WEIGHTS), metadata=metadata)
     record = {
         "command": command,
         "kind": "average",
-        "sources": [{"path": str(s), "sha256": _sha256(s / WEIGHTS)} for s in sources],
+        "sources": [{"path": str(s), "sha256": digests[s]} for s in sources],
         "sha256": _sha256(out / WEIGHTS),
         "wall_seconds": round(time.time() - started, 3),
         "finished": True,
@@ -113,14 +125,27 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
 
 
 def _architecture(folder: Path) -> dict:
-    """The config fields that decide the weights' shapes and meaning."""
+    """The config, less the fields that do not change what the weights mean."""
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         raise UserError(f"{folder}: no readable config.json") from None
-    return {k: config.get(k) for k in ("architectures", "hidden_size", "num_hidden_layers",
-                                       "num_attention_heads", "num_key_value_heads",
-                                       "intermediate_size", "vocab_size")}  # fmt: skip
+    return {k: v for k, v in config.items() if k not in _HARMLESS}
+
+
+def _read(folder: Path, load):
+    """``load(path)`` of ``folder``'s weights; an unreadable file is a one-line error."""
+    from safetensors import SafetensorError
+
+    try:
+        return load(str(folder / WEIGHTS))
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{folder}: unreadable {WEIGHTS} ({e})") from None
+
+
+def _metadata(safe_open, path: str) -> dict | None:
+    with safe_open(path, framework="pt") as f:
+        return f.metadata()
 
 
 def _run_record(folder: Path) -> dict | None:
