@@ -62,7 +62,6 @@ def cmd_train_average(args: argparse.Namespace) -> int:
 def average_models(sources: list[Path], out: Path, command: str) -> dict:
     """Write the uniform average of ``sources``' weights to ``out`` (a loadable HF model folder,
     with the first source's config and tokenizer) and its run record; return the record."""
-    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     if len(sources) < 2:
@@ -89,7 +88,7 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
     for s, c in zip(sources[1:], configs[1:]):
         if c != configs[0]:
             raise UserError(f"{s} has another architecture than {sources[0]}; cannot average")
-    metadata = _read(sources[0], lambda path: _metadata(safe_open, path))
+    metadata = _read(sources[0], _metadata)
     total = None
     for s in sources:
         tensors = _read(s, load_file)
@@ -97,7 +96,10 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
             dtypes = {k: t.dtype for k, t in tensors.items()}
             total = {k: t.float() for k, t in tensors.items()}
             continue
-        if tensors.keys() != total.keys() or any(t.shape != total[k].shape for k, t in tensors.items()):
+        same_layout = tensors.keys() == total.keys() and all(
+            t.shape == total[k].shape for k, t in tensors.items()
+        )
+        if not same_layout:
             raise UserError(f"{s}: its weights do not match {sources[0]}'s; cannot average")
         for k, t in tensors.items():
             total[k] += t.float()
@@ -143,7 +145,10 @@ def _read(folder: Path, load):
         raise UserError(f"{folder}: unreadable {WEIGHTS} ({e})") from None
 
 
-def _metadata(safe_open, path: str) -> dict | None:
+def _metadata(path: str) -> dict | None:
+    """The metadata a safetensors file carries (saved again with the mean)."""
+    from safetensors import safe_open
+
     with safe_open(path, framework="pt") as f:
         return f.metadata()
 

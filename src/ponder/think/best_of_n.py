@@ -57,8 +57,10 @@ class BestOfN(StrategyBase):
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         scorer = self._scorer
-        cands, scoring = await draw_in_waves(run, problem, self.sampling, scorer, self.n,
-                                             self.wave or self.n, until_pass=bool(self.wave))  # fmt: skip
+        cands, scoring = await draw_in_waves(
+            run, problem, self.sampling, scorer, self.n, self.wave or self.n,
+            until_pass=bool(self.wave),
+        )  # fmt: skip
         if not cands:
             return run.result(None, None, "budget too small for the prompt")
         scores = scoring.scores
