@@ -203,6 +203,29 @@ def test_auto_draws_checked_waves_when_the_checker_rejects_the_whole_probe():
         parse_strategy("auto:sample_on=maybe")
 
 
+def test_auto_hands_its_hard_strategy_the_options_written_for_it():
+    """``beam.beams=1,beam.expand=2,beam.step_tokens=40``: the beam after the probe draws two steps
+    of at most 40 tokens at a time; without them, beam's own defaults (16 at the root, 4 a beam
+    after, 128 tokens each)."""
+    def reply(request, i):
+        if request.n == 4 and not request.prefix:
+            return FALSE_HIT  # the probe, which the checker rejects whole
+        prefix = request.prefix or ""  # beam's steps: the search that goes on past the false hit
+        return REPAIRED[len(prefix):] if REPAIRED.startswith(prefix) else "give up"
+
+    spec = "auto:verifier=countdown,split=line,tools=off,sample_on=off,seed=0,hard_with=beam"
+    given = ",beam.beams=1,beam.expand=2,beam.step_tokens=40,beam.floor=1"
+    for options, n, tokens in (("", {16, 4}, 128), (given, {2}, 40)):
+        model = ScriptedModel(reply)
+        strategy = parse_strategy(spec + options)
+        result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(20_000))))
+        steps = [r for r in model.requests[1:] if r.stop == ("\n",)]  # the beam's, one line each
+        assert {r.n for r in steps} == n and {r.max_tokens for r in steps} == {tokens}, options
+        assert "-> beam:" in result.how and result.answer == "(50-1)*8", result.how
+    assert parse_strategy(strategy.spec).spec == strategy.spec  # written back as it was given
+    assert "beam.floor=1" in strategy.spec
+
+
 def test_auto_says_when_the_hard_path_ends_on_an_answer_its_checker_rejects():
     """reflect's rounds run out on the false hit: auto still answers it, and its trace says the
     checker rejects it."""

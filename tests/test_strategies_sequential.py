@@ -500,6 +500,8 @@ SPECS = [
     "auto:verifier=judge,split=line,hard_with=beam,easy=1,hard=1,max_tokens=24",
     "auto:split=line,hard_with=mcts,hard=1,max_tokens=24",
     "auto:hard_with=deepthink,hard=1,max_tokens=24",
+    "auto:split=line,hard_with=beam,beam.beams=2,beam.expand=2,beam.floor=0.5,beam.step_tokens=8,"
+    "hard=1,max_tokens=24",
 ]
 
 
@@ -534,6 +536,17 @@ def test_every_new_strategy_parses_and_has_a_canonical_spec():
         assert parse_strategy(strategy.spec).spec == strategy.spec
     with pytest.raises(StrategySpecError, match="hard_with"):
         parse_strategy("auto:hard_with=vote")
+    # the hard strategy's own options, NAME.option=value: checked against that strategy
+    for bad, message in [
+        ("auto:hard_with=beam,mcts.simulations=4", "sets an option of mcts, but hard_with=beam"),
+        ("auto:hard_with=beam,beam.nope=1", "beam has no option 'nope'; it takes"),
+        ("auto:hard_with=beam,beam.floor=high", "floor='high' is not a valid float"),
+        ("auto:hard_with=reflect,reflect.rounds=-1", "rounds must be >= 0"),
+        ("auto:hard_with=beam,beam.calculator=on", "write auto's own calculator=on"),
+        ("vote:n=4,vote.n=8", "bad parameter 'vote.n=8'"),  # only auto takes dotted options
+    ]:
+        with pytest.raises(StrategySpecError, match=message):
+            parse_strategy(bad)
     with pytest.raises(StrategySpecError, match="min_think must not exceed"):
         parse_strategy("think:min_think=10,max_think=5")
     with pytest.raises(StrategySpecError, match="unknown verifier"):

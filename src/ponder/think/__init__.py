@@ -2,7 +2,9 @@
 
 A spec's keys are the strategy's own options and the fields of its ``Sampling`` (``max_tokens``,
 ``temperature``, ``top_p``, ``seed``): ``vote:n=8,temperature=0.5``. A wrapping strategy's inner
-spec is its last key and takes the rest of the spec: ``guard:policy=p.txt,then=vote:n=4``.
+spec is its last key and takes the rest of the spec: ``guard:policy=p.txt,then=vote:n=4``. A
+strategy that builds another by name (``auto``'s ``hard_with``) takes that one's options as
+dotted keys named by that strategy, in any place: ``auto:hard_with=beam,beam.floor=1``.
 """
 
 from __future__ import annotations
@@ -115,7 +117,10 @@ def parse_strategy(spec: str, *, operator: bool = False, **defaults) -> Strategy
         known = ", ".join(sorted(offered))
         raise StrategySpecError(f"unknown strategy {name!r} in {spec!r}; known: {known}")
     hints = typing.get_type_hints(cls)
-    options = {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+    nested = getattr(cls, "nested_key", None)  # the field for NAME.option=value pairs
+    fields = [f for f in dataclasses.fields(cls) if f.init and f.name != nested]
+    options = {f.name: hints[f.name] for f in fields}
+    inner: list[tuple[str, str, str]] = []
     kwargs = {k: v for k, v in defaults.items() if k in SAMPLING_FIELDS and v is not None}
     from_spec: set[str] = set()
     rest = getattr(cls, "rest_key", None)  # a wrapper's inner spec: the rest of the pairs
@@ -124,13 +129,20 @@ def parse_strategy(spec: str, *, operator: bool = False, **defaults) -> Strategy
             kwargs[key] = ",".join([raw, *(f"{k}={v}" for k, v in pairs[i + 1 :])])
             from_spec.add(key)
             break
+        strategy, dot, option = key.partition(".")
+        if nested and dot and strategy and option:
+            inner.append((strategy, option, raw))  # checked by the strategy that builds it
+            continue
         if key not in options:
-            raise StrategySpecError(
-                f"bad parameter '{key}={raw}' in {spec!r}; {name} takes "
-                + ", ".join(f"{k}=<{_type_name(t)}>" for k, t in options.items())
-            )
+            takes = [f"{k}=<{_type_name(t)}>" for k, t in options.items()]
+            if nested:
+                takes.append("<strategy>.<option>=<value>")
+            raise StrategySpecError(f"bad parameter '{key}={raw}' in {spec!r}; {name} takes "
+                                    + ", ".join(takes))  # fmt: skip
         kwargs[key] = _convert(name, key, raw, options[key])
         from_spec.add(key)
+    if inner:
+        kwargs[nested] = tuple(inner)
     try:
         return cls(**kwargs)
     except SamplingError as e:

@@ -36,7 +36,9 @@ Then:
   calls — the cheap path;
 - hard (agreement < ``hard``): hand the remaining budget to ``hard_with`` (``reflect``,
   ``deepthink``, ``beam`` or ``mcts``), which starts afresh: a split probe's leader is not worth
-  repairing (reflect's first solution is greedy, the model's best single guess);
+  repairing (reflect's first solution is greedy, the model's best single guess). It gets auto's
+  verifier, split and sampling settings; its own options are written with its name in front
+  (``hard_with=beam,beam.floor=1,beam.step_tokens=256``) and win over those;
 - medium (in between): adaptive voting that continues from the probe — its samples are the first
   wave, and waves of ``wave`` more are drawn until the Beta criterion of ``adaptive`` settles the
   vote or ``max_samples`` are reached.
@@ -74,19 +76,17 @@ nothing to rejection sampling (docs/results/countdown_scaling/auto_verified/chec
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ponder.events import Chosen, Phase, Result, Scored, Voted
 from ponder.problems.base import Problem
 from ponder.think.adaptive import Adaptive
 from ponder.think.base import Run, StrategyBase
-from ponder.think.beam import Beam
 from ponder.think.code import Code
-from ponder.think.deepthink import DeepThink
-from ponder.think.mcts import Mcts
-from ponder.think.reflect import Reflect
 from ponder.think.sampling import (
     Candidate,
     draw_in_waves,
@@ -117,6 +117,9 @@ class Auto(StrategyBase):
     hard: float = 0.5  # agreement below this: the hard strategy
     confident: float = 0.0  # easy also needs the probe's mean token probability at this (0: off)
     hard_with: str = "reflect"  # reflect | deepthink | beam | mcts
+    # hard_with's own options, written NAME.option=value in a spec (beam.floor=1): what they set
+    # wins over what auto passes down (verifier, split and the sampling settings)
+    hard_options: tuple[tuple[str, str, str], ...] = ()
     verifier: str = "judge"  # the hard strategy's verifier (a step scorer)
     split: str = "auto"  # step boundaries for reflect, beam and mcts
     tools: str = "auto"  # auto: route code tasks and arithmetic-heavy disagreement to code; off
@@ -132,6 +135,7 @@ class Auto(StrategyBase):
     temperature: float = 0.7
 
     name = "auto"
+    nested_key: ClassVar[str] = "hard_options"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -197,12 +201,31 @@ class Auto(StrategyBase):
                 "seed": s.seed}  # fmt: skip
 
     def _make_hard(self) -> StrategyBase:
+        """``hard_with``, built from auto's verifier, split and sampling settings, with its own
+        options (``hard_options``) over them."""
+        from ponder.think import STRATEGIES, parse_strategy  # the registry imports this module
+
+        known = [f.name for f in dataclasses.fields(STRATEGIES[self.hard_with]) if f.init]
+        for strategy, option, value in self.hard_options:
+            if strategy != self.hard_with:
+                raise ValueError(f"{strategy}.{option}={value} sets an option of {strategy}, "
+                                 f"but hard_with={self.hard_with}")  # fmt: skip
+            if option not in known:
+                raise ValueError(f"{strategy}.{option}={value}: {strategy} has no option "
+                                 f"{option!r}; it takes {', '.join(known)}")  # fmt: skip
+            if option == "calculator":  # the hard path draws through auto's own model
+                raise ValueError(f"{strategy}.calculator: write auto's own calculator=on, which "
+                                 "applies to every sample auto draws")  # fmt: skip
         if self.hard_with == "deepthink":
             scorer = make_scorer(self.verifier)
-            verifier = self.verifier if "answer" in scorer.levels else "judge"
-            return DeepThink(verifier=verifier, **self._sampling_fields())
-        cls = {"reflect": Reflect, "beam": Beam, "mcts": Mcts}[self.hard_with]
-        return cls(verifier=self.verifier, split=self.split, **self._sampling_fields())
+            passed = {"verifier": self.verifier if "answer" in scorer.levels else "judge"}
+        else:
+            passed = {"verifier": self.verifier, "split": self.split}
+        given = {option for _, option, _ in self.hard_options}
+        pairs = [*((k, v) for k, v in passed.items() if k not in given),
+                 *((k, v) for _, k, v in self.hard_options)]  # fmt: skip
+        spec = f"{self.hard_with}:" + ",".join(f"{k}={v}" for k, v in pairs)
+        return parse_strategy(spec, **self._sampling_fields())
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         # 0. a code task goes to the tool at once

@@ -210,6 +210,9 @@ class StrategyBase:
     # sample's calls: the strategies that answer with one whole sample (the server refuses tools
     # for the others, which build answers from steps or rewrite them).
     client_tools: ClassVar[bool] = False
+    # The field holding another strategy's options as (strategy, option, value) triples, written
+    # strategy.option=value in a spec (``auto``'s ``hard_options``); None: no such field.
+    nested_key: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         self.sampling  # noqa: B018 (builds the Sampling, which raises SamplingError)
@@ -238,6 +241,9 @@ class StrategyBase:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "seed" or not f.init or value == f.default:
+                continue
+            if f.name == self.nested_key:
+                own.extend(f"{name}.{k}={v}" for name, k, v in value)
                 continue
             shown = f"{value:g}" if isinstance(value, float) else getattr(value, "name", value)
             (sampling if f.name in SAMPLING_FIELDS else own).append(f"{f.name}={shown}")
