@@ -197,3 +197,23 @@ def test_report_errors(tmp_path):
     s.open_run("empty", CONFIG, "0.1.0", MODEL)
     with pytest.raises(ReportError, match="no results"):
         write_report(s, ["empty"], tmp_path / "out")
+
+
+def test_the_plots_legend_shows_every_long_spec_whole(tmp_path):
+    """Specs longer than the figure is wide are wrapped after their commas, and the legend fits
+    inside the figure: nothing of a label is cut off at either edge."""
+    from ponder.bench.plots import LABEL_WIDTH, accuracy_vs_tokens_figure, wrap_label
+    from ponder.bench.stats import ConfigStats
+
+    long = ("auto:probe_tokens=900,hard_with=beam,beam.floor=1,beam.step_tokens=256,verifier="
+            "countdown,split=line,tools=off,verify_probe=check,max_tokens=900,temperature=0.8")
+    wrapped = wrap_label(long)
+    assert wrapped.replace("\n", "") == long and len(wrapped.split("\n")) == 2
+    assert all(len(line) <= LABEL_WIDTH for line in wrapped.split("\n"))
+    assert wrap_label("cot") == "cot" and wrap_label("a=" + "x" * 150) == "a=" + "x" * 150
+    stats = [ConfigStats(label, label, 0, 200, 100 + i, (100 + i) / 200, 0.4, 0.6, 1000.0 * (i + 1),
+                         500.0, 2.0, 1.0) for i, label in enumerate([long, long + ",seed=1", "cot"])]
+    fig = accuracy_vs_tokens_figure([("run", stats)], "a title")
+    fig.draw_without_rendering()
+    box, legend = fig.bbox, fig.legends[0].get_window_extent()
+    assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0, (box, legend)

@@ -20,23 +20,48 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from ponder.bench.stats import ConfigStats
 
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 FONT = 9
+LABEL_WIDTH = 100  # characters of a legend line: what fits the 8-inch figure at FONT points
 
 
 def _tick(x: float, _pos) -> str:
     return f"{x:,.0f}" if x >= 1 else f"{x:g}"
 
 
+def wrap_label(label: str, width: int = LABEL_WIDTH) -> str:
+    """A configuration's label on lines of at most ``width`` characters, broken after its commas
+    (a spec has no spaces for textwrap to break at; a piece longer than ``width`` keeps a line)."""
+    lines: list[str] = []
+    for piece in label.replace(",", ",\0").split("\0"):
+        if lines and len(lines[-1]) + len(piece) <= width:
+            lines[-1] += piece
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
+
+
 def plot_accuracy_vs_tokens(series: list[tuple[str, list[ConfigStats]]], title: str, path: Path) -> Path:
     """series: [(run name, its configurations)], drawn on one axes. Writes a PNG and returns its path."""
+    fig = accuracy_vs_tokens_figure(series, title)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_tokens_figure(series: list[tuple[str, list[ConfigStats]]], title: str) -> Figure:
     labels = list(dict.fromkeys(c.label for _, cs in series for c in cs))
     cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
     color = {lab: cmap(i % cmap.N) for i, lab in enumerate(labels)}
-    # the legend goes below the axes (long specs would squeeze them from the side): one row per entry
-    rows = len(labels) + (len(series) if len(series) > 1 else 0) + len(series) + 1
+    # the legend goes below the axes (long specs would squeeze them from the side): one entry per
+    # configuration, a long one wrapped to the figure's width
+    shown = {lab: wrap_label(lab) for lab in labels}
+    rows = sum(shown[lab].count("\n") + 1 for lab in labels)
+    rows += (len(series) if len(series) > 1 else 0) + len(series) + 1
     fig, ax = plt.subplots(figsize=(8, 4.6 + 0.2 * rows), dpi=150, layout="constrained")
     x_max = max(max(c.mean_tokens, 1.0) for _, cs in series for c in cs) * 1.35
     for r, (run, stats) in enumerate(series):
@@ -71,7 +96,7 @@ def plot_accuracy_vs_tokens(series: list[tuple[str, list[ConfigStats]]], title: 
     ax.grid(True, which="major", alpha=0.3)
 
     handles = [Line2D([], [], marker="o", linestyle="", color=color[lab], markeredgecolor="black",
-                      markeredgewidth=0.6, markersize=7, label=lab) for lab in labels]
+                      markeredgewidth=0.6, markersize=7, label=shown[lab]) for lab in labels]
     if len(series) > 1:
         handles += [Line2D([], [], marker=MARKERS[r % len(MARKERS)], linestyle="", color="0.6",
                            markeredgecolor="black", markersize=7, label=f"run: {run}")
@@ -85,6 +110,4 @@ def plot_accuracy_vs_tokens(series: list[tuple[str, list[ConfigStats]]], title: 
     # "outside": constrained layout makes room for the legend below the axes, so it covers no point
     fig.legend(handles=handles, loc="outside lower center", fontsize=FONT, frameon=False,
                title="configuration", title_fontsize=FONT, alignment="left", ncols=1)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return fig
