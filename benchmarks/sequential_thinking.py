@@ -38,7 +38,7 @@ from ponder import __version__
 from ponder.bench.plots import plot_accuracy_vs_tokens
 from ponder.bench.report import summarize, write_report
 from ponder.bench.runner import grid, run_local
-from ponder.bench.store import Store
+from ponder.bench.store import RunMismatchError, Store
 from ponder.budget import Budget
 from ponder.models import resolve
 from ponder.problems import load_problems
@@ -189,8 +189,12 @@ def main() -> int:
     store = Store(args.db)
     task_label = "countdown:count=3-4,split=test" if args.task == "countdown" else f"arith:digits={args.digits}"
     config = {"task": task_label, "model": model_spec, "limit": args.limit,
-              "seeds": [args.seed], "strategies": specs, "budgets": [0], "threads": args.threads}
-    store.open_run(run, config, __version__, model.describe())
+              "seeds": [args.seed], "strategies": specs, "budgets": [0], "threads": args.threads,
+              "settings": {s.spec: s.settings for s in strategies}}
+    try:
+        store.open_run(run, config, __version__, model.describe())
+    except RunMismatchError as e:  # a stored strategy whose defaults changed since
+        ap.error(str(e))
     done = store.done(run)
     cells = [c for c in grid(problems, strategies, [Budget()], [args.seed]) if c.key not in done]
     print(f"run {run}: {len(cells)} cells to run ({len(done)} stored)", file=sys.stderr)

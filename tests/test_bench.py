@@ -156,3 +156,27 @@ def test_kill_9_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     report = ponder("report", "killme", "--db", str(db), "--out", str(tmp_path / "rep"))
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "rep" / "report.md").exists()
+
+
+def test_bench_refuses_to_resume_a_strategy_whose_defaults_changed(tmp_path):
+    """The stored settings of `cot` say max_tokens=64, as if an older ponder's default had been
+    64: the same spec would now run with 512, and the run says so in one line instead of adding
+    rows made otherwise under the same label."""
+    import json
+
+    db = tmp_path / "db.sqlite"
+    args = ["bench", "--task", "arith", "--limit", "1", "--strategy", "cot", "--db", str(db),
+            "--run", "r"]
+    first = ponder(*args)
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(db) as c:
+        config = json.loads(c.execute("select config from runs").fetchone()[0])
+        assert config["settings"]["cot"]["max_tokens"] == "512"
+        config["settings"]["cot"]["max_tokens"] = "64"
+        c.execute("update runs set config = ?", (json.dumps(config),))
+    again = ponder(*[("2" if a == "1" else a) for a in args])  # one problem more to run
+    assert again.returncode != 0 and "Traceback" not in again.stderr
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and "max_tokens=64 then, 512 now" in lines[0], again.stderr
+    with sqlite3.connect(db) as c:
+        assert c.execute("select count(*) from results").fetchone()[0] == 1  # nothing ran

@@ -43,6 +43,35 @@ def test_open_run_resume_and_mismatch(tmp_path):
     assert s.run_info("r")["model"]["sha256"] == MODEL["sha256"]
 
 
+def test_a_run_does_not_resume_a_strategy_whose_defaults_changed(tmp_path):
+    """A spec names only what differs from the defaults, so after an upgrade that changes one
+    the same spec runs otherwise: its new rows must not join the old ones under one label."""
+    from ponder.think import parse_strategy
+
+    def config(*strategies, stored_as=None):
+        return {**CONFIG, "strategies": [s.spec for s in strategies],
+                "settings": {stored_as or s.spec: s.settings for s in strategies}}
+
+    auto, off = parse_strategy("auto"), parse_strategy("auto:sample_on=off")
+    assert auto.settings["sample_on"] == "on" and auto.settings["reflect.rounds"] == "3"
+    s = Store(tmp_path / "bench.db")
+    s.open_run("r", config(auto), "0.1.0", MODEL)
+    s.open_run("r", config(auto, parse_strategy("cot")), "0.1.0", MODEL)  # adds one: fine
+    assert set(s.run_info("r")["config"]["settings"]) == {"auto", "cot"}
+    # rows stored as "auto" by a ponder whose default was sample_on=off: refused
+    s.open_run("older", config(off, stored_as="auto"), "0.1.0", MODEL)
+    with pytest.raises(RunMismatchError, match=r"'auto'.*sample_on=off then, on now.*--run"):
+        s.open_run("older", config(auto), "0.1.0", MODEL)
+    # a default of the hard strategy auto builds counts too
+    fewer = parse_strategy("auto:hard_with=reflect,reflect.rounds=2")
+    s.open_run("fewer", config(fewer, stored_as="auto"), "0.1.0", MODEL)
+    with pytest.raises(RunMismatchError, match=r"reflect.rounds=2 then, 3 now"):
+        s.open_run("fewer", config(auto), "0.1.0", MODEL)
+    # a run stored before settings were recorded resumes as it did
+    s.open_run("old", CONFIG, "0.1.0", MODEL)
+    s.open_run("old", config(auto), "0.1.0", MODEL)
+
+
 def test_add_done_rows_and_trace(tmp_path):
     s = Store(tmp_path / "bench.db")
     s.open_run("r", CONFIG, "0.1.0", MODEL)

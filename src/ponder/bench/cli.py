@@ -162,7 +162,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = {
         "task": task_name, "model": model_spec, "data": args.data, "limit": args.limit,
         "level": args.level, "subject": args.subject, "seeds": seeds,
-        "strategies": specs, "budgets": [budget_column(b) for b in budgets],
+        "strategies": specs, "settings": {s.spec: s.settings for s in strategies},
+        "budgets": [budget_column(b) for b in budgets],
         "executor": args.executor,
     }
     if mapped:

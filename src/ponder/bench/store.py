@@ -86,15 +86,37 @@ _COLUMNS = [f.name for f in fields(ResultRow)]
 
 
 def _merge_config(old: dict, new: dict) -> dict:
-    """The union of two configs: lists are merged (old order first, new items appended), any other key
-    takes the newer value. Enough for a resumed run that adds strategies, budgets or seeds."""
+    """The union of two configs: lists are merged (old order first, new items appended), dicts
+    key by key, any other key takes the newer value. Enough for a resumed run that adds
+    strategies, budgets or seeds."""
     merged = dict(old)
     for k, v in new.items():
         if isinstance(v, list) and isinstance(old.get(k), list):
             merged[k] = list(old[k]) + [x for x in v if x not in old[k]]
+        elif isinstance(v, dict) and isinstance(old.get(k), dict):
+            merged[k] = {**old[k], **v}
         else:
             merged[k] = v
     return merged
+
+
+def _changed_settings(name: str, old: dict, new: dict) -> str | None:
+    """Why a run cannot resume because a stored strategy would now run otherwise, or None.
+    ``settings`` maps each strategy spec to every option's value (``StrategyBase.settings``): a
+    spec names only what differs from the defaults of the ponder that wrote it, so after an
+    upgrade the same spec can mean other settings, and its stored rows would be mixed with new
+    ones under one label. Runs stored without settings are not checked."""
+    before, now = old.get("settings") or {}, new.get("settings") or {}
+    for spec in now.keys() & before.keys():
+        diff = [f"{k}={before[spec].get(k, '(none)')} then, {v} now"
+                for k, v in now[spec].items() if before[spec].get(k) != v]  # fmt: skip
+        diff += [f"{k}={v} then, no such option now" for k, v in before[spec].items()
+                 if k not in now[spec]]  # fmt: skip
+        if diff:
+            return (f"run {name!r} stored strategy {spec!r} with other settings than it has now "
+                    f"({'; '.join(diff)}): a default changed since. Write the old values in the "
+                    "spec to resume, or pass another --run name to start a new run")  # fmt: skip
+    return None
 
 
 class Store:
@@ -123,8 +145,9 @@ class Store:
     # -- runs -----------------------------------------------------------------------------------
 
     def open_run(self, name: str, config: dict, ponder_version: str, model: dict) -> None:
-        """Register a run, or resume it. Resuming requires the same task and model spec; the stored
-        config becomes the union of the old and new ones (see `_merge_config`)."""
+        """Register a run, or resume it. Resuming requires the same task and model spec, and the same
+        settings for a strategy stored before (``config["settings"]``, see `_changed_settings`);
+        the stored config becomes the union of the old and new ones (see `_merge_config`)."""
         with self._lock:
             row = self._db.execute("SELECT config FROM runs WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -140,6 +163,8 @@ class Store:
                         f"run {name!r} was recorded with {key} {old.get(key)!r}, not {config.get(key)!r}; "
                         f"pass another --run name to start a new run"
                     )
+            if (why := _changed_settings(name, old, config)) is not None:
+                raise RunMismatchError(why)
             self._db.execute(
                 "UPDATE runs SET config = ? WHERE name = ?", (json.dumps(_merge_config(old, config)), name)
             )

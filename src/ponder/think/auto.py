@@ -169,6 +169,14 @@ class Auto(StrategyBase):
         s = self.sampling
         self._code = Code(max_tokens=s.max_tokens, temperature=0.0, top_p=s.top_p, seed=s.seed)
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """Auto's own, and every option of the hard strategy it builds (``beam.max_steps``, its
+        defaults too), which a change of that strategy's defaults changes."""
+        own = super().settings
+        hard = self._hard_strategy.settings
+        return own | {f"{self.hard_with}.{k}": v for k, v in hard.items() if k != "seed"}
+
     def _answer_checker(self) -> Scorer | None:
         """The scorer of the probe: ``verify_probe`` named, or the verifier where it checks an
         answer against the problem itself (``checks_answer``) and calls no model; None for

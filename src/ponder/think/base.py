@@ -239,16 +239,29 @@ class StrategyBase:
         bench stores it separately)."""
         own, sampling = [], []  # the strategy's own options first, then its sampling settings
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "seed" or not f.init or value == f.default:
+            if f.name == "seed" or not f.init or getattr(self, f.name) == f.default:
                 continue
-            if f.name == self.nested_key:
-                own.extend(f"{name}.{k}={v}" for name, k, v in value)
-                continue
-            shown = f"{value:g}" if isinstance(value, float) else getattr(value, "name", value)
-            (sampling if f.name in SAMPLING_FIELDS else own).append(f"{f.name}={shown}")
+            pairs = self._shown(f.name)
+            (sampling if f.name in SAMPLING_FIELDS else own).extend(f"{k}={v}" for k, v in pairs)
         parts = own + sampling
         return self.name + (":" + ",".join(parts) if parts else "")
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Every option's value, defaults included (the seed left out), as a spec writes it. A
+        spec names only what differs from today's defaults, so a stored spec can mean other
+        settings after an upgrade; bench stores these beside it and refuses to resume on a
+        change (``bench.store``)."""
+        return {k: v for f in dataclasses.fields(self) if f.init and f.name != "seed"
+                for k, v in self._shown(f.name)}  # fmt: skip
+
+    def _shown(self, field_name: str) -> list[tuple[str, str]]:
+        """A field as spec pairs: one, or a nested strategy's options, one pair each."""
+        value = getattr(self, field_name)
+        if field_name == self.nested_key:
+            return [(f"{name}.{k}", v) for name, k, v in value]
+        shown = f"{value:g}" if isinstance(value, float) else getattr(value, "name", value)
+        return [(field_name, str(shown))]
 
     async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
         """The events of ``solve`` as they happen, then ``Final``. If the consumer stops early,

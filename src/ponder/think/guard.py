@@ -196,6 +196,13 @@ class Guard(StrategyBase):
             own.append(f"ask_verdict={str(self.ask_verdict).lower()}")
         return f"{self.name}:" + ",".join([*own, f"then={self._then.spec}"])
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """The guard's own options and, as ``then.KEY``, every option of the answering strategy."""
+        own = {"policy": self.policy, "think_tokens": str(self.think_tokens),
+               "ask_verdict": str(self.ask_verdict)}  # fmt: skip
+        return own | {f"then.{k}": v for k, v in self._then.settings.items()}
+
     def _request(self, problem: Problem, policy: str) -> Request:
         user = (
             f"Policy:\n<<<\n{policy}\n>>>\n\nConversation:\n<<<\n{conversation_text(problem)}\n"
