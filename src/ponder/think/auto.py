@@ -69,8 +69,9 @@ hard strategy, not instead of it. With the step verifier as the checker it bough
 ``lab:countdown-grpo`` (9 more of 200 puzzles for 2.2x the tokens, stop 43); with the puzzle's
 grader, the default there, its waves are ``best_of_n:wave=4``'s own samples, and ``auto`` gives
 55.5% at 4,341 tokens against 45.5% at 2,232 with ``sample_on=off``, on the frontier. ``reflect``
-after sixteen rejected samples solved 1 of 90 puzzles: on this model the hard path adds about
-nothing to rejection sampling (docs/results/countdown_scaling/auto_verified/checked_waves).
+after sixteen rejected samples solved 1 of 90 puzzles, the verified beam
+(``hard_with=beam,beam.floor=1``) 17: 63.5% at 19,863 tokens, the dear end of the frontier
+(docs/results/countdown_scaling/auto_verified/checked_waves).
 """
 
 from __future__ import annotations
