@@ -298,6 +298,11 @@ def test_train_cli_errors_are_one_line(tmp_path, capsys):
     assert "--schedule" in capsys.readouterr().err
     assert main(["train", "sft", "--task", "add", "--stop-at-accuracy", "30", "--out", out]) == 2
     assert "--stop-at-accuracy must be in (0, 1]" in capsys.readouterr().err
+    # --size with --from: the size would be ignored, so it is refused before anything is written
+    assert main(["train", "sft", "--task", "add", "--from", str(tmp_path), "--size", "small",
+                 "--out", out]) == 2  # fmt: skip
+    assert "--size small makes a fresh model; --from" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
     every_1_digit_sum = ["--digits", "1", "--examples", "2000", "--stop-at-accuracy", "0.5"]
     assert main(["train", "sft", "--task", "add", *every_1_digit_sum, "--out", out]) == 2
     assert "nothing is left to validate on" in capsys.readouterr().err

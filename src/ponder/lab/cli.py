@@ -42,7 +42,8 @@ def add_train_commands(sub) -> argparse._SubParsersAction:
         "--schedule", choices=("constant", "cosine"), default="constant",
         help="learning rate after the warmup: constant (default; keeps the model RL-ready) or cosine",
     )
-    s.add_argument("--size", choices=("tiny", "deep", "small"), default="tiny", help="a fresh model's size")
+    s.add_argument("--size", choices=("tiny", "deep", "small"),
+                   help="a fresh model's size (default tiny); not with --from")
     s.add_argument("--from", dest="init_from", metavar="DIR", help="start from this HF model dir")
     s.add_argument("--out", required=True, help="output dir: checkpoints and the final HF model")
     s.add_argument("--seed", type=int, default=0, help="problems, initial weights, data order")
@@ -113,11 +114,14 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
     require_train_packages()
     from ponder.lab import sft, traces
 
+    if args.size and args.init_from:  # the size would be silently ignored
+        raise UserError(f"--size {args.size} makes a fresh model; --from {args.init_from} starts "
+                        "from that model, whose size is its own: give one of them")  # fmt: skip
     options = {k: getattr(args, k) for k in ("digits", "count", "blanks") if getattr(args, k)}
     opts = sft.SFTOptions(
         out=args.out, task=args.task, task_options=options, data=args.data,
         examples=args.examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        schedule=args.schedule, size=args.size, init_from=args.init_from, seed=args.seed, device=args.device,
+        schedule=args.schedule, size=args.size or "tiny", init_from=args.init_from, seed=args.seed, device=args.device,
         save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
         log_every=args.log_every, resume=args.resume,
         threads=thread_count(args.threads), stop_at_accuracy=args.stop_at_accuracy,
