@@ -67,6 +67,11 @@ def test_a_run_does_not_resume_a_strategy_whose_defaults_changed(tmp_path):
     s.open_run("fewer", config(fewer, stored_as="auto"), "0.1.0", MODEL)
     with pytest.raises(RunMismatchError, match=r"reflect.rounds=2 then, 3 now"):
         s.open_run("fewer", config(auto), "0.1.0", MODEL)
+    # an option an upgrade added (none stored) is no change: there is no old value to write
+    fewer_keys = config(auto)
+    fewer_keys["settings"]["auto"] = {k: v for k, v in auto.settings.items() if k != "wave"}
+    s.open_run("added", fewer_keys, "0.1.0", MODEL)
+    s.open_run("added", config(auto), "0.1.0", MODEL)
     # a run stored before settings were recorded resumes as it did
     s.open_run("old", CONFIG, "0.1.0", MODEL)
     s.open_run("old", config(auto), "0.1.0", MODEL)

@@ -542,11 +542,22 @@ def test_every_new_strategy_parses_and_has_a_canonical_spec():
         ("auto:hard_with=beam,beam.nope=1", "beam has no option 'nope'; it takes"),
         ("auto:hard_with=beam,beam.floor=high", "floor='high' is not a valid float"),
         ("auto:hard_with=reflect,reflect.rounds=-1", "rounds must be >= 0"),
-        ("auto:hard_with=beam,beam.calculator=on", "write auto's own calculator=on"),
+        ("auto:hard_with=beam,beam.calculator=on", "write auto's own calculator="),
+        ("auto:hard_with=beam,beam.seed=3", "write auto's own seed="),
         ("vote:n=4,vote.n=8", "bad parameter 'vote.n=8'"),  # only auto takes dotted options
     ]:
         with pytest.raises(StrategySpecError, match=message):
             parse_strategy(bad)
+    # one hard strategy, one spec: field order, number format, the last of a repeated option,
+    # and none that changes nothing
+    one = "auto:hard_with=beam,beam.step_tokens=256,beam.floor=1"
+    for same in ["auto:hard_with=beam,beam.floor=1.0,beam.step_tokens=256",
+                 "auto:hard_with=beam,beam.floor=0,beam.step_tokens=256,beam.floor=1",
+                 "auto:hard_with=beam,beam .floor=1,beam.step_tokens=256,beam.beams=4"]:  # fmt: skip
+        assert parse_strategy(same).spec == one, same
+    assert parse_strategy("auto:hard_with=reflect,reflect.rounds=3").spec == "auto"
+    assert parse_strategy("auto:verifier=arith,hard_with=beam,beam.verifier=arith").spec == (
+        "auto:hard_with=beam,verifier=arith")
     with pytest.raises(StrategySpecError, match="min_think must not exceed"):
         parse_strategy("think:min_think=10,max_think=5")
     with pytest.raises(StrategySpecError, match="unknown verifier"):
@@ -611,3 +622,15 @@ def test_prm_scores_steps_and_charges_its_input(prm_dirs, kind):
     result = result_of(events_of(parse_strategy(spec), model, Budget(400)))
     assert result.answer == "132" and result.usage.total_tokens <= 400, result.how
     assert result.usage.calls == 4  # two steps, each sampled and scored
+
+
+def test_auto_built_in_python_passes_a_scorer_object_to_its_hard_strategy():
+    from ponder.think.auto import Auto
+    from ponder.verify import make_scorer
+
+    scorer = make_scorer("arith")
+    auto = Auto(verifier=scorer, split="line", hard_with="beam",
+                hard_options=(("beam", "floor", "1"),))  # fmt: skip
+    assert auto._hard_strategy.verifier is scorer and auto._hard_strategy.floor == 1
+    with pytest.raises(ValueError, match="cannot hold a comma"):
+        Auto(hard_with="beam", hard_options=(("beam", "step_tokens", "4,beams=1"),))

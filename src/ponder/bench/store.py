@@ -46,7 +46,8 @@ def budget_column(budget: Budget) -> int:
 
 
 class RunMismatchError(ValueError):
-    """A run name was reused with a different task or model."""
+    """A run name was reused with a different task or model, or a stored strategy would now run
+    with other settings."""
 
 
 @dataclass
@@ -108,10 +109,10 @@ def _changed_settings(name: str, old: dict, new: dict) -> str | None:
     ones under one label. Runs stored without settings are not checked."""
     before, now = old.get("settings") or {}, new.get("settings") or {}
     for spec in now.keys() & before.keys():
-        diff = [f"{k}={before[spec].get(k, '(none)')} then, {v} now"
-                for k, v in now[spec].items() if before[spec].get(k) != v]  # fmt: skip
-        diff += [f"{k}={v} then, no such option now" for k, v in before[spec].items()
-                 if k not in now[spec]]  # fmt: skip
+        # an option one side lacks (added or removed by an upgrade) is not compared: there is no
+        # old value to write, and where it mattered another option says so (hard_with, ...)
+        diff = [f"{k}={before[spec][k]} then, {v} now"
+                for k, v in now[spec].items() if k in before[spec] and before[spec][k] != v]  # fmt: skip
         if diff:
             return (f"run {name!r} stored strategy {spec!r} with other settings than it has now "
                     f"({'; '.join(diff)}): a default changed since. Write the old values in the "

@@ -68,6 +68,18 @@ def register_strategy(cls: type[StrategyBase]) -> None:
     REGISTERED[cls.name] = cls
 
 
+def option_types(cls: type[StrategyBase]) -> dict[str, object]:
+    """The options a spec may set on ``cls``, with their types (its nested field left out)."""
+    hints = typing.get_type_hints(cls)
+    nested = getattr(cls, "nested_key", None)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init and f.name != nested}
+
+
+def convert_option(name: str, key: str, raw: str, kind) -> object:
+    """A spec's string ``raw`` as option ``key``'s type ``kind``; a StrategySpecError if not."""
+    return _convert(name, key, raw, kind)
+
+
 def _convert(name: str, key: str, raw: str, kind) -> object:
     kinds = typing.get_args(kind) or (kind,)
     if raw.lower() in ("none", "null") and type(None) in kinds:
@@ -116,10 +128,8 @@ def parse_strategy(spec: str, *, operator: bool = False, **defaults) -> Strategy
         offered = STRATEGIES | REGISTERED | (OPERATOR_STRATEGIES if operator else {})
         known = ", ".join(sorted(offered))
         raise StrategySpecError(f"unknown strategy {name!r} in {spec!r}; known: {known}")
-    hints = typing.get_type_hints(cls)
     nested = getattr(cls, "nested_key", None)  # the field for NAME.option=value pairs
-    fields = [f for f in dataclasses.fields(cls) if f.init and f.name != nested]
-    options = {f.name: hints[f.name] for f in fields}
+    options = option_types(cls)
     inner: list[tuple[str, str, str]] = []
     kwargs = {k: v for k, v in defaults.items() if k in SAMPLING_FIELDS and v is not None}
     from_spec: set[str] = set()
@@ -129,7 +139,7 @@ def parse_strategy(spec: str, *, operator: bool = False, **defaults) -> Strategy
             kwargs[key] = ",".join([raw, *(f"{k}={v}" for k, v in pairs[i + 1 :])])
             from_spec.add(key)
             break
-        strategy, dot, option = key.partition(".")
+        strategy, dot, option = (part.strip() for part in key.partition("."))
         if nested and dot and strategy and option:
             inner.append((strategy, option, raw))  # checked by the strategy that builds it
             continue

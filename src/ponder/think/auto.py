@@ -172,11 +172,13 @@ class Auto(StrategyBase):
 
     @property
     def settings(self) -> dict[str, str]:
-        """Auto's own, and every option of the hard strategy it builds (``beam.max_steps``, its
-        defaults too), which a change of that strategy's defaults changes."""
-        own = super().settings
-        hard = self._hard_strategy.settings
-        return own | {f"{self.hard_with}.{k}": v for k, v in hard.items() if k != "seed"}
+        """Auto's own, and every option of the strategies it builds (``beam.max_steps``,
+        ``code.rounds``, their defaults too), whose defaults change what auto does."""
+        own = super().settings | {f"{self.hard_with}.{k}": v
+                                  for k, v in self._hard_strategy.settings.items()}  # fmt: skip
+        if self.tools != "off":  # code tasks and arithmetic-heavy disagreement go to code
+            own |= {f"code.{k}": v for k, v in self._code.settings.items()}
+        return own
 
     def _answer_checker(self) -> Scorer | None:
         """The scorer of the probe: ``verify_probe`` named, or the verifier where it checks an
@@ -211,30 +213,46 @@ class Auto(StrategyBase):
 
     def _make_hard(self) -> StrategyBase:
         """``hard_with``, built from auto's verifier, split and sampling settings, with its own
-        options (``hard_options``) over them."""
-        from ponder.think import STRATEGIES, parse_strategy  # the registry imports this module
+        options (``hard_options``) over them. ``hard_options`` is then rewritten in one form
+        (the strategy's field order and number format, the last of a repeated option, none that
+        changes nothing), so that one hard strategy has one spec."""
+        from ponder.think import STRATEGIES, convert_option, option_types  # the registry imports us
 
-        known = [f.name for f in dataclasses.fields(STRATEGIES[self.hard_with]) if f.init]
-        for strategy, option, value in self.hard_options:
+        cls = STRATEGIES[self.hard_with]
+        types = option_types(cls)
+        given: dict[str, object] = {}
+        for entry in self.hard_options:
+            if len(entry) != 3:
+                raise ValueError("hard_options holds (strategy, option, value) triples")
+            strategy, option, value = (str(part) for part in entry)
+            where = f"{strategy}.{option}={value}"
             if strategy != self.hard_with:
-                raise ValueError(f"{strategy}.{option}={value} sets an option of {strategy}, "
-                                 f"but hard_with={self.hard_with}")  # fmt: skip
-            if option not in known:
-                raise ValueError(f"{strategy}.{option}={value}: {strategy} has no option "
-                                 f"{option!r}; it takes {', '.join(known)}")  # fmt: skip
-            if option == "calculator":  # the hard path draws through auto's own model
-                raise ValueError(f"{strategy}.calculator: write auto's own calculator=on, which "
+                raise ValueError(f"{where} sets an option of {strategy}, but "
+                                 f"hard_with={self.hard_with}")  # fmt: skip
+            if option not in types:
+                raise ValueError(f"{where}: {strategy} has no option {option!r}; it takes "
+                                 f"{', '.join(types)}")  # fmt: skip
+            if option in ("calculator", "seed"):  # both are auto's own, for every sample it draws
+                raise ValueError(f"{strategy}.{option}: write auto's own {option}=..., which "
                                  "applies to every sample auto draws")  # fmt: skip
+            if "," in value:
+                raise ValueError(f"{where}: a value cannot hold a comma (it ends a spec's option)")
+            given[option] = convert_option(self.hard_with, option, value, types[option])
         if self.hard_with == "deepthink":
             scorer = make_scorer(self.verifier)
             passed = {"verifier": self.verifier if "answer" in scorer.levels else "judge"}
         else:
             passed = {"verifier": self.verifier, "split": self.split}
-        given = {option for _, option, _ in self.hard_options}
-        pairs = [*((k, v) for k, v in passed.items() if k not in given),
-                 *((k, v) for _, k, v in self.hard_options)]  # fmt: skip
-        spec = f"{self.hard_with}:" + ",".join(f"{k}={v}" for k, v in pairs)
-        return parse_strategy(spec, **self._sampling_fields())
+        passed |= self._sampling_fields()
+        hard = cls(**(passed | given))
+        plain = cls(**passed)  # what the options change
+        self.hard_options = tuple(
+            (self.hard_with, key, shown)
+            for f in dataclasses.fields(cls)
+            if f.name in given and getattr(hard, f.name) != getattr(plain, f.name)
+            for key, shown in hard._shown(f.name)
+        )
+        return hard
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         # 0. a code task goes to the tool at once
