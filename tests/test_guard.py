@@ -171,6 +171,11 @@ def test_spec_parsing_then_takes_the_rest_and_settings_go_to_then(policy_file):
     assert Guard.around(parse_strategy("vote:n=3"), policy_file).spec == (
         f"guard:policy={policy_file},then=vote:n=3"
     )
+    # the guard's own calculator (every call it makes) is kept in its spec and settings
+    calc = parse_strategy(f"guard:policy={policy_file},calculator=on,then=cot", operator=True)
+    assert calc.calculator and "calculator=true" in calc.spec
+    assert parse_strategy(calc.spec, operator=True).calculator
+    assert calc.settings["calculator"] == "True" and g.settings["calculator"] == "False"
 
 
 @pytest.mark.parametrize(

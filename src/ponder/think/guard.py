@@ -194,13 +194,15 @@ class Guard(StrategyBase):
             own.append(f"think_tokens={self.think_tokens}")
         if self.ask_verdict != Guard.ask_verdict:
             own.append(f"ask_verdict={str(self.ask_verdict).lower()}")
+        if self.calculator:  # the guard's own: every call it and then make, the deliberation too
+            own.append("calculator=true")
         return f"{self.name}:" + ",".join([*own, f"then={self._then.spec}"])
 
     @property
     def settings(self) -> dict[str, str]:
         """The guard's own options and, as ``then.KEY``, every option of the answering strategy."""
         own = {"policy": self.policy, "think_tokens": str(self.think_tokens),
-               "ask_verdict": str(self.ask_verdict)}  # fmt: skip
+               "ask_verdict": str(self.ask_verdict), "calculator": str(self.calculator)}  # fmt: skip
         return own | {f"then.{k}": v for k, v in self._then.settings.items()}
 
     def _request(self, problem: Problem, policy: str) -> Request:
