@@ -120,8 +120,9 @@ def main() -> None:
     model = simulated_model(sims, args.seed)
     store = Store(args.db)
     run = f"parallel-simulated-{args.problems}-s{args.seed}"
-    store.open_run(run, {"task": "SIMULATED", "model": "SIMULATED-sampler", "strategies": specs},
-                   "benchmark", {"backend": "simulated"})
+    config = {"task": "SIMULATED", "model": "SIMULATED-sampler", "strategies": specs,
+              "settings": {s.spec: s.settings for s in strategies}}
+    store.open_run(run, config, "benchmark", {"backend": "simulated"})
     done = store.done(run)
     cells = [c for c in grid([s.problem for s in sims], strategies, [Budget()], [args.seed]) if c.key not in done]
     print(f"{len(cells)} cells to run (SIMULATED sampler)", file=sys.stderr)
