@@ -4,6 +4,7 @@ on scripted models that answer by the prefix they are asked to continue."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import defaultdict
 
 import pytest
@@ -556,8 +557,13 @@ def test_every_new_strategy_parses_and_has_a_canonical_spec():
                  "auto:hard_with=beam,beam .floor=1,beam.step_tokens=256,beam.beams=4"]:  # fmt: skip
         assert parse_strategy(same).spec == one, same
     assert parse_strategy("auto:hard_with=reflect,reflect.rounds=3").spec == "auto"
-    assert parse_strategy("auto:verifier=arith,hard_with=beam,beam.verifier=arith").spec == (
-        "auto:hard_with=beam,verifier=arith")
+    # one that sets what auto passes down stays, equal or not: it pins it when auto's changes
+    pinned = parse_strategy("auto:temperature=0.8,hard_with=beam,beam.temperature=0.8")
+    assert pinned.spec == "auto:hard_with=beam,beam.temperature=0.8,temperature=0.8"
+    assert dataclasses.replace(pinned, temperature=0.5)._hard_strategy.temperature == 0.8
+    seeded = dataclasses.replace(parse_strategy(one), seed=3)  # as bench gives each cell its seed
+    assert seeded.spec == one and seeded._hard_strategy.floor == 1
+    assert seeded._hard_strategy.seed == 3
     with pytest.raises(StrategySpecError, match="min_think must not exceed"):
         parse_strategy("think:min_think=10,max_think=5")
     with pytest.raises(StrategySpecError, match="unknown verifier"):

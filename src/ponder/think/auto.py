@@ -214,8 +214,10 @@ class Auto(StrategyBase):
     def _make_hard(self) -> StrategyBase:
         """``hard_with``, built from auto's verifier, split and sampling settings, with its own
         options (``hard_options``) over them. ``hard_options`` is then rewritten in one form
-        (the strategy's field order and number format, the last of a repeated option, none that
-        changes nothing), so that one hard strategy has one spec."""
+        (the strategy's field order and number format, the last of a repeated option, none at
+        that strategy's own default), so that one hard strategy has one spec. One that sets what
+        auto passes down (``beam.temperature``) is kept even when equal: it pins the value when
+        auto's changes (``dataclasses.replace``)."""
         from ponder.think import STRATEGIES, convert_option, option_types  # the registry imports us
 
         cls = STRATEGIES[self.hard_with]
@@ -245,11 +247,18 @@ class Auto(StrategyBase):
             passed = {"verifier": self.verifier, "split": self.split}
         passed |= self._sampling_fields()
         hard = cls(**(passed | given))
-        plain = cls(**passed)  # what the options change
+        try:
+            plain = cls(**passed)  # what the options change
+        except ValueError:  # passed down alone, auto's settings do not suit it: keep them all
+            plain = None
+
+        def kept(name: str) -> bool:  # one given that pins what auto passes down stays pinned
+            return plain is None or name in passed or getattr(hard, name) != getattr(plain, name)
+
         self.hard_options = tuple(
             (self.hard_with, key, shown)
             for f in dataclasses.fields(cls)
-            if f.name in given and getattr(hard, f.name) != getattr(plain, f.name)
+            if f.name in given and kept(f.name)
             for key, shown in hard._shown(f.name)
         )
         return hard
