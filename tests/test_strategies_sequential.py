@@ -638,5 +638,11 @@ def test_auto_built_in_python_passes_a_scorer_object_to_its_hard_strategy():
     auto = Auto(verifier=scorer, split="line", hard_with="beam",
                 hard_options=(("beam", "floor", "1"),))  # fmt: skip
     assert auto._hard_strategy.verifier is scorer and auto._hard_strategy.floor == 1
+    deep = Auto(verifier=make_scorer("countdown"), hard_with="deepthink")  # checks answers too
+    assert deep._hard_strategy.verifier is deep.verifier
+    # a float written back whole, so that a rebuilt strategy (each bench seed's) runs the same
+    precise = parse_strategy("auto:hard_with=beam,beam.floor=0.123456789")
+    assert dataclasses.replace(precise, seed=1)._hard_strategy.floor == 0.123456789
+    assert parse_strategy("beam:floor=0.123456789").spec == "beam:floor=0.123456789"
     with pytest.raises(ValueError, match="cannot hold a comma"):
         Auto(hard_with="beam", hard_options=(("beam", "step_tokens", "4,beams=1"),))

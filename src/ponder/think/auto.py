@@ -241,7 +241,7 @@ class Auto(StrategyBase):
                 raise ValueError(f"{where}: a value cannot hold a comma (it ends a spec's option)")
             given[option] = convert_option(self.hard_with, option, value, types[option])
         if self.hard_with == "deepthink":
-            scorer = make_scorer(self.verifier)
+            scorer = make_scorer(self.verifier) if isinstance(self.verifier, str) else self.verifier
             passed = {"verifier": self.verifier if "answer" in scorer.levels else "judge"}
         else:
             passed = {"verifier": self.verifier, "split": self.split}

@@ -260,7 +260,9 @@ class StrategyBase:
         value = getattr(self, field_name)
         if field_name == self.nested_key:
             return [(f"{name}.{k}", v) for name, k, v in value]
-        shown = f"{value:g}" if isinstance(value, float) else getattr(value, "name", value)
+        shown = getattr(value, "name", value)
+        if isinstance(value, float):  # short where that is exact: 0.8, not 0.8000000000000000444
+            shown = f"{value:g}" if float(f"{value:g}") == value else repr(value)
         return [(field_name, str(shown))]
 
     async def run(self, problem: Problem, model: Model, budget: Budget) -> AsyncIterator[Event]:
