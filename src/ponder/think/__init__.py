@@ -77,10 +77,6 @@ def option_types(cls: type[StrategyBase]) -> dict[str, object]:
 
 def convert_option(name: str, key: str, raw: str, kind) -> object:
     """A spec's string ``raw`` as option ``key``'s type ``kind``; a StrategySpecError if not."""
-    return _convert(name, key, raw, kind)
-
-
-def _convert(name: str, key: str, raw: str, kind) -> object:
     kinds = typing.get_args(kind) or (kind,)
     if raw.lower() in ("none", "null") and type(None) in kinds:
         return None
@@ -149,7 +145,7 @@ def parse_strategy(spec: str, *, operator: bool = False, **defaults) -> Strategy
                 takes.append("<strategy>.<option>=<value>")
             raise StrategySpecError(f"bad parameter '{key}={raw}' in {spec!r}; {name} takes "
                                     + ", ".join(takes))  # fmt: skip
-        kwargs[key] = _convert(name, key, raw, options[key])
+        kwargs[key] = convert_option(name, key, raw, options[key])
         from_spec.add(key)
     if inner:
         kwargs[nested] = tuple(inner)

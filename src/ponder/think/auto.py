@@ -218,28 +218,10 @@ class Auto(StrategyBase):
         that strategy's own default), so that one hard strategy has one spec. One that sets what
         auto passes down (``beam.temperature``) is kept even when equal: it pins the value when
         auto's changes (``dataclasses.replace``)."""
-        from ponder.think import STRATEGIES, convert_option, option_types  # the registry imports us
+        from ponder.think import STRATEGIES  # the registry imports this module
 
         cls = STRATEGIES[self.hard_with]
-        types = option_types(cls)
-        given: dict[str, object] = {}
-        for entry in self.hard_options:
-            if len(entry) != 3:
-                raise ValueError("hard_options holds (strategy, option, value) triples")
-            strategy, option, value = (str(part) for part in entry)
-            where = f"{strategy}.{option}={value}"
-            if strategy != self.hard_with:
-                raise ValueError(f"{where} sets an option of {strategy}, but "
-                                 f"hard_with={self.hard_with}")  # fmt: skip
-            if option not in types:
-                raise ValueError(f"{where}: {strategy} has no option {option!r}; it takes "
-                                 f"{', '.join(types)}")  # fmt: skip
-            if option in ("calculator", "seed"):  # both are auto's own, for every sample it draws
-                raise ValueError(f"{strategy}.{option}: write auto's own {option}=..., which "
-                                 "applies to every sample auto draws")  # fmt: skip
-            if "," in value:
-                raise ValueError(f"{where}: a value cannot hold a comma (it ends a spec's option)")
-            given[option] = convert_option(self.hard_with, option, value, types[option])
+        given = self._given_hard_options(cls)
         if self.hard_with == "deepthink":
             scorer = make_scorer(self.verifier) if isinstance(self.verifier, str) else self.verifier
             passed = {"verifier": self.verifier if "answer" in scorer.levels else "judge"}
@@ -262,6 +244,32 @@ class Auto(StrategyBase):
             for key, shown in hard._shown(f.name)
         )
         return hard
+
+    def _given_hard_options(self, cls: type[StrategyBase]) -> dict[str, object]:
+        """``hard_options`` checked against ``cls`` (``hard_with``'s class) and converted to its
+        option types; a ValueError naming the option otherwise."""
+        from ponder.think import convert_option, option_types  # the registry imports this module
+
+        types = option_types(cls)
+        given: dict[str, object] = {}
+        for entry in self.hard_options:
+            if len(entry) != 3:
+                raise ValueError("hard_options holds (strategy, option, value) triples")
+            strategy, option, value = (str(part) for part in entry)
+            where = f"{strategy}.{option}={value}"
+            if strategy != self.hard_with:
+                raise ValueError(f"{where} sets an option of {strategy}, but "
+                                 f"hard_with={self.hard_with}")  # fmt: skip
+            if option not in types:
+                raise ValueError(f"{where}: {strategy} has no option {option!r}; it takes "
+                                 f"{', '.join(types)}")  # fmt: skip
+            if option in ("calculator", "seed"):  # both are auto's own, for every sample it draws
+                raise ValueError(f"{strategy}.{option}: write auto's own {option}=..., which "
+                                 "applies to every sample auto draws")  # fmt: skip
+            if "," in value:
+                raise ValueError(f"{where}: a value cannot hold a comma (it ends a spec's option)")
+            given[option] = convert_option(self.hard_with, option, value, types[option])
+        return given
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         # 0. a code task goes to the tool at once
