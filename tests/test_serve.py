@@ -24,6 +24,8 @@ from ponder.serve.background import BackgroundServer
 from ponder.serve.settings import ServeSettings
 from ponder.think import final_result, parse_strategy
 
+from gated_model import GatedModel
+
 pytestmark = pytest.mark.slow  # starts servers (each test well under a few seconds)
 
 MAX_BUDGET = 20000
@@ -142,8 +144,9 @@ def test_streaming_call_same_as_plain_with_usage_last(server):
 
 
 def test_stream_is_true_streaming():
-    """The first reasoning arrives while the model is still generating, not with the answer."""
-    model = ScriptedModel(reply, token_delay=0.05)  # 9 tokens: 0.45 s
+    """The first reasoning arrives while the model call is still open, not with the answer: the
+    model holds its completion until the client has seen reasoning (or 30 s pass)."""
+    model = GatedModel(reply, token_delay=0.01)
     with BackgroundServer(model, settings()) as srv:
         stream = client(srv).chat.completions.create(
             model="ponder/cot", messages=ask("What is 1 + 2?"), stream=True
@@ -151,10 +154,11 @@ def test_stream_is_true_streaming():
         seen_at = None
         for ch in stream:
             if ch.choices and getattr(ch.choices[0].delta, "reasoning_content", None):
-                seen_at = (model.tokens_generated, srv.in_flight)
+                seen_at = (model.returned, srv.in_flight)
                 break
+        model.gate.set()
         rest = list(stream)
-    assert seen_at is not None and seen_at[0] < 9 and seen_at[1] == 1
+    assert seen_at == (0, 1)
     assert "".join(ch.choices[0].delta.content or "" for ch in rest if ch.choices).endswith(
         "\\boxed{3}"
     )

@@ -17,6 +17,8 @@ import pytest
 from ponder.models import ScriptedModel
 from ponder.serve.background import BackgroundServer
 
+from gated_model import GatedModel
+
 pytestmark = pytest.mark.slow
 
 sync_api = pytest.importorskip(
@@ -53,7 +55,7 @@ def launch(pw):
 
 
 def test_live_page_shows_samples_votes_and_the_answer(tmp_path: Path):
-    model = ScriptedModel(reply, token_delay=0.03)  # 9 tokens a sample: cards fill visibly
+    model = GatedModel(reply, token_delay=0.03)  # 9 tokens a sample: cards fill visibly
     with BackgroundServer(model) as srv, sync_api.sync_playwright() as pw:
         browser = launch(pw)
         try:
@@ -69,6 +71,7 @@ def test_live_page_shows_samples_votes_and_the_answer(tmp_path: Path):
             # the samples arrive while the work goes on, before the answer
             page.wait_for_selector(".card.live", timeout=10_000)
             assert not page.is_visible("#answer-box.done")
+            model.gate.set()
             page.wait_for_selector("#answer-box.done", timeout=20_000)
 
             assert page.inner_text("#answer") == "42"
