@@ -113,6 +113,10 @@ def main() -> None:
     print("RL curve:", curve, flush=True)
     plot_curve(curve, out / "train_curve.png", "tiny Llama (0.87M params), 3-digit addition, GRPO")
 
+    # Every strategy is evaluated afresh below, on weights that a rerun may have retrained under the
+    # same path; rows kept from an earlier run would be ignored in favour of the old ones (the
+    # store never writes a cell twice), so the table would describe the old model.
+    (out / "testtime.sqlite").unlink(missing_ok=True)
     store = Store(out / "testtime.sqlite")
     run_name = "lab-testtime"
     store.open_run(run_name, {"task": "lab add:digits=3 held-out", "model": str(grpo),
