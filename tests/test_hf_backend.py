@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import string
+import threading
+import time
 
 import pytest
 
@@ -285,11 +287,25 @@ def test_max_tokens_beyond_the_context_is_clipped_not_an_error(hf):
         run(hf.generate(Request(prompt="x" * 300, max_tokens=5)))
 
 
-def _concurrently(hf, requests, **kw):
-    async def go():
-        return await asyncio.gather(*(hf.generate(r, **kw) for r in requests))
+def _as_one_batch(model, requests, **kw):
+    """Run the requests concurrently while the model's worker is held until all of them are pending
+    (as under load), so that the worker takes them together however slowly this machine runs."""
+    release = threading.Event()
+    held = model._executor.submit(release.wait, 60)
 
-    return run(go())
+    async def go():
+        tasks = [asyncio.ensure_future(model.generate(r, **kw)) for r in requests]
+        deadline = time.monotonic() + 60
+        while len(model._pending) < len(requests) and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        release.set()
+        return await asyncio.gather(*tasks)
+
+    try:
+        return run(go())
+    finally:
+        release.set()
+        held.result()
 
 
 def test_concurrent_requests_share_one_batch_and_keep_their_own_results(hf, monkeypatch):
@@ -306,10 +322,7 @@ def test_concurrent_requests_share_one_batch_and_keep_their_own_results(hf, monk
     calls = []
     real = hf._generate_batch
     monkeypatch.setattr(hf, "_generate_batch", lambda jobs: calls.append(1) or real(jobs))
-    # Hold the worker so that all four are pending when it next looks (as under load).
-    gate = hf._executor.submit(__import__("time").sleep, 0.3)
-    together = _concurrently(hf, requests)
-    gate.result()
+    together = _as_one_batch(hf, requests)
     assert len(calls) == 1, "the four pending requests should have run as one batch"
     for r, a, b in zip(requests, alone, together):
         assert b.texts == a.texts, r
@@ -329,9 +342,7 @@ def test_batch_respects_max_batch_rows(hf, monkeypatch):
     monkeypatch.setattr(
         hf, "_generate_batch", lambda jobs: calls.append(sum(j.request.n for j in jobs)) or real(jobs)
     )
-    gate = hf._executor.submit(__import__("time").sleep, 0.3)
-    out = _concurrently(hf, [Request(prompt=f"p{i}", n=2, max_tokens=4) for i in range(5)])
-    gate.result()
+    out = _as_one_batch(hf, [Request(prompt=f"p{i}", n=2, max_tokens=4) for i in range(5)])
     assert [len(c.samples) for c in out] == [2] * 5
     assert calls == [4, 4, 2]
 
@@ -367,9 +378,6 @@ def test_every_decoding_path_gives_the_same_samples(model_dir, monkeypatch):
         Request(prompt="abc", max_tokens=7, temperature=0.0),
     ]  # fmt: skip
 
-    async def batch(model):
-        return await asyncio.gather(*(model.generate(r) for r in reqs))
-
     out, used = {}, {}
     real_decode = hf_module.decode
     for path in ("decode", "generate on the prefix cache", "generate on the growing cache"):
@@ -388,9 +396,7 @@ def test_every_decoding_path_gives_the_same_samples(model_dir, monkeypatch):
         model.model.generate = spy
         monkeypatch.setattr(hf_module, "decode", decode_spy)
         monkeypatch.setattr(hf_module, "_decode_fits", lambda config, path=path: path == "decode")
-        gate = model._executor.submit(__import__("time").sleep, 0.3)  # all four in one batch
-        done = run(batch(model))
-        gate.result()
+        done = _as_one_batch(model, reqs)  # all four in one batch
         out[path] = [[(s.text, s.completion_tokens, s.finish_reason) for s in c.samples] for c in done]
         out[path, "lp"] = [(s.logprobs, s.top_logprobs) for s in done[0].samples]
         used[path] = seen

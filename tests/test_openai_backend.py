@@ -91,10 +91,11 @@ def test_transient_failure_is_retried(status):
     assert out.usage.calls == 1  # one logical request; the retry was not charged
 
 
-@pytest.mark.parametrize("retry_after, min_gap, max_gap", [("0.05", 0.05, 0.3), ("0", 0.3, 1.0)])
+@pytest.mark.parametrize("retry_after, min_gap, max_gap", [("1.5", 1.5, 5.0), ("0", 0.3, 1.5)])
 def test_retry_after_header(retry_after, min_gap, max_gap):
     # The SDK sleeps for a positive Retry-After; "0" is not > 0, so it falls back to its own backoff
-    # (0.5 s minus up to 25 % jitter for the first retry).
+    # (0.5 s minus up to 25 % jitter for the first retry). The two ranges do not overlap, and each
+    # leaves a loaded machine a second of slack above the sleep.
     with StubServer(["ok"], fail_first=[429], retry_after=retry_after) as srv:
         out = _run(OpenAIModel("stub-model", base_url=srv.base_url), QUESTION)
     assert out.texts == ["ok"]
@@ -107,6 +108,9 @@ def test_timeout_is_retried_then_one_line_model_error():
         model = OpenAIModel("stub-model", base_url=srv.base_url, max_retries=1, timeout=0.1)
         with pytest.raises(ModelError, match="did not answer within 0.1s"):
             _run(model, QUESTION)
+        deadline = time.monotonic() + 5  # the stub logs the retry on its own thread
+        while len(srv.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert len(srv.requests) == 2
 
 
@@ -246,7 +250,7 @@ def test_resolve_spec_and_reuse_across_event_loops():
 
 
 def test_concurrency_is_bounded():
-    with StubServer(["x"], delay=0.05) as srv:
+    with StubServer(["x"], delay=0.3) as srv:  # long enough for two to overlap on a loaded machine
         model = OpenAIModel("stub-model", base_url=srv.base_url, max_concurrency=2)
 
         async def go():
@@ -310,7 +314,9 @@ def test_should_stop_closes_one_stream_and_keeps_the_others():
                 await model.aclose()
 
         out = asyncio.run(go())
-        time.sleep(0.2)  # the stub notices the hang-up at its next write
+        deadline = time.monotonic() + 5  # the stub notices the hang-up at its next write
+        while not any(r["aborted"] for r in srv.requests) and time.monotonic() < deadline:
+            time.sleep(0.01)
     # n=2 with should_stop: two single-sample streaming requests, even without on_text
     assert len(srv.requests) == 2
     assert all(r["body"]["n"] == 1 and r["body"]["stream"] is True for r in srv.requests)

