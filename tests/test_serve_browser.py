@@ -112,6 +112,7 @@ def test_stop_on_the_page_cancels_the_work_on_the_server():
             page.goto(srv.url + "/")
             page.fill("#question", "Count.")
             page.select_option("#strategy", "cot")
+            page.fill("#params", "max_tokens=4000")  # not cot's 512 tokens: 5 s could pass first
             page.click("#ask")
             page.wait_for_selector(".card.live")
             page.click("#stop")
@@ -124,5 +125,6 @@ def test_stop_on_the_page_cancels_the_work_on_the_server():
             tokens = model.tokens_generated
             time.sleep(0.3)
             assert model.tokens_generated == tokens < 4000 and len(model.requests) == 1
+            assert model.requests[0].max_tokens == 4000
         finally:
             browser.close()
