@@ -213,6 +213,68 @@ def test_synth_keep_all_and_a_partial_last_line(tmp_path):
     assert not out.with_name("all.rejected.jsonl").exists()
 
 
+def test_synth_resumes_only_with_the_task_model_and_strategy_it_was_made_with(tmp_path):
+    from openai_stub_server import StubServer
+
+    problems = load_problems("arith", limit=4, seed=4, digits=2)
+    out = tmp_path / "s.jsonl"
+    rejected = tmp_path / "s.rejected.jsonl"
+    common = ["--limit", "4", "--seed", "4", "--out", str(out), "--concurrency", "1"]
+    with StubServer(_stub_replies(problems)) as server:
+        first = f"openai:stub-model@{server.base_url}"
+        proc = run_ponder("data", "synth", "--task", "arith:digits=2", "--model", first, *common)
+        assert proc.returncode == 0, proc.stderr
+        assert len(server.requests) == 4
+        files = (out.read_bytes(), rejected.read_bytes())
+
+        def refused(*args):
+            proc = run_ponder("data", "synth", *args, *common)
+            assert proc.returncode != 0 and "Traceback" not in proc.stderr
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and "pass another --out" in lines[0], proc.stderr
+            assert len(server.requests) == 4  # refused before asking the model anything
+            assert (out.read_bytes(), rejected.read_bytes()) == files
+            return lines[0]
+
+        # another task with the same ids (arith ids do not name the digits) or other ones
+        line = refused("--task", "arith:digits=3", "--model", first)
+        assert "task 'arith:digits=2', not task 'arith:digits=3'" in line
+        line = refused("--task", "countdown:count=3", "--model", first)
+        assert "task 'arith:digits=2', not task 'countdown:count=3'" in line
+        # the next STaR round: a new model with another strategy would sample nothing
+        second = f"openai:other-model@{server.base_url}"
+        line = refused("--task", "arith:digits=2", "--model", second, "--strategy", "vote:n=2")
+        assert f"model {first!r} and strategy 'cot', not model {second!r} and strategy 'vote:n=2'" in line
+
+        # the same command, its specs written otherwise, resumes: nothing left to ask
+        again = run_ponder("data", "synth", "--task", "arith:digits=02", "--model", first,
+                           "--strategy", "cot", *common)  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert "kept 0 of 0" in again.stdout and len(server.requests) == 4
+    # rejected rows name the task too, so a file of only rejected problems is checked as well
+    assert {json.loads(line)["task"] for line in rejected.read_text().splitlines()} == {"arith:digits=2"}
+
+
+def test_synth_file_from_before_the_rows_named_it_all_resumes(tmp_path):
+    from ponder.errors import UserError
+
+    # as the last version wrote them: kept rows name task, model and strategy; rejected ones no task
+    out = tmp_path / "old.jsonl"
+    out.write_text(json.dumps({"problem_id": "arith-s0-0", "prompt": "p", "completion": "c",
+                               "task": "arith:digits=3", "model": "lab:add3-sft",
+                               "strategy": "vote:n=2", "correct": True}) + "\n")  # fmt: skip
+    (tmp_path / "old.rejected.jsonl").write_text(
+        json.dumps({"problem_id": "arith-s0-1", "model": "lab:add3-sft", "strategy": "vote:n=2"}) + "\n"
+    )
+    f = SynthFile(out)
+    assert f.done == {"arith-s0-0", "arith-s0-1"}
+    f.check_made_with("arith:digits=3", "lab:add3-sft", "vote:n=2")
+    with pytest.raises(UserError, match="made with task 'arith:digits=3', not task 'countdown'"):
+        f.check_made_with("countdown", "lab:add3-sft", "vote:n=2")
+    with pytest.raises(UserError, match="made with model 'lab:add3-sft', not model 'lab:add3-grpo'"):
+        f.check_made_with("arith:digits=3", "lab:add3-grpo", "vote:n=2")
+
+
 @pytest.mark.parametrize(
     "extra, fragment",
     [
@@ -330,6 +392,33 @@ def test_grpo_checkpoints_crash_and_resume(start_checkpoint, tmp_path):
 
     acc = accuracy(str(out), make_problems("add", 2, seed=9, digits=1), "cot", max_tokens=24)
     assert acc.total == 2 and acc.completion_tokens > 0
+
+
+def test_grpo_resume_sets_aside_a_checkpoint_the_run_stopped_writing(start_checkpoint, tmp_path):
+    """Killed while checkpoint-3 was written (no trainer_state.json yet), the run resumed from
+    that folder and crashed on every --resume; it goes on from checkpoint-2 instead."""
+    _need_train()
+    from transformers import TrainerCallback
+
+    from ponder.lab.grpo import train_grpo
+
+    class CrashAfterSave3(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise Crash()
+
+    out = tmp_path / "grpo"
+    with pytest.raises(Crash):
+        train_grpo(_opts(start_checkpoint, out, save_every=1), progress=False,
+                   callbacks=[CrashAfterSave3()])  # fmt: skip
+    (out / "checkpoint-3" / "trainer_state.json").unlink()
+    said = []
+    record = train_grpo(_opts(start_checkpoint, out, save_every=1, resume=True), progress=False,
+                        say=said.append)  # fmt: skip
+    assert said == [f"removed {out / 'checkpoint-3'}: the run stopped while saving it (no complete "
+                    "trainer_state.json)", "resuming from checkpoint-2"]  # fmt: skip
+    assert record["finished"] and record["global_step"] == 4
+    assert [s for s, _, _ in record["rewards"]] == [1, 2, 3, 4]
 
 
 def test_grpo_rollouts_decode_with_finished_rows_dropped(start_checkpoint, tmp_path, monkeypatch):

@@ -283,6 +283,40 @@ def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path):
     assert record["losses"][0][0] == 1  # the log of the first session was kept
 
 
+@pytest.mark.parametrize("damage", ["trainer_state.json missing", "trainer_state.json cut short"])
+def test_resume_sets_aside_a_checkpoint_the_run_stopped_writing(tmp_path, damage):
+    """A run killed while transformers wrote checkpoint-3 (trainer_state.json is written last)
+    left a folder every --resume crashed on: it is removed, and the run goes on from checkpoint-2."""
+    _need_train()
+    from transformers import TrainerCallback
+
+    from ponder.lab.sft import SFTOptions, train_sft
+
+    class Interrupt(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    opts = {"out": str(tmp_path / "run"), "task": "add", "task_options": {"digits": 2},
+            "examples": 32, "steps": 5, "batch_size": 4, "save_every": 1, "log_every": 1,
+            "device": "cpu", "threads": 1}  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(SFTOptions(**opts), progress=False, callbacks=[Interrupt()])
+    state = tmp_path / "run" / "checkpoint-3" / "trainer_state.json"
+    if damage == "trainer_state.json missing":
+        state.unlink()
+    else:
+        state.write_text(state.read_text()[:40])
+    said = []
+    record = train_sft(SFTOptions(**opts, resume=True), progress=False, say=said.append)
+    assert said == [f"removed {state.parent}: the run stopped while saving it (no complete "
+                    "trainer_state.json)", "resuming from checkpoint-2"]  # fmt: skip
+    assert record["finished"] and record["global_step"] == 5
+    assert record["resumed_from"] == "checkpoint-2"
+    assert [step for step, _ in record["losses"]] == [1, 2, 3, 4, 5]
+    assert (tmp_path / "run" / "checkpoint-5" / "trainer_state.json").is_file()
+
+
 def test_train_cli_errors_are_one_line(tmp_path, capsys):
     _need_train()
     from ponder.cli import main

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -76,9 +78,38 @@ def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], N
             raise UserError(f"--resume: {out} was trained with {was}; use the same settings")
         if prev.get("finished"):
             say(f"{out}: already finished ({prev['global_step']} steps); nothing to do")
-    elif resume and not last:
+            return prev
+    if resume and last:
+        drop_incomplete_checkpoints(out, say)
+        last = get_last_checkpoint(str(out))
+    if resume and not last:
         say(f"{out}: nothing to resume; starting from scratch")
     return prev
+
+
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+def drop_incomplete_checkpoints(out: Path, say: Callable[[str], None]) -> None:
+    """Remove the ``checkpoint-N`` folders of ``out`` that were not completely written.
+
+    transformers writes a checkpoint's weights, optimizer, scheduler and RNG state first and its
+    ``trainer_state.json`` last (not atomically), and resumes from the highest-numbered folder: a
+    run stopped while saving (Ctrl-C, ``kill -9``, a full disk) left a folder that every later
+    ``--resume`` crashed on. Such a folder is removed rather than moved aside: nothing in it can be
+    resumed from, the run writes the same step's checkpoint again when it gets there, and a
+    renamed folder beside the others would still be matched and counted by transformers' rotation
+    of ``checkpoint-*`` folders (``--keep-checkpoints``)."""
+    for folder in sorted(out.iterdir()):
+        if not (folder.is_dir() and _CHECKPOINT.fullmatch(folder.name)):
+            continue
+        try:
+            complete = isinstance(json.loads((folder / "trainer_state.json").read_text()), dict)
+        except (OSError, ValueError):
+            complete = False
+        if not complete:
+            shutil.rmtree(folder)
+            say(f"removed {folder}: the run stopped while saving it (no complete trainer_state.json)")
 
 
 @contextmanager
