@@ -2,13 +2,15 @@
 verifier accepts (``lab.synth``); the rows are ``ponder train sft --data FILE`` input.
 
 Every user mistake (unknown task, malformed strategy, a model that cannot load, an --out that is
-not a synth file) is reported in one line before any model work starts.
+not a synth file or was made with another task, model or strategy) is reported in one line before
+any model work starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 from rich.console import Console
 from rich.markup import escape
@@ -37,7 +39,8 @@ def add_data_commands(sub) -> None:
     s.add_argument("--strategy", default="cot", help="NAME[:key=value,...] (default cot), e.g. vote:n=4")
     s.add_argument("--budget", type=positive_int, help="cap on total tokens per problem")
     s.add_argument("--threads", type=positive_int, help=THREADS_HELP)
-    s.add_argument("--out", required=True, help="output .jsonl; an existing one is resumed")
+    s.add_argument("--out", required=True, help="output .jsonl; an existing one is resumed "
+                   "(only with the task, model and strategy it was made with)")
     s.add_argument(
         "--keep", choices=("correct", "all"), default="correct",
         help="correct (default): only accepted samples, rejected problems go to OUT.rejected.jsonl; "
@@ -86,7 +89,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not problems:
         raise UserError(f"no problems selected from {args.task}")
     out = SynthFile(args.out, args.keep)
-    model = resolve(args.model, threads=args.threads)
+    # the spec resolve() will load, so that rows made under another $PONDER_MODEL differ
+    model_spec = (args.model or os.environ.get("PONDER_MODEL") or "default").strip()
+    out.check_made_with(args.task, model_spec, strategy.spec)
+    model = resolve(model_spec, threads=args.threads)
     concurrency = args.concurrency or (8 if model.describe().get("backend") == "openai" else 1)
 
     err = Console(stderr=True, highlight=False)
@@ -108,7 +114,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             stats = asyncio.run(
                 synthesize(
                     problems, model, strategy, out, task=args.task,
-                    model_spec=args.model or "default", budget=Budget(args.budget), seed=args.seed,
+                    model_spec=model_spec, budget=Budget(args.budget), seed=args.seed,
                     concurrency=concurrency, on_result=on_result,
                 )
             )

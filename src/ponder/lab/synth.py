@@ -8,6 +8,12 @@ rows in the SFT format::
     {"prompt": format.prompt_text(question), "completion": <the accepted sample, cut after its
      answer line>, "answer": <reference>, "task", "problem_id", "model", "strategy", "correct"}
 
+Every row, kept or rejected, names the task, model and strategy it was made with, and that is the
+file's identity: a run resumes a file only with the same three (compared in their parsed forms, so
+``arith:digits=03`` resumes ``arith:digits=3``); any other is refused, since its problem ids would
+count as done (a new model's STaR round would sample nothing) or its rows would be mixed in. A row
+that lacks a field (rejected rows before they named the task) is not compared on it.
+
 Departures from the paper: no "rationalization" (re-asking with the answer as a hint for the
 problems the model failed); no outer loop (fine-tune with ``ponder train sft --data FILE`` and
 synthesise again with the new model for the next round); any model and any strategy (a vote
@@ -33,13 +39,15 @@ from ponder.errors import UserError
 from ponder.lab import format
 from ponder.models.base import Model
 from ponder.problems.base import Problem
-from ponder.think import StrategyBase
+from ponder.problems.tasks import parse_task
+from ponder.think import StrategyBase, parse_strategy
 from ponder.verify import check
 
 # The patterns extract_answer reads answers with, so the cut lands where the answer was read.
 from ponder.verify.extract import _ANSWER_LINE, _HASHES, _NUMBER
 
 KEEP = ("correct", "all")
+MADE_WITH = ("task", "model", "strategy")  # what every row records of how it was made
 
 
 @dataclass
@@ -91,28 +99,48 @@ class SynthFile:
             if p.is_dir():
                 raise UserError(f"{p} is a directory; --out takes a .jsonl file")
         self.done: set[str] = set()
+        # each of MADE_WITH -> the distinct values the rows record, in the order first seen
+        self.made_with: dict[str, list[str]] = {k: [] for k in MADE_WITH}
         for p in (self.path, self.rejected_path):
-            self.done |= self._read_ids(p)
+            self._read(p)
 
-    @staticmethod
-    def _read_ids(path: Path) -> set[str]:
+    def _read(self, path: Path) -> None:
+        """Add the problem ids and MADE_WITH values of ``path``'s rows."""
         if not path.exists():
-            return set()
+            return
         data = path.read_bytes()
         if data and not data.endswith(b"\n"):  # a crash mid-write: drop the partial last line
             data = data[: data.rfind(b"\n") + 1]
             path.write_bytes(data)
-        ids = set()
         for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                ids.add(str(json.loads(line)["problem_id"]))
+                row = json.loads(line)
+                self.done.add(str(row["problem_id"]))
             except (ValueError, KeyError, TypeError):
                 raise UserError(
                     f"{path}:{n} is not a synth row (JSON with a problem_id); pick another --out"
                 ) from None
-        return ids
+            for key, seen in self.made_with.items():
+                value = row.get(key)
+                if isinstance(value, str) and value not in seen:
+                    seen.append(value)
+
+    def check_made_with(self, task: str, model: str, strategy: str) -> None:
+        """Refuse (UserError) to add rows made otherwise than the rows already in the files."""
+        new = {"task": task, "model": model, "strategy": strategy}
+        old: dict[str, str] = {}
+        for key, values in self.made_with.items():
+            other = next((v for v in values if _canonical(key, v) != _canonical(key, new[key])), None)
+            if other is not None:
+                old[key] = other
+        if old:
+            made = " and ".join(f"{k} {v!r}" for k, v in old.items())
+            now = " and ".join(f"{k} {new[k]!r}" for k in old)
+            raise UserError(
+                f"{self.path} was made with {made}, not {now}; pass another --out to start a new file"
+            )
 
     def append(self, row: dict, rejected: bool = False) -> None:
         path = self.rejected_path if rejected else self.path
@@ -121,6 +149,19 @@ class SynthFile:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
         self.done.add(row["problem_id"])
+
+
+def _canonical(key: str, value: str) -> object:
+    """A task or strategy spec in its parsed form (option order and number format do not count);
+    a model spec, or one that no longer parses, as written."""
+    try:
+        if key == "task":
+            return parse_task(value)
+        if key == "strategy":
+            return parse_strategy(value).spec
+    except (ValueError, UserError):  # no longer parses: compared as written
+        pass
+    return value
 
 
 def synth_row(problem: Problem, text: str, correct: bool, task: str, model: str, strategy: str) -> dict:
@@ -150,11 +191,12 @@ async def synthesize(
     on_result: Callable[[SynthStats], None] | None = None,
 ) -> SynthStats:
     """Run ``strategy`` on the problems not yet in ``out``; append what to keep (rows name it by
-    its spec).
+    its spec). ``out`` made with another task, model or strategy is refused (UserError).
 
     A wrong answer is a rejected row, not an error; a model or code failure stops the run (rows
     written so far stay, and a re-run resumes after them).
     """
+    out.check_made_with(task, model_spec, strategy.spec)
     stats = SynthStats()
     todo = [p for p in problems if p.id not in out.done]
     stats.skipped = len(problems) - len(todo)
@@ -176,7 +218,8 @@ async def synthesize(
             why = "no sample's own answer is accepted" if row.correct else "rejected by the verifier"
             out.append(
                 {"problem_id": problem.id, "answer": row.answer, "reference": problem.answer,
-                 "reason": f"{why} ({row.how})", "model": model_spec, "strategy": strategy.spec},
+                 "reason": f"{why} ({row.how})", "task": task, "model": model_spec,
+                 "strategy": strategy.spec},
                 rejected=True,
             )
         if on_result is not None:
