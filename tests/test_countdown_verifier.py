@@ -226,6 +226,23 @@ def test_auto_hands_its_hard_strategy_the_options_written_for_it():
     assert "beam.floor=1" in strategy.spec
 
 
+@pytest.mark.parametrize("spec", ["beam:verifier=countdown", "mcts:verifier=countdown,simulations=4"])
+def test_the_countdown_verifier_makes_a_search_sample_a_line_at_a_time(spec):
+    """``split=auto`` can only look at text already written, so before sampling it stops at blank
+    lines; a countdown search has none, so under the countdown verifier a step is one line (each
+    "step" had been a whole trace, answered when step_tokens cut it mid-answer)."""
+    model = ScriptedModel(
+        lambda request, i: TRACE[len(request.prefix or ""):]
+        if TRACE.startswith(request.prefix or "") else "give up"
+    )
+    strategy = parse_strategy(spec + ",seed=0")
+    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(40_000))))
+    steps = [r for r in model.requests if r.stop]
+    assert steps and {r.stop for r in steps} == {("\n",)}
+    assert {(r.prefix or "").count("\n") for r in steps} >= {0, 1}  # grown line by line
+    assert result.answer == "(50-1)*8" and "split" not in strategy.spec
+
+
 def test_auto_says_when_the_hard_path_ends_on_an_answer_its_checker_rejects():
     """reflect's rounds run out on the false hit: auto still answers it, and its trace says the
     checker rejects it."""

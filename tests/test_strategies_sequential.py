@@ -313,6 +313,22 @@ def test_steps_cut_at_step_tokens_are_warned_about(kind):
     assert warning.message.startswith("2 of ")  # the two first steps; "Answer: 132" fits
 
 
+@pytest.mark.parametrize("kind", ["beam:beams=1,expand=1", "mcts:simulations=2,expand=1"])
+def test_an_answer_cut_at_step_tokens_does_not_finish_the_search(kind):
+    """``Answer: 1 3`` cut from ``Answer: 1 3 2 4`` by step_tokens is a fragment: the search goes
+    on after it (and its warning says so) instead of answering it and calling the beam finished."""
+    model = by_prefix({
+        "": ["Answer: 1 3 2 4"],
+        "Answer: 1 3\n": ["Answer: 132"],
+    })  # fmt: skip
+    spec = f"{kind},verifier=arith,split=line,max_steps=3,step_tokens=3"
+    events = events_of(parse_strategy(spec, seed=0), model)
+    result = result_of(events)
+    assert result.answer == "132" and result.text == "Answer: 1 3\nAnswer: 132"
+    assert any(r.prefix == "Answer: 1 3\n" for r in model.requests)
+    assert of(events, Warned)[0].message.startswith("1 of ")
+
+
 def test_beam_floor_drops_rejected_steps_and_backs_off_to_a_set_aside_one():
     """With an exact verifier, floor=1 keeps only sound partial solutions: when every continuation
     of the kept beam is rejected, the search returns to the candidate it set aside. Without the

@@ -56,6 +56,7 @@ from ponder.think.steps import (
     check_split,
     cut_steps_warning,
     ends_solution,
+    sampling_split,
     separator,
     step_request,
 )
@@ -168,6 +169,7 @@ class Beam(StrategyBase):
             raise ValueError("beam: floor must be between 0 and 1 (a step score's range)")
         check_split("beam", self.split)
         self._scorer = self.scorer_for("step")
+        self._split = sampling_split(self.split, self._scorer.name)
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         scorer = self._scorer
@@ -219,7 +221,7 @@ class Beam(StrategyBase):
         for (parent, _), c in zip(plans, completions):
             search.sampled += c.samples
             for s in c.samples:
-                kid = child(parent, len(search.nodes), s, self.split)
+                kid = child(parent, len(search.nodes), s, self._split)
                 if depth == 0 and self.diverse:  # deal the first steps into subtrees
                     kid.subtree = len(candidates) // self.expand
                 search.nodes.append(kid)
@@ -319,7 +321,7 @@ class Beam(StrategyBase):
         for node in ordered:
             n = self.beams * self.expand if node.depth == 0 else self.expand
             req = step_request(
-                base, node.text, self.split, n=n, max_tokens=self.step_tokens, logprobs=True
+                base, node.text, self._split, n=n, max_tokens=self.step_tokens, logprobs=True
             )
             step = stand_in(self.step_tokens)
             cost = run.meter.cost(req)

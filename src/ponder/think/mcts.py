@@ -45,6 +45,7 @@ from ponder.think.steps import (
     check_split,
     cut_steps_warning,
     ends_solution,
+    sampling_split,
     separator,
     step_request,
 )
@@ -106,6 +107,7 @@ class Mcts(StrategyBase):
         self.sampling.require_temperature("mcts", "greedy children would all agree")
         check_split("mcts", self.split)
         self._scorer = self.scorer_for("step")
+        self._split = sampling_split(self.split, self._scorer.name)
 
     async def solve(self, problem: Problem, run: Run) -> Result:
         scorer = self._scorer
@@ -136,13 +138,13 @@ class Mcts(StrategyBase):
                 break
             # 2. expansion
             if grow:
-                req = step_request(base, leaf.text, self.split, n=self.expand,
+                req = step_request(base, leaf.text, self._split, n=self.expand,
                                    max_tokens=self.step_tokens, logprobs=scorer.logprobs)
                 c = await run.call(seeded(req))
                 sampled += c.samples
                 for s in c.samples:
                     done = ends_solution(s)
-                    text = leaf.text + s.text + ("" if done else separator(self.split))
+                    text = leaf.text + s.text + ("" if done else separator(self._split))
                     answer = extract_answer(text) if done and s.text.strip() else None
                     kid = Node(len(nodes), leaf.id, leaf.depth + 1, text, s.text,
                                terminal=done, answer=answer, sample=s)
@@ -223,9 +225,9 @@ class Mcts(StrategyBase):
             return True
         cost, text = 0, leaf.text
         if grow:
-            req = step_request(base, text, self.split, n=self.expand, max_tokens=self.step_tokens)
+            req = step_request(base, text, self._split, n=self.expand, max_tokens=self.step_tokens)
             cost += run.meter.cost(req)
-            text += stand_in(self.step_tokens) + separator(self.split)
+            text += stand_in(self.step_tokens) + separator(self._split)
         if grow or not leaf.terminal:
             cost += run.meter.cost(base.continuing(text))
             text += stand_in(self.sampling.max_tokens)

@@ -29,9 +29,20 @@ def step_request(base: Request, prefix: str, split: str, **sampling) -> Request:
 
 
 def ends_solution(step: Sample) -> bool:
-    """A sampled step that finishes its solution: it states an answer, or it is empty (the model
-    had nothing more to write; a backend reports the end of text and a stop string alike)."""
-    return not step.text.strip() or states_answer(step.text)
+    """A sampled step that finishes its solution: it states an answer and was not cut off by its
+    token cap (``Answer: (25+7`` is a fragment, not an answer), or it is empty (the model had
+    nothing more to write; a backend reports the end of text and a stop string alike)."""
+    if not step.text.strip():
+        return True
+    return step.finish_reason != "length" and states_answer(step.text)
+
+
+def sampling_split(split: str, scorer_name: str) -> str:
+    """The step boundary a step-level search samples to: ``split``, except that ``auto`` is
+    ``line`` under the ``countdown`` verifier, which checks a search line by line. ``auto`` can
+    only look at text already written, so before sampling it stops at blank lines; a countdown
+    search has none, and each "step" ran to ``step_tokens`` as a whole trace."""
+    return "line" if split == "auto" and scorer_name == "countdown" else split
 
 
 def cut_steps_warning(steps: list[Sample], step_tokens: int) -> Warned | None:
@@ -46,5 +57,6 @@ def cut_steps_warning(steps: list[Sample], step_tokens: int) -> Warned | None:
         return None
     return Warned(
         f"{cut} of {len(steps)} sampled steps were cut at step_tokens={step_tokens} before their "
-        "step boundary and scored as cut; raise step_tokens above the longest step"
+        "step boundary and scored as cut; raise step_tokens above the longest step, or set "
+        "split=line if the model writes one step per line"
     )
