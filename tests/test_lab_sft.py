@@ -343,6 +343,39 @@ def test_train_cli_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("command", ["sft", "grpo"])
+def test_from_a_folder_that_is_not_a_model_is_one_line(tmp_path, capsys, command):
+    """An empty folder, a config.json that is not a model's, an unfinished run's folder (only
+    checkpoint-N) or a config without weights gave a traceback about sentencepiece."""
+    _need_train()
+    from ponder.cli import main
+
+    def folder(name, files=(), dirs=()):
+        d = tmp_path / name
+        d.mkdir()
+        for sub in dirs:
+            (d / sub).mkdir()
+        for path, text in files:
+            (d / path).write_text(text)
+        return str(d)
+
+    out = str(tmp_path / "out")
+    cases = [
+        (folder("empty"), "is not a model directory (no config.json)"),
+        (folder("braces", [("config.json", "{}")]), "its config.json names no model_type"),
+        (folder("junk", [("config.json", "[1, 2")]), "its config.json names no model_type"),
+        (folder("run", dirs=["checkpoint-5", "checkpoint-10"]),
+         f"but an unfinished run's: continue it with --resume --out {tmp_path / 'run'}, or start "
+         f"from --from {tmp_path / 'run' / 'checkpoint-10'}"),
+        (folder("bare", [("config.json", '{"model_type": "llama"}')]), "is not a model directory ponder can load ("),
+    ]  # fmt: skip
+    for start, message in cases:
+        assert main(["train", command, "--task", "add", "--from", start, "--out", out, "--threads", "1"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and f"--from {start} " in err and message in err, err
+        assert not (tmp_path / "out").exists()
+
+
 def test_train_refuses_releases_below_the_floors_in_one_line(tmp_path, monkeypatch, capsys):
     """Older transformers or trl fail deep inside training (an unknown SFTConfig argument): the
     CLI says which release is needed before it starts, for sft and grpo alike."""

@@ -46,6 +46,7 @@ from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
 )
 from ponder.lab import format, traces
 from ponder.lab.rewards import problem_columns, reward_setup
+from ponder.lab.train_args import check_model_dir
 
 # Settings that must match for --resume to continue a run.
 IDENTITY = ("algorithm", "task", "task_options", "examples", "steps", "num_generations",
@@ -119,8 +120,7 @@ class GRPOOptions:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0; got {value}")
         if self.step_reward and self.task != "countdown":
             raise UserError(f"--step-reward checks countdown searches; --task is {self.task}")
-        if not os.path.isfile(os.path.join(self.init_from, "config.json")):
-            raise UserError(f"--from {self.init_from}: not a model directory (no config.json)")
+        check_model_dir(self.init_from)
 
     def identity(self) -> dict:
         d = asdict(self)
@@ -271,12 +271,11 @@ def train_grpo(
 ) -> dict:
     """Train (or resume, or find finished) the GRPO run in ``opts.out``; returns its record."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOConfig, GRPOTrainer
 
-    from ponder.lab.model import n_params, pick_device, save, tf32_for
+    from ponder.lab.model import load_start, n_params, pick_device, save, tf32_for
     from ponder.models.hf import static_cache_pays
 
     out = Path(opts.out)
@@ -286,8 +285,7 @@ def train_grpo(
         return prev
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
 
-    tokenizer = AutoTokenizer.from_pretrained(opts.init_from)
-    model = AutoModelForCausalLM.from_pretrained(opts.init_from, dtype=torch.float32)
+    tokenizer, model = load_start(opts.init_from, dtype=torch.float32)
     dataset = build_dataset(opts)
     funcs, weights = reward_setup(opts.format_reward, step_weight=opts.step_reward)
     out.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,21 @@ def _set_generation_defaults(model, tokenizer) -> None:
     ]
 
 
+def load_start(path: str, **kwargs):
+    """(tokenizer, model) of the ``--from`` folder; a folder transformers cannot load (weights or
+    tokenizer files missing or broken) is a one-line error, not a traceback."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ponder.problems.errors import one_line
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except Exception as e:  # OSError, ValueError, KeyError...: all mean "not a model we can load"
+        raise UserError(f"--from {path} is not a model directory ponder can load ({one_line(e)})") from None
+    return tokenizer, model
+
+
 def n_params(model) -> int:
     """Distinct parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in model.parameters())

@@ -44,6 +44,7 @@ from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
     write_record,
 )
 from ponder.lab import format, traces
+from ponder.lab.train_args import check_model_dir
 
 # Settings that must match for --resume to continue a run (steps included: the LR schedule
 # depends on it). Device, save_every, keep_checkpoints and resume itself may change between
@@ -115,8 +116,8 @@ class SFTOptions:
             if not (value > 0 and math.isfinite(value)):
                 flag = name.replace("_", "-")
                 raise UserError(f"--{flag} must be a positive number; got {value}")
-        if self.init_from is not None and not os.path.isdir(self.init_from):
-            raise UserError(f"--from {self.init_from}: no such model directory")
+        if self.init_from is not None:
+            check_model_dir(self.init_from)
 
     def identity(self) -> dict:
         d = asdict(self)
@@ -177,12 +178,11 @@ def train_sft(
     """Train (or resume, or find finished) the run in ``opts.out``; returns its record."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
     from ponder.lab.check_weight import CheckWeights, trainer_class
-    from ponder.lab.model import make_tiny_llama, n_params, pick_device, save, tf32_for
+    from ponder.lab.model import load_start, make_tiny_llama, n_params, pick_device, save, tf32_for
     from ponder.lab.tokenizer import make_char_tokenizer
 
     out = Path(opts.out)
@@ -193,8 +193,7 @@ def train_sft(
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
 
     if opts.init_from:
-        tokenizer = AutoTokenizer.from_pretrained(opts.init_from)
-        model = AutoModelForCausalLM.from_pretrained(opts.init_from)
+        tokenizer, model = load_start(opts.init_from)
     else:
         tokenizer = make_char_tokenizer()
         model = make_tiny_llama(tokenizer, opts.size, seed=opts.seed)
