@@ -376,6 +376,26 @@ def test_from_a_folder_that_is_not_a_model_is_one_line(tmp_path, capsys, command
         assert not (tmp_path / "out").exists()
 
 
+def test_sft_data_that_is_not_rows_is_one_line(tmp_path, capsys):
+    """A row that is a JSON list or string gave an AttributeError, a file that is not UTF-8 a
+    UnicodeDecodeError: both are one line, as --data is in grpo and data synth."""
+    _need_train()
+    from ponder.cli import main
+
+    cases = {
+        "list.jsonl": (b'[1, 2]\n', "line 1: expected a JSON object, got list"),
+        "string.jsonl": (b'{"prompt": "a", "completion": "b"}\n"text"\n', "line 2: expected a JSON object, got str"),
+        "latin1.jsonl": ('{"prompt": "caf\u00e9", "completion": "b"}\n'.encode("latin-1"), "cannot read"),
+        "fields.jsonl": (b'{"prompt": 1, "completion": "b"}\n', "line 1 lacks string 'prompt' and 'completion'"),
+    }  # fmt: skip
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert main(["train", "sft", "--data", str(tmp_path / name), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err and name in err, err
+        assert not (tmp_path / "o").exists()
+
+
 def test_train_refuses_releases_below_the_floors_in_one_line(tmp_path, monkeypatch, capsys):
     """Older transformers or trl fail deep inside training (an unknown SFTConfig argument): the
     CLI says which release is needed before it starts, for sft and grpo alike."""

@@ -28,7 +28,6 @@ are saved in ``OUT`` itself, an ordinary Hugging Face directory: ``ponder solve 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -154,21 +153,19 @@ def _preprocess_workers(rows: int) -> int | None:
 
 
 def _read_jsonl(path: str) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise UserError(f"--data {path}: line {i} is not JSON") from None
-            if not isinstance(row.get("prompt"), str) or not isinstance(row.get("completion"), str):
-                raise UserError(f"--data {path}: line {i} lacks string 'prompt' and 'completion'")
-            rows.append(row)
-    if not rows:
-        raise UserError(f"--data {path}: no rows")
-    return rows
+    """The rows of a ``--data`` file, read as every other JSONL of ponder is (``.jsonl.gz`` too);
+    a row that is not an object with string ``prompt`` and ``completion`` is a one-line error."""
+    from ponder.problems.errors import ProblemSetError
+    from ponder.problems.jsonl import read_jsonl
+
+    try:
+        numbered = read_jsonl(path)
+    except ProblemSetError as e:
+        raise UserError(f"--data: {e}") from None
+    for i, row in numbered:
+        if not isinstance(row.get("prompt"), str) or not isinstance(row.get("completion"), str):
+            raise UserError(f"--data {path}: line {i} lacks string 'prompt' and 'completion'")
+    return [row for _, row in numbered]
 
 
 def train_sft(
