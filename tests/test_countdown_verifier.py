@@ -14,6 +14,7 @@ from ponder.models import ScriptedModel
 from ponder.problems.base import Problem
 from ponder.think import StrategySpecError, final_result, parse_strategy
 from ponder.verify import Attempt, make_scorer
+from ponder.verify.scoring import refuse_mismatch
 from ponder.verify.countdown_steps import check_lines, first_flaw
 
 PROBLEM = Problem("c", "Using 1, 8 and 50, make 392.", None, "countdown",
@@ -432,6 +433,34 @@ def test_the_verifier_refuses_another_kind_of_problem_as_a_users_error():
     with pytest.raises(UserError, match="problem m is a math question"):
         asyncio.run(make_scorer("countdown", level="answer").score(
             Problem("m", "What is 17 + 25?"), Attempt("42", "42"), None))  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ("reflect:verifier=countdown", "problem m is a math question"),
+    ("beam:verifier=countdown", "problem m is a math question"),
+    ("mcts:verifier=countdown", "problem m is a math question"),
+    ("auto:verifier=countdown", "problem m is a math question"),
+    ("best_of_n:n=2,verifier=check", "problem m has none"),
+    ("vote:n=2,weighted=verifier,verifier=check", "problem m has none"),
+    ("auto:verify_probe=check", "problem m has none"),
+    ("guard:policy=,then=best_of_n:n=2,verifier=check", "problem m has none"),
+])  # fmt: skip
+def test_a_verifier_that_cannot_rate_the_problem_is_refused_before_a_token_is_spent(spec, says):
+    """The user's pairing (a countdown verifier on a math question, the reference grader on a
+    question with no reference) is a one-line error before any sampling, not after it."""
+    from ponder.errors import ProblemMismatch
+
+    model = ScriptedModel(lambda request, i: "Answer: 4")
+    question = Problem("m", "What is 2+2?", None, "math")
+    with pytest.raises(ProblemMismatch, match=says):
+        strategy = parse_strategy(spec, operator=True)
+        asyncio.run(final_result(strategy.run(question, model, Budget(20_000))))
+    assert model.requests == []
+    # the same verifiers fit the problems they can rate: a puzzle, a question with a reference
+    graded = Problem("g", "What is 2+2?", "4", "math")
+    for problem in (PROBLEM, graded) if "check" in spec else (PROBLEM,):
+        for scorer in strategy.scorers_on(problem):
+            refuse_mismatch(scorer, problem)  # raises nothing
 
 
 def test_a_finished_solution_without_an_answer_line_is_graded_on_its_answer():

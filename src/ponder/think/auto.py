@@ -197,6 +197,11 @@ class Auto(StrategyBase):
             return None
         return scorer if settles_answers(scorer) else None
 
+    def scorers_on(self, problem: Problem) -> list[Scorer]:
+        """The probe's checker and the hard strategy's scorers (the easy path asks none)."""
+        checker = self._checker_for(problem)
+        return [checker] * (checker is not None) + self._hard_strategy.scorers_on(problem)
+
     def _checker_for(self, problem: Problem) -> Scorer | None:
         """The probe's checker on ``problem``: with ``verify_probe=auto``, the task's own grader
         where it needs no reference answer (countdown, sudoku: exact, free, and it passes a right

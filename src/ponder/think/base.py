@@ -31,7 +31,7 @@ from ponder.tools.calculator import calculating
 from ponder.tools.calls import prompted
 from ponder.verify.score import Score
 from ponder.verify.scorers import resolve_scorer
-from ponder.verify.scoring import Attempt, Scorer
+from ponder.verify.scoring import Attempt, Scorer, refuse_mismatch
 
 SYSTEM_PROMPT = (
     "Solve the problem. Think step by step, then give the final answer on its own line "
@@ -233,6 +233,13 @@ class StrategyBase:
         except ValueError as e:
             raise ValueError(f"{self.name}: {e}") from None
 
+    def scorers_on(self, problem: Problem) -> list[Scorer]:
+        """The scorers ``solve`` may ask on ``problem``; ``run`` refuses a problem that one of
+        them cannot rate at all (``refuse_mismatch``) before a token is spent. A strategy with a
+        ``verifier`` keeps its scorer in ``_scorer``; one that keeps it otherwise says so here."""
+        scorer = getattr(self, "_scorer", None)
+        return [scorer] if scorer is not None else []
+
     @property
     def spec(self) -> str:
         """NAME:key=value for every option that differs from its default (the seed left out:
@@ -271,6 +278,8 @@ class StrategyBase:
         calls (``client_tools`` False) is not offered the problem's tools."""
         if problem.tools is not None and not self.client_tools:
             problem = dataclasses.replace(problem, tools=None)
+        for scorer in self.scorers_on(problem):
+            refuse_mismatch(scorer, problem)
         queue: asyncio.Queue = asyncio.Queue()
         run = Run(calculating(model) if self.calculator else model, budget, queue.put_nowait)
         task = asyncio.ensure_future(self.solve(problem, run))

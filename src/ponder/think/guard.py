@@ -57,6 +57,7 @@ from ponder.problems.base import Problem
 from ponder.specs import SpecError, parse_spec
 from ponder.think.base import Run, StrategyBase
 from ponder.think.config import Sampling, SamplingError
+from ponder.verify.scoring import Scorer
 
 REFUSAL = "I can't help with that request."
 GUARD_SYSTEM = (
@@ -174,6 +175,9 @@ class Guard(StrategyBase):
     def answering(self) -> StrategyBase:
         """The strategy that answers what the guard allows (``then``, built)."""
         return self._then
+
+    def scorers_on(self, problem: Problem) -> list[Scorer]:
+        return self._then.scorers_on(problem)
 
     @property
     def sampling(self) -> Sampling:

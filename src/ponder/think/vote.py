@@ -58,6 +58,9 @@ class Vote(StrategyBase):
         self._verifier = self.scorer_for("answer")
         self._confidence = resolve_scorer("confidence", "answer")
 
+    def scorers_on(self, problem: Problem) -> list[Scorer]:
+        return [self._verifier] if self.weighted == "verifier" else []
+
     async def solve(self, problem: Problem, run: Run) -> Result:
         scorer = None
         if self.weighted != "none":

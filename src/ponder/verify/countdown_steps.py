@@ -31,12 +31,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ponder.errors import ProblemMismatch
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.verify.countdown import check_countdown
 from ponder.verify.score import Score
-from ponder.verify.scoring import Attempt, FreeScorer
+from ponder.verify.scoring import Attempt, FreeScorer, refuse_mismatch
 
 _MOVE = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
 _STATE = re.compile(r"\[([\d ]*)\|(\d+)\]")
@@ -218,13 +217,18 @@ class CountdownSteps(FreeScorer):
     levels: frozenset[str] = field(default=frozenset({"answer", "step"}), init=False)
     checks_answer: bool = field(default=True, init=False)
 
+    def mismatch(self, problem: Problem) -> str | None:
+        if problem.kind == "countdown" and "numbers" in problem.meta:
+            return None
+        article = "an" if problem.kind[:1] in "aeiou" else "a"
+        return (
+            "verifier=countdown checks countdown puzzles, worded as 'Using the numbers 3, 7, 25 "
+            "(each at most once) and + - * /, write an expression equal to 46.'; "
+            f"problem {problem.id} is {article} {problem.kind} question"
+        )
+
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
-        if problem.kind != "countdown" or "numbers" not in problem.meta:
-            raise ProblemMismatch(
-                "verifier=countdown checks countdown puzzles, worded as 'Using the numbers 3, 7, 25 "
-                "(each at most once) and + - * /, write an expression equal to 46.'; "
-                f"problem {problem.id} is a {problem.kind} question"
-            )
+        refuse_mismatch(self, problem)
         if attempt.step is None:
             checked, wrong = check_lines(problem, attempt.text)
             if wrong is None and attempt.answer is None:

@@ -33,7 +33,7 @@ from ponder.verify.numeric import numeric_equal
 from ponder.verify.policy import check_policy
 from ponder.verify.research import citation_reason, research_equal
 from ponder.verify.score import Score
-from ponder.verify.scoring import Attempt, FreeScorer
+from ponder.verify.scoring import Attempt, FreeScorer, refuse_mismatch
 from ponder.verify.sudoku import check_sudoku
 
 REFERENCE_FREE = ("countdown", "sudoku")  # kinds whose grader needs no reference answer
@@ -116,7 +116,17 @@ class Check(FreeScorer):
     levels: frozenset[str] = field(default=frozenset({"answer"}), init=False)
     checks_answer: bool = field(default=True, init=False)
 
+    def mismatch(self, problem: Problem) -> str | None:
+        if problem.kind in (*REFERENCE_FREE, "code", "policy") or problem.answer is not None:
+            return None
+        return (
+            f"verifier=check grades against a reference answer, and problem {problem.id} has "
+            "none (a question typed in); it needs none only on countdown and sudoku puzzles, so "
+            "choose a verifier that reads the text instead (judge, prob, arith, ...)"
+        )
+
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
+        refuse_mismatch(self, problem)
         if problem.kind == "code":  # the whole text: its code, not an extracted final answer
             s = await asyncio.to_thread(check, problem, attempt.text)
             return Score(s.ok, s.value, f"{s.reason} (oracle: the hidden tests)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ponder.errors import ProblemMismatch
 from ponder.models.base import Model, Sample
 from ponder.problems.base import Problem
 from ponder.verify.score import Score
@@ -69,6 +70,18 @@ class Scorer(Protocol):
     async def score(self, problem: Problem, attempt: Attempt, model: Model) -> Score: ...
 
 
+def refuse_mismatch(scorer: Scorer, problem: Problem) -> None:
+    """Raise ProblemMismatch when ``scorer`` cannot rate ``problem`` at all (``countdown`` on a
+    math question, ``check`` on a question with no reference answer). Strategies call it before
+    they sample, so the user's pairing costs no tokens; the scorers call it too. A scorer says so
+    through an optional ``mismatch(problem)`` (the reason, or None): it is not part of the
+    Protocol, so a scorer written without it fits every problem."""
+    mismatch = getattr(scorer, "mismatch", None)
+    reason = mismatch(problem) if mismatch is not None else None
+    if reason:
+        raise ProblemMismatch(reason)
+
+
 def settles_answers(scorer: Scorer) -> bool:
     """Whether a pass by ``scorer`` settles an answer at no model call: what rejection sampling
     (``best_of_n:wave``) and ``auto``'s checked probe need of a checker."""
@@ -89,3 +102,7 @@ class FreeScorer:
 
     def max_cost(self, problem: Problem, attempt: Attempt, model: Model | None) -> int:
         return 0
+
+    def mismatch(self, problem: Problem) -> str | None:
+        """Why this scorer cannot rate ``problem`` at all, or None (``refuse_mismatch``)."""
+        return None

@@ -30,7 +30,6 @@ import doctest
 import re
 from dataclasses import dataclass, field, replace
 
-from ponder.errors import ProblemMismatch
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.tools.limits import RunResult, SandboxLimits
@@ -44,7 +43,7 @@ from ponder.verify.code_tests import (
     failure_reason,
 )
 from ponder.verify.score import Score
-from ponder.verify.scoring import Attempt, FreeScorer
+from ponder.verify.scoring import Attempt, FreeScorer, refuse_mismatch
 
 # What separates a call from its expected value in one-line examples, longest first.
 _ARROW = re.compile(
@@ -244,11 +243,13 @@ class VisibleTests(FreeScorer):
     levels: frozenset[str] = field(default=frozenset({"answer"}), init=False)
     checks_answer: bool = field(default=True, init=False)
 
+    def mismatch(self, problem: Problem) -> str | None:
+        if problem.kind == "code":
+            return None
+        return f"the tests scorer rates code problems; problem {problem.id} is {problem.kind!r}"
+
     async def score(self, problem: Problem, attempt: Attempt, model: Model | None) -> Score:
-        if problem.kind != "code":
-            raise ProblemMismatch(
-                f"the tests scorer rates code problems; problem {problem.id} is {problem.kind!r}"
-            )
+        refuse_mismatch(self, problem)
         prompt, _, entry_point = code_meta(problem)
         code = extract_code(attempt.text, entry_point)
         if not code.strip():
