@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_the_mean_keeps_the_first_checkpoints_dtype(run_folder, tmp_path):
 
 
 CASES = ["one", "twice", "twice by another path", "same weights", "missing", "other size",
-         "unreadable", "not empty", "a file"]  # fmt: skip
+         "unreadable", "not empty", "a file", "inside a file", "cannot be made"]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -95,17 +96,25 @@ def test_bad_input_gets_one_line(run_folder, tmp_path, case, monkeypatch):
         "unreadable": ([final, str(run_folder.parent / "broken")], "unreadable model.safetensors"),
         "not empty": ([ckpt, final], "is not empty; pick another --out"),
         "a file": ([ckpt, final], "is a file; --out must be a new or empty folder"),
+        "inside a file": ([ckpt, final], "o is a file, so no folder can be made in it"),
+        "cannot be made": ([ckpt, final], "--out /proc/nope: cannot make this folder ("),
     }[case]
     if case == "not empty":
         (tmp_path / "o").mkdir()
         (tmp_path / "o" / "x").write_text("keep me")
-    if case == "a file":
+    if case in ("a file", "inside a file"):
         (tmp_path / "o").write_text("keep me")
+    if case == "inside a file":
+        out = str(tmp_path / "o" / "sub")
+    if case == "cannot be made":
+        if not Path("/proc/self").is_dir():
+            pytest.skip("needs Linux's /proc, where nothing can be made")
+        out = "/proc/nope"
     done = run_ponder("train", "average", *sources, "--out", out)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], done.stderr
     if case == "not empty":
         assert (tmp_path / "o" / "x").read_text() == "keep me"
-    if case == "a file":
+    if case in ("a file", "inside a file"):
         assert (tmp_path / "o").read_text() == "keep me"

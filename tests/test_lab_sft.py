@@ -11,6 +11,7 @@ import string
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -394,6 +395,31 @@ def test_sft_data_that_is_not_rows_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and message in err and name in err, err
         assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", ["sft", "grpo"])
+def test_an_out_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, command):
+    """--out an existing file, a path inside a file, or a folder the system will not make: each
+    was a traceback (FileExistsError, NotADirectoryError, FileNotFoundError)."""
+    _need_train()
+    from ponder.cli import main
+    from ponder.models.shipped import shipped_dir
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep me")
+    cases = [(afile, "is a file; --out must be a folder"),
+             (afile / "sub", f"{afile} is a file, so no folder can be made in it")]  # fmt: skip
+    if Path("/proc/self").is_dir():  # Linux: nothing can be made in /proc, not even by root
+        cases.append((Path("/proc/nope"), "/proc/nope: cannot make this folder ("))
+    start = ["--from", str(shipped_dir("add3-sft"))] if command == "grpo" else []
+    for out, message in cases:
+        argv = ["train", command, "--task", "add", "--digits", "1", *start, "--steps", "1",
+                "--threads", "1", "--quiet", "--out", str(out)]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        last = err.strip().splitlines()[-1]
+        assert "Traceback" not in err and f"--out {out}" in last and message in last, err
+    assert afile.read_text() == "keep me"
 
 
 def test_train_refuses_releases_below_the_floors_in_one_line(tmp_path, monkeypatch, capsys):

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from ponder.errors import UserError
-from ponder.lab.runrecord import read_record, write_record
+from ponder.lab.runrecord import check_out, make_out, read_record, write_record
 from ponder.lab.train_args import require_train_packages
 
 WEIGHTS = "model.safetensors"
@@ -75,6 +75,7 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
         raise UserError(f"{out} is a file; --out must be a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} is not empty; pick another --out")
+    check_out(out)
     started = time.time()
     # a run's final folder holds the same weights as its last checkpoint-N: named both, that step
     # would count twice
@@ -104,7 +105,7 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
         for k, t in tensors.items():
             total[k] += t.float()
     mean = {k: (t / len(sources)).to(dtypes[k]) for k, t in total.items()}
-    out.mkdir(parents=True, exist_ok=True)
+    make_out(out)
     for path in sources[0].iterdir():
         if path.is_file() and path.name not in _NOT_MODEL and not path.name.startswith("rng_state"):
             shutil.copy2(path, out / path.name)

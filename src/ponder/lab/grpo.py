@@ -39,6 +39,7 @@ from pathlib import Path
 from ponder.errors import UserError
 from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
     check_resume,
+    make_out,
     read_record,
     start_record,
     stopped_by_sigterm_as_exit,
@@ -288,7 +289,7 @@ def train_grpo(
     tokenizer, model = load_start(opts.init_from, dtype=torch.float32)
     dataset = build_dataset(opts)
     funcs, weights = reward_setup(opts.format_reward, step_weight=opts.step_reward)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out(out)
     record = {
         "command": command,
         "config": opts.identity(),

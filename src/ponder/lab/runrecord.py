@@ -53,6 +53,24 @@ def start_record(init_from: str | None) -> dict:
     return {"from_record": parent} if parent is not None else {}
 
 
+def check_out(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` that is a file or lies inside one."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; --out must be a folder")
+    inside = next((p for p in out.absolute().parents if p.exists()), None)
+    if inside is not None and not inside.is_dir():
+        raise UserError(f"--out {out}: {inside} is a file, so no folder can be made in it")
+
+
+def make_out(out: Path) -> None:
+    """Create the ``--out`` folder; one that cannot be made (no permission, a read-only or virtual
+    file system) is a one-line error."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot make this folder ({e.strerror or e})") from None
+
+
 def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], None]) -> dict | None:
     """Apply the resume rules before any training; returns the previous record (None if new).
 
@@ -61,6 +79,7 @@ def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], N
     """
     from transformers.trainer_utils import get_last_checkpoint
 
+    check_out(out)
     prev = read_record(out)
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if not resume and (prev or last or (out / "config.json").exists()):

@@ -37,6 +37,7 @@ from pathlib import Path
 from ponder.errors import UserError
 from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
     check_resume,
+    make_out,
     read_record,
     start_record,
     stopped_by_sigterm_as_exit,
@@ -206,7 +207,7 @@ def train_sft(
         stopper = StopAtAccuracy(problems, opts.stop_at_accuracy, opts.validate_every, tokenizer,
                                  out / "validation-model", say=say)  # fmt: skip
         callbacks.append(stopper)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out(out)
     record = {
         "command": command,
         "config": opts.identity(),
