@@ -619,6 +619,17 @@ def prm_dirs(tmp_path_factory):
     return out
 
 
+def test_a_prm_folder_that_does_not_exist_is_refused_when_the_strategy_is_built(tmp_path):
+    """The PRM loads at its first score, after sampling: a mistyped local path is caught first.
+    A Hub id (``org/name``) cannot be checked offline and is left to the load."""
+    model = by_prefix({"": ["Answer: 132"]})
+    for path in (tmp_path / "nope", "./nope-prm", "~/nope-prm"):
+        with pytest.raises(StrategySpecError, match="no such folder"):
+            parse_strategy(f"reflect:verifier=prm:{path}")
+    assert model.requests == []
+    assert make_scorer("prm:org/some-prm", level="step").name == "prm:org/some-prm"
+
+
 @pytest.mark.parametrize("kind", ["token", "sequence"])
 def test_prm_scores_steps_and_charges_its_input(prm_dirs, kind):
     torch = pytest.importorskip("torch")

@@ -115,8 +115,10 @@ def _changed_settings(name: str, old: dict, new: dict) -> str | None:
                 for k, v in now[spec].items() if k in before[spec] and before[spec][k] != v]  # fmt: skip
         if diff:
             return (f"run {name!r} stored strategy {spec!r} with other settings than it has now "
-                    f"({'; '.join(diff)}): a default changed since. Write the old values in the "
-                    "spec to resume, or pass another --run name to start a new run")  # fmt: skip
+                    f"({'; '.join(diff)}): a default changed since, and its rows would mix two "
+                    "settings under one label. Pass another --run name to start a new run (a "
+                    "spec with the old values written out is another label, so it runs afresh "
+                    "too, beside the stored rows)")  # fmt: skip
     return None
 
 

@@ -16,12 +16,18 @@ through a language-model head's "+"/"-" tokens (Math-Shepherd) or through custom
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from ponder.models.base import ModelError
 
 
 class ProcessRewardModel:
     def __init__(self, path: str, separator: str = "\n\n", device: str = "cpu") -> None:
+        local = Path(path).expanduser()
+        # a path that cannot be a Hub id (absolute, ./, ~) is checked now; the model loads at
+        # its first score, after the strategy has sampled, too late for a typo
+        if path.startswith(("/", "./", "../", "~")) and not local.is_dir():
+            raise ValueError(f"prm:{path}: no such folder (a process reward model's directory)")
         self.path, self.separator, self.device = path, separator, device
         self._loaded = None
         self._lock = threading.Lock()  # one forward pass at a time; loading once
