@@ -6,6 +6,7 @@ The tokenizer is character level (one token per character), so token counts can 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import dataclasses
 import string
 import threading
@@ -76,6 +77,8 @@ def test_resolve_and_batched_samples(hf, model_dir):
     assert hf.name == model_dir.name
     info = hf.describe()
     assert info["backend"] == "hf" and info["device"] == "cpu" and info["parameters"] > 0
+    [weights] = [f for f in model_dir.iterdir() if f.suffix in (".safetensors", ".bin")]
+    assert info["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()  # a bench run's id
     c = run(hf.generate(Request.chat("hi", n=4, max_tokens=8, temperature=1.0, seed=1)))
     assert len(c.samples) == 4 and c.usage.calls == 1
     # Greedy n > 1 works too (transformers refuses num_return_sequences > 1 without sampling).

@@ -6,6 +6,7 @@ this protocol and nothing else; strategies, the bench runner and the server only
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
@@ -188,3 +189,12 @@ class Model(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, read a MiB at a time (a model's identity in bench runs)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

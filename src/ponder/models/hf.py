@@ -60,7 +60,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.budget import Usage
-from ponder.models.base import Completion, ModelError, Request, Sample, StopCheck, TextCallback
+from ponder.models.base import (
+    Completion,
+    ModelError,
+    Request,
+    Sample,
+    StopCheck,
+    TextCallback,
+    file_sha256,
+)
 from ponder.requirements import HF_FLOORS, too_old
 
 try:
@@ -160,6 +168,7 @@ class HFModel:
         is_path = os.path.exists(local) or local.startswith(("/", ".")) or path_or_id.count("/") > 1
         self.path = os.path.abspath(local) if is_path else path_or_id
         self.name = os.path.basename(self.path.rstrip("/")) if is_path else path_or_id
+        self._sha256: str | None = None  # describe()'s, read once
         fail = f"cannot load Hugging Face model {path_or_id!r}"
         if is_path and not os.path.isdir(local):
             why = "not a directory" if os.path.exists(local) else "no such directory"
@@ -370,9 +379,15 @@ class HFModel:
         return getattr(self.model.config, "max_position_embeddings", None)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        """The model's identity; a local folder with one weights file adds that file's SHA-256
+        (a Hub id's files are in the cache, read by transformers, not named here)."""
+        about = {
             "backend": "hf", "path": self.path, "device": self.device, "parameters": self.n_params
         }  # fmt: skip
+        if self._sha256 is None and os.path.isdir(self.path):
+            weights = [f for f in os.listdir(self.path) if f.endswith((".safetensors", ".bin"))]
+            self._sha256 = file_sha256(os.path.join(self.path, weights[0])) if len(weights) == 1 else ""
+        return about | ({"sha256": self._sha256} if self._sha256 else {})
 
     async def aclose(self) -> None:
         return None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import hashlib
 import os
 import random
 import threading
@@ -40,6 +39,7 @@ from ponder.models.base import (
     Sample,
     StopCheck,
     TextCallback,
+    file_sha256,
 )
 from ponder.models.stops import StopScanner
 
@@ -357,11 +357,7 @@ class LlamaCppModel:
 
     def describe(self) -> dict[str, Any]:
         if self._sha256 is None:
-            h = hashlib.sha256()
-            with open(self.path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            self._sha256 = h.hexdigest()
+            self._sha256 = file_sha256(self.path)
         return {
             "backend": "gguf",
             "name": self.name,
