@@ -482,6 +482,12 @@ def test_grpo_cli(start_checkpoint, tmp_path):
     assert record["from_record"] == json.loads(Path(start_checkpoint, "ponder_train.json").read_text())
     assert record["from_record"]["config"]["steps"] == 40  # the fixture's SFT run
     assert list(record)[-1] == "from_record"
+    # resumed by the other command, it says what the folder holds, not every setting that differs
+    other = run_ponder("train", "sft", "--task", "add", "--digits", "1", "--out", str(out), "--resume")
+    assert other.returncode != 0 and "Traceback" not in other.stderr
+    assert other.stderr.strip().splitlines()[-1] == (
+        f"ponder: error: --resume: {out} holds a GRPO run, not an SFT run; pick another --out"
+    )
 
     bad = run_ponder("train", "grpo", "--from", start_checkpoint, "--out", str(tmp_path / "b"),
                  "--task", "add", "--count", "3")  # fmt: skip

@@ -259,6 +259,49 @@ def test_an_existing_run_needs_resume_and_the_same_settings(trained, capsys):
     assert "steps=100" in capsys.readouterr().err
 
 
+def test_resume_names_what_holds_the_folder_and_refuses_a_record_that_is_not_one(trained, tmp_path, capsys):
+    """grpo --resume on an SFT run said "was trained with algorithm=None, ...; use the same
+    settings"; a ponder_train.json holding [1] gave an AttributeError."""
+    out, _, _ = trained
+    from ponder.cli import main
+    from ponder.models.shipped import shipped_dir
+
+    grpo = ["train", "grpo", "--task", "add", "--digits", "2", "--from", str(shipped_dir("add3-sft")),
+            "--threads", "1", "--quiet", "--resume"]  # fmt: skip
+    assert main([*grpo, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"--resume: {out} holds an SFT run, not a GRPO run; pick another --out"), err
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "ponder_train.json").write_text("[1]")
+    for argv in (grpo, ["train", "sft", "--task", "add", "--resume", "--threads", "1"]):
+        assert main([*argv, "--out", str(tmp_path / "list")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(f"{tmp_path / 'list' / 'ponder_train.json'} is not a run record (not a "
+                            "JSON object); remove it or choose another --out"), err  # fmt: skip
+
+
+def test_a_start_whose_record_is_unreadable_names_from_and_leaves_no_out(tmp_path, capsys):
+    """A corrupt ponder_train.json in the --from model said "choose another --out" and left an
+    empty --out folder behind."""
+    _need_train()
+    import shutil
+
+    from ponder.cli import main
+    from ponder.models.shipped import shipped_dir
+
+    start = tmp_path / "start"
+    shutil.copytree(shipped_dir("add3-sft"), start)
+    (start / "ponder_train.json").write_text('{"command": "ponder tr')
+    for command in ("sft", "grpo"):
+        argv = ["train", command, "--task", "add", "--from", str(start), "--steps", "1",
+                "--threads", "1", "--quiet", "--out", str(tmp_path / "out")]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(f"{start / 'ponder_train.json'} is unreadable; remove it or start from "
+                            "another --from"), err  # fmt: skip
+        assert not (tmp_path / "out").exists()
+
+
 def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path):
     _need_train()
     from transformers import TrainerCallback

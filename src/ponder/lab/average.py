@@ -156,9 +156,10 @@ def _metadata(path: str) -> dict | None:
 
 def _run_record(folder: Path) -> dict | None:
     """The run record of a model folder, or of the run a checkpoint-N folder belongs to."""
-    record = read_record(folder)
+    fix = "remove it or average other folders"
+    record = read_record(folder, fix)
     if record is None and folder.name.startswith("checkpoint-"):
-        record = read_record(folder.parent)
+        record = read_record(folder.parent, fix)
     return record
 
 

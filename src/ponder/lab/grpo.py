@@ -284,6 +284,7 @@ def train_grpo(
     prev = check_resume(out, opts.identity(), opts.resume, say)
     if prev and prev.get("finished"):
         return prev
+    started = start_record(opts.init_from)  # before --out is made: a bad record leaves nothing
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
 
     tokenizer, model = load_start(opts.init_from, dtype=torch.float32)
@@ -298,7 +299,7 @@ def train_grpo(
         "rows": len(dataset),
         "finished": False,
         "wall_seconds": (prev or {}).get("wall_seconds", 0.0),
-        **start_record(opts.init_from),
+        **started,
     }
     write_record(out, record)
 

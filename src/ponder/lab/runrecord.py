@@ -21,14 +21,19 @@ from ponder.errors import UserError
 RECORD = "ponder_train.json"
 
 
-def read_record(out: str | Path) -> dict | None:
+def read_record(out: str | Path, fix: str = "remove it or choose another --out") -> dict | None:
+    """The record in folder ``out`` (None if it has none); one that cannot be read or is not a
+    JSON object is a one-line error ending in ``fix``, what the user can do about it."""
     path = Path(out) / RECORD
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise UserError(f"{path} is unreadable; remove it or choose another --out") from None
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+        raise UserError(f"{path} is unreadable; {fix}") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path} is not a run record (not a JSON object); {fix}")
+    return record
 
 
 def write_record(out: Path, record: dict) -> None:
@@ -49,7 +54,7 @@ def start_record(init_from: str | None) -> dict:
     earlier stages with it. Empty for a fresh model or a start that has no record."""
     if init_from is None:
         return {}
-    parent = read_record(init_from)
+    parent = read_record(init_from, fix="remove it or start from another --from")
     return {"from_record": parent} if parent is not None else {}
 
 
@@ -87,6 +92,10 @@ def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], N
             f"{out} already holds a training run; --resume continues it, or pick another --out"
         )
     if resume and prev:
+        was, this = _made_by(prev), identity.get("algorithm", "sft")
+        if was != this:  # every setting differs: name what made the folder instead
+            held = _MADE_BY.get(was, "a record of another kind")
+            raise UserError(f"--resume: {out} holds {held}, not {_MADE_BY[this]}; pick another --out")
         was_cfg = prev.get("config", {})
         changed = [k for k, v in identity.items() if was_cfg.get(k) != v]
         # a setting the run had and this command leaves at its default (identities omit those,
@@ -104,6 +113,17 @@ def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], N
     if resume and not last:
         say(f"{out}: nothing to resume; starting from scratch")
     return prev
+
+
+# what a record says made its folder: sft and grpo (in its config), train average (its kind)
+_MADE_BY = {"sft": "an SFT run", "grpo": "a GRPO run", "average": "a model made by train average"}
+
+
+def _made_by(record: dict) -> str:
+    if "kind" in record:
+        return str(record["kind"])
+    config = record.get("config")
+    return str(config.get("algorithm", "sft")) if isinstance(config, dict) else "unknown"
 
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")

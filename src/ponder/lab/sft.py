@@ -188,6 +188,7 @@ def train_sft(
     prev = check_resume(out, opts.identity(), opts.resume, say)
     if prev and prev.get("finished"):
         return prev
+    started = start_record(opts.init_from)  # before --out is made: a bad record leaves nothing
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
 
     if opts.init_from:
@@ -216,7 +217,7 @@ def train_sft(
         "rows": len(rows),
         "finished": False,
         "wall_seconds": (prev or {}).get("wall_seconds", 0.0),
-        **start_record(opts.init_from),
+        **started,
     }
     write_record(out, record)
 
