@@ -302,6 +302,32 @@ def test_a_start_whose_record_is_unreadable_names_from_and_leaves_no_out(tmp_pat
         assert not (tmp_path / "out").exists()
 
 
+def test_resume_compares_the_from_folder_not_its_spelling(tmp_path, monkeypatch, capsys):
+    """A run started `--from sft1` refused `--resume --from ./sft1` (grpo compared resolved paths
+    already); a record written before, holding the path as typed, still resumes."""
+    _need_train()
+    import shutil
+
+    from ponder.cli import main
+    from ponder.models.shipped import shipped_dir
+
+    shutil.copytree(shipped_dir("add3-sft"), tmp_path / "sft1")
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "sft", "--task", "add", "--examples", "8", "--steps", "1", "--batch-size", "2",
+            "--device", "cpu", "--threads", "1", "--quiet", "--out", "run"]  # fmt: skip
+    assert main([*argv, "--from", "sft1"]) == 0
+    record = json.loads((tmp_path / "run" / "ponder_train.json").read_text())
+    assert record["config"]["init_from"] == str(tmp_path / "sft1")
+    capsys.readouterr()
+    for spelling in ("./sft1", str(tmp_path / "sft1"), "../" + tmp_path.name + "/sft1"):
+        assert main([*argv, "--from", spelling, "--resume"]) == 0, capsys.readouterr().err
+        assert "already finished" in capsys.readouterr().out
+    record["config"]["init_from"] = "sft1"  # as records held it before
+    (tmp_path / "run" / "ponder_train.json").write_text(json.dumps(record))
+    assert main([*argv, "--from", "./sft1", "--resume"]) == 0, capsys.readouterr().err
+    assert "already finished" in capsys.readouterr().out
+
+
 def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path):
     _need_train()
     from transformers import TrainerCallback

@@ -96,7 +96,10 @@ def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], N
         if was != this:  # every setting differs: name what made the folder instead
             held = _MADE_BY.get(was, "a record of another kind")
             raise UserError(f"--resume: {out} holds {held}, not {_MADE_BY[this]}; pick another --out")
-        was_cfg = prev.get("config", {})
+        was_cfg = dict(prev.get("config", {}))
+        for name in ("init_from", "data"):  # older SFT records hold these as typed, in that cwd
+            if isinstance(was_cfg.get(name), str):
+                was_cfg[name] = os.path.abspath(was_cfg[name])
         changed = [k for k, v in identity.items() if was_cfg.get(k) != v]
         # a setting the run had and this command leaves at its default (identities omit those,
         # so that records written before the setting existed stay resumable)

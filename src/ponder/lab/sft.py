@@ -121,6 +121,9 @@ class SFTOptions:
 
     def identity(self) -> dict:
         d = asdict(self)
+        for name in ("init_from", "data"):  # as grpo: `--from sft1` and `--from ./sft1` are one start
+            if d[name] is not None:
+                d[name] = os.path.abspath(d[name])
         if self.stop_at_accuracy is None:  # validation settings change nothing; older runs lack them
             d.pop("validate_every"), d.pop("validate_problems")
         for name in ("check_weight", "hit_weight"):  # at 1 the plain loss; older runs lack them
