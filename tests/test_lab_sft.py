@@ -236,6 +236,23 @@ def test_sft_output_loads_and_answers_in_ponder_solve(trained):
     assert re.search(r"^usage: \d+ prompt \+ \d+ completion tokens", proc.stdout, re.MULTILINE)
 
 
+def test_the_final_loss_is_the_last_steps_when_it_falls_between_logs(tmp_path, capsys):
+    """With fewer steps than --log-every the summary printed step 1's loss twice ("loss 4.613 ->
+    4.613"): the last step is logged too, and the record's final loss is its loss."""
+    _need_train()
+    from ponder.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "sft", "--task", "add", "--digits", "2", "--examples", "16", "--steps",
+                 "2", "--batch-size", "4", "--log-every", "10", "--device", "cpu", "--threads",
+                 "1", "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    record = json.loads((out / "ponder_train.json").read_text())
+    assert [step for step, _ in record["losses"]] == [1, 2]
+    assert record["final_loss"] == record["losses"][1][1] != record["first_loss"]
+    first, final = record["first_loss"], record["final_loss"]
+    assert f"loss {first:.3f} -> {final:.3f}" in capsys.readouterr().out
+
+
 def test_resume_of_a_finished_run_does_nothing(trained, capsys):
     out, _, argv = trained
     from ponder.cli import main

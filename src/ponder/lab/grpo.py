@@ -39,6 +39,7 @@ from pathlib import Path
 from ponder.errors import UserError
 from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
     check_resume,
+    log_last_step,
     make_out,
     read_record,
     start_record,
@@ -343,7 +344,7 @@ def train_grpo(
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), log_last_step()],
     )
     # Our own bar replaces the Trainer's tqdm and its printing of every metrics dict.
     trainer.remove_callback(PrinterCallback)

@@ -37,6 +37,7 @@ from pathlib import Path
 from ponder.errors import UserError
 from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
     check_resume,
+    log_last_step,
     make_out,
     read_record,
     start_record,
@@ -211,6 +212,7 @@ def train_sft(
         stopper = StopAtAccuracy(problems, opts.stop_at_accuracy, opts.validate_every, tokenizer,
                                  out / "validation-model", say=say)  # fmt: skip
         callbacks.append(stopper)
+    callbacks.append(log_last_step())
     make_out(out)
     record = {
         "command": command,
