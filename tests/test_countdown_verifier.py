@@ -364,6 +364,44 @@ def test_a_puzzle_put_briefly_is_restated_in_the_puzzles_wording():
         assert posed("x", text).kind == "math"
 
 
+def test_common_wordings_of_a_puzzle_are_restated_and_questions_are_not():
+    """The puzzles' sentence with "and" or in lower case, "3,7,25", a question, a mention of the
+    operations: read as the puzzle and restated word for word in the training wording. A sentence
+    that is no puzzle stays a math question, untouched."""
+    from ponder.problems.posed import posed
+    from ponder.problems.synthetic import countdown_question
+
+    want = countdown_question([3, 7, 25], 46)
+    for text in ("Using the numbers 3, 7 and 25 (each at most once) and + - * /, write an expression equal to 46.",
+                 "using the numbers 3, 7, 25 (each at most once) and + - * /, write an expression equal to 46.",
+                 "USING THE NUMBERS 3,7,25 (EACH AT MOST ONCE) AND + - * /, WRITE AN EXPRESSION EQUAL TO 46",
+                 "Using 3,7,25, make 46.", "Using 3, 7 and 25, can you make 46?",
+                 "Make 46 from 3, 7 and 25 using + - * /.", "Can you make 46 from 3, 7 and 25?",
+                 "make 46 from 3, 7, and 25 using +, -, *, and /", "Using 3, 7, 25 and + - * /, make 46.",
+                 "Using  3, 7 and 25 (each at most once),\nmake 46 with basic arithmetic.",
+                 # the forms read before stay read
+                 "Using 3, 7 and 25, make 46.", "Make 46 from 3, 7 and 25", "Get 46 from 3, 7 and 25",
+                 "Use 3 7 25 to reach 46"):  # fmt: skip
+        got = posed("x", text, messages=({"role": "user", "content": text},))
+        assert got.kind == "countdown" and got.meta == {"numbers": [3, 7, 25], "target": 46}, text
+        assert got.question == want and got.messages == ({"role": "user", "content": want},), text
+    got = posed("x", "using 1,8,50 and 2, can you make 392?")
+    assert got.question == countdown_question([1, 2, 8, 50], 392)
+    for text in ("Using 3 apples and 7 pears, how many fruits make 10?", "What is 3 + 7 + 25?",
+                 "Make a list of 3, 7 and 25.", "Make 46 from 3 using + - * /.", "Using 3, can you make 46?",
+                 "Can you make 46?", "Using 3, 7 and 25, can you make 46 apples?",
+                 "Using 3 + 7, make 10.", "Using 3, 7 and 25, make 46 and explain why.",
+                 "using the numbers 3, 7, 25 (each at most once) and + - * /, write an expression.",
+                 "Using 3, 7 and 25, how many ways can you make 46?"):  # fmt: skip
+        got = posed("x", text, messages=({"role": "user", "content": text},))
+        assert got.kind == "math" and got.question == text, text
+        assert got.messages == ({"role": "user", "content": text},)
+    # a long near-miss is a math question, not a search that backtracks for ever
+    for text in ("Using 1, 2" + ", and +" * 300 + " x", "Make 5 from 1 2 using" + " +," * 300 + " x",
+                 "Using 1" + " " * 3000 + "x"):  # fmt: skip
+        assert posed("x", text).kind == "math"
+
+
 def test_ponder_solve_says_when_it_restated_the_puzzle(tmp_path, capsys):
     import argparse
     import json
