@@ -508,6 +508,33 @@ def test_an_out_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, command):
     assert afile.read_text() == "keep me"
 
 
+def test_options_that_would_be_ignored_are_one_line_errors(tmp_path, capsys):
+    """The countdown loss weights were taken silently on other tasks, and --task/--count silently
+    dropped beside --data (grpo refused that already), as --count on add is refused."""
+    _need_train()
+    from ponder.cli import main
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "Q", "completion": "A"}\n')
+    out = str(tmp_path / "o")
+    cases = [
+        (["--task", "add", "--check-weight", "3"], "--check-weight weighs countdown searches' decisions; --task is add"),
+        (["--task", "sudoku", "--hit-weight", "4.5"], "--hit-weight weighs countdown searches' decisions; --task is sudoku"),
+        (["--task", "countdown", "--count", "3", "--data", str(rows)],
+         f"--data {rows} trains on its own rows, so --task countdown --count 3 would be ignored: give --task or --data"),
+        (["--count", "3", "--data", str(rows)], "so --count 3 would be ignored"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main(["train", "sft", *argv, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "o").exists()
+    from ponder.lab.sft import SFTOptions
+
+    assert SFTOptions(out=out, task="countdown", hit_weight=4.5).hit_weight == 4.5
+    assert SFTOptions(out=out, data=str(rows), check_weight=3).check_weight == 3  # maybe searches
+
+
 def test_train_refuses_releases_below_the_floors_in_one_line(tmp_path, monkeypatch, capsys):
     """Older transformers or trl fail deep inside training (an unknown SFTConfig argument): the
     CLI says which release is needed before it starts, for sft and grpo alike."""

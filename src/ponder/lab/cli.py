@@ -118,6 +118,10 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
         raise UserError(f"--size {args.size} makes a fresh model; --from {args.init_from} starts "
                         "from that model, whose size is its own: give one of them")  # fmt: skip
     options = {k: getattr(args, k) for k in ("digits", "count", "blanks") if getattr(args, k)}
+    if args.data and (args.task or options):  # they would be silently dropped, as --size with --from
+        given = " ".join(f"--{k} {v}" for k, v in [("task", args.task), *options.items()] if v)
+        raise UserError(f"--data {args.data} trains on its own rows, so {given} would be ignored: "
+                        "give --task or --data")  # fmt: skip
     opts = sft.SFTOptions(
         out=args.out, task=args.task, task_options=options, data=args.data,
         examples=args.examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,

@@ -114,9 +114,13 @@ class SFTOptions:
                 raise UserError("--stop-at-accuracy needs a generated --task to validate on, not --data")
         for name in ("check_weight", "hit_weight"):
             value = getattr(self, name)
+            flag = name.replace("_", "-")
             if not (value > 0 and math.isfinite(value)):
-                flag = name.replace("_", "-")
                 raise UserError(f"--{flag} must be a positive number; got {value}")
+            # other tasks' traces write "=c" too (add's "7+5+0=12 > 2"), where the weight means
+            # nothing; a --data file may hold countdown searches (STaR rows), so it is let through
+            if value != 1 and self.task not in (None, "countdown"):
+                raise UserError(f"--{flag} weighs countdown searches' decisions; --task is {self.task}")
         if self.init_from is not None:
             check_model_dir(self.init_from)
 
