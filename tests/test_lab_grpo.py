@@ -475,6 +475,8 @@ def test_grpo_cli(start_checkpoint, tmp_path):
     proc = run_ponder(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"saved hf:\S+ · 2 steps · reward [\d.]+ -> [\d.]+", proc.stdout), proc.stdout
+    # --quiet: no bar at all ("Loading weights", datasets' passes and "Writing model shards" were)
+    assert "%|" not in proc.stderr and "it/s" not in proc.stderr, proc.stderr
     record = json.loads((out / "ponder_train.json").read_text())
     assert record["command"].startswith("ponder train grpo --from ")
     assert "--num-generations 2" in record["command"] and record["finished"]
@@ -493,6 +495,26 @@ def test_grpo_cli(start_checkpoint, tmp_path):
                  "--task", "add", "--count", "3")  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == ["ponder: error: --count does not apply to task add (its options: --digits)"]
+
+
+def test_grpo_progress_reaches_a_pipe_step_by_step(start_checkpoint, tmp_path):
+    """Into a file or a pipe, GRPO's rich bar drew only once the run was over; its bar is now
+    transformers' tqdm, as SFT's, with the reward beside it at every step."""
+    _need_train()
+    import os
+
+    env = {**os.environ, "TQDM_MININTERVAL": "0"}  # every update drawn, however fast the steps
+    proc = subprocess.run(
+        [sys.executable, "-m", "ponder", "train", "grpo", "--from", start_checkpoint, "--task",
+         "add", "--digits", "1", "--steps", "2", "--batch-size", "2", "--num-generations", "2",
+         "--max-completion-length", "16", "--device", "cpu", "--threads", "1",
+         "--out", str(tmp_path / "g")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    drawn = re.split(r"[\r\n]", proc.stderr)
+    assert any(re.search(r" 1/2 \[.*reward [\d.]+  acc [\d.]+\]", d) for d in drawn), proc.stderr
+    assert any(re.search(r" 2/2 \[.*reward [\d.]+  acc [\d.]+\]", d) for d in drawn), proc.stderr
 
 
 def test_grpo_step_reward_on_countdown(start_checkpoint, tmp_path):

@@ -41,6 +41,7 @@ from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
     check_resume,
     log_last_step,
     make_out,
+    quiet_bars,
     read_record,
     start_record,
     stopped_by_sigterm_as_exit,
@@ -201,37 +202,19 @@ def summarize(curve: list[list]) -> dict:
     }
 
 
-def _progress_callback(total: int):
-    """A rich progress bar with the latest reward and accuracy, in place of the Trainer's tqdm
-    (which prints every logged metrics dict, ~30 numbers a step)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from transformers import TrainerCallback
+def _progress_callback():
+    """transformers' tqdm bar, as in SFT (so it reaches a log file or a pipe as it goes, where a
+    rich bar drew only at the end), with the latest reward and accuracy beside it in place of the
+    Trainer's printing of every logged metrics dict (~30 numbers a step)."""
+    from transformers.trainer_callback import ProgressCallback
 
-    class RichProgress(TrainerCallback):
-        def __init__(self) -> None:
-            self.bar = Progress(
-                TextColumn("grpo"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"), console=Console(stderr=True),
-            )
-            self.task = self.bar.add_task("grpo", total=total, stats="")
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.bar.start()
-            self.bar.update(self.task, completed=state.global_step)
-
-        def on_step_end(self, args, state, control, **kw):
-            self.bar.update(self.task, completed=state.global_step)
-
+    class RewardProgress(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "reward" in logs:
+            if self.training_bar is not None and logs and "reward" in logs:
                 acc = logs.get("rewards/correctness_reward/mean", logs["reward"])
-                self.bar.update(self.task, stats=f"reward {logs['reward']:.3f}  acc {acc:.3f}")
+                self.training_bar.set_postfix_str(f"reward {logs['reward']:.3f}  acc {acc:.3f}")
 
-        def on_train_end(self, args, state, control, **kw):
-            self.bar.stop()
-
-    return RichProgress()
+    return RewardProgress()
 
 
 def _fast_rollouts(model, length: int) -> None:
@@ -271,7 +254,13 @@ def train_grpo(
     opts: GRPOOptions, command: str | None = None, progress: bool = True, callbacks=None,
     say=print,
 ) -> dict:
-    """Train (or resume, or find finished) the GRPO run in ``opts.out``; returns its record."""
+    """Train (or resume, or find finished) the GRPO run in ``opts.out``; returns its record. Without
+    ``progress``, no progress bar at all (datasets' and transformers' included)."""
+    with quiet_bars(not progress):
+        return _train_grpo(opts, command, progress, callbacks, say)
+
+
+def _train_grpo(opts: GRPOOptions, command, progress: bool, callbacks, say) -> dict:
     import torch
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
@@ -346,11 +335,11 @@ def train_grpo(
         processing_class=tokenizer,
         callbacks=[*(callbacks or []), log_last_step()],
     )
-    # Our own bar replaces the Trainer's tqdm and its printing of every metrics dict.
+    # Our own bar replaces the Trainer's printing of every metrics dict.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if progress:
-        trainer.add_callback(_progress_callback(opts.steps))
+        trainer.add_callback(_progress_callback())
     resume_from = last if opts.resume and last else None
     if resume_from:
         say(f"resuming from {Path(resume_from).name}")

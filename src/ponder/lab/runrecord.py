@@ -171,6 +171,28 @@ def log_last_step():
 
 
 @contextmanager
+def quiet_bars(quiet: bool = True) -> Iterator[None]:
+    """With ``quiet``, no progress bar inside the block: neither datasets' (TRL's tokenizing
+    passes, "Tokenizing train dataset") nor transformers' ("Loading weights", "Writing model
+    shards", the trainer's own bar); each is as it was after the block."""
+    if not quiet:
+        yield
+        return
+    import datasets
+
+    from ponder.models.hf import no_progress_bars
+
+    shown = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        with no_progress_bars():
+            yield
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
+
+
+@contextmanager
 def stopped_by_sigterm_as_exit() -> Iterator[None]:
     """Within the block, SIGTERM raises SystemExit(143) instead of ending the process at once.
 

@@ -39,6 +39,7 @@ from ponder.lab.runrecord import (  # noqa: F401 (read_record is re-exported)
     check_resume,
     log_last_step,
     make_out,
+    quiet_bars,
     read_record,
     start_record,
     stopped_by_sigterm_as_exit,
@@ -181,7 +182,13 @@ def train_sft(
     opts: SFTOptions, command: str | None = None, progress: bool = True, callbacks=None,
     say=print,
 ) -> dict:
-    """Train (or resume, or find finished) the run in ``opts.out``; returns its record."""
+    """Train (or resume, or find finished) the run in ``opts.out``; returns its record. Without
+    ``progress``, no progress bar at all (datasets' and transformers' included)."""
+    with quiet_bars(not progress):
+        return _train_sft(opts, command, progress, callbacks, say)
+
+
+def _train_sft(opts: SFTOptions, command, progress: bool, callbacks, say) -> dict:
     import torch
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
