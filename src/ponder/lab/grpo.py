@@ -23,8 +23,8 @@ both wrong for a tiny float32 model on CPU, so both are switched off; generation
 ``suppress_tokens`` (<pad>, <s>, <unk>); they are passed back in through ``generation_kwargs``.
 
 Runs are resumable like ``lab.sft``: checkpoints every ``save_every`` steps in
-``OUT/checkpoint-N`` (the two latest kept), ``resume=True`` continues from the latest one provided
-the settings match ``OUT/ponder_train.json``, the final model lands in ``OUT`` itself.
+``OUT/checkpoint-N`` (the two latest kept), ``resume=True`` continues from the latest complete
+one provided the settings match ``OUT/ponder_train.json``, the final model lands in ``OUT`` itself.
 """
 
 from __future__ import annotations

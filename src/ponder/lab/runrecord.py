@@ -1,4 +1,6 @@
-"""A training run's record (``OUT/ponder_train.json``) and the resume rules SFT and GRPO share.
+"""A training run's record (``OUT/ponder_train.json``) and the resume rules SFT and GRPO share,
+with what else both do around a run: make its ``--out`` folder, set aside a checkpoint an
+interruption left half-written, log the last step, silence every bar under ``--quiet``.
 
 The record holds the exact command, the settings that define the run, and its results; it is
 written atomically so that a crash never leaves half a file.

@@ -21,9 +21,10 @@ its threads waiting on each other while the cores are busy elsewhere.
 
 Runs are resumable. Checkpoints go to ``OUT/checkpoint-N`` every ``save_every`` steps (the
 ``keep_checkpoints`` latest are kept, two by default); ``resume=True`` continues from the latest
-one, with the optimizer, scheduler and data order restored, provided every setting matches the run
-recorded in ``OUT/ponder_train.json``. A finished run is not redone. The final model and tokenizer
-are saved in ``OUT`` itself, an ordinary Hugging Face directory: ``ponder solve --model hf:OUT``.
+complete one (a checkpoint an interruption left half-written is removed), with the optimizer,
+scheduler and data order restored, provided every setting matches the run recorded in
+``OUT/ponder_train.json``. A finished run is not redone. The final model and tokenizer are saved
+in ``OUT`` itself, an ordinary Hugging Face directory: ``ponder solve --model hf:OUT``.
 """
 
 from __future__ import annotations
