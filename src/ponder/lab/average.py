@@ -20,7 +20,6 @@ first checkpoint's dtype.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 from ponder.errors import UserError
 from ponder.lab.runrecord import check_out, make_out, read_record, write_record
 from ponder.lab.train_args import require_train_packages
+from ponder.models.base import file_sha256
 
 WEIGHTS = "model.safetensors"
 # files of a checkpoint folder that are not part of the model (the trainer's state, the run's own
@@ -79,7 +79,7 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
     started = time.time()
     # a run's final folder holds the same weights as its last checkpoint-N: named both, that step
     # would count twice
-    digests = {s: _sha256(s / WEIGHTS) for s in sources}
+    digests = {s: file_sha256(s / WEIGHTS) for s in sources}
     seen: dict[str, Path] = {}
     for s, digest in digests.items():
         if digest in seen:
@@ -114,7 +114,7 @@ def average_models(sources: list[Path], out: Path, command: str) -> dict:
         "command": command,
         "kind": "average",
         "sources": [{"path": str(s), "sha256": digests[s]} for s in sources],
-        "sha256": _sha256(out / WEIGHTS),
+        "sha256": file_sha256(out / WEIGHTS),
         "wall_seconds": round(time.time() - started, 3),
         "finished": True,
     }
@@ -163,9 +163,3 @@ def _run_record(folder: Path) -> dict | None:
     return record
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
