@@ -114,9 +114,10 @@ def test_arith_checks_every_equation_exactly(text, checked, wrong):
     assert check_equations(text) == (checked, wrong)
 
 
-def test_step_scorer_registry():
+def test_step_scorer_registry(tmp_path):
     assert make_scorer("arith", level="step").name == "arith"
-    assert make_scorer("prm:/some/dir", level="step").name == "prm:/some/dir"  # loads on first use
+    # an existing folder is taken as it is: the PRM loads on its first score
+    assert make_scorer(f"prm:{tmp_path}", level="step").name == f"prm:{tmp_path}"
     with pytest.raises(ValueError, match="unknown verifier"):
         make_scorer("oracle", level="step")
     with pytest.raises(ValueError, match="cannot rate steps"):
