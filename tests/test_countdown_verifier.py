@@ -463,6 +463,16 @@ def test_ponder_solve_and_serve_check_a_posed_puzzle_with_the_step_verifier():
                 model="ponder/best_of_n:n=2,verifier=countdown",
                 messages=[{"role": "user", "content": "What is 17 + 25?"}],
             )
+        # the grader on a question with no reference: a 400 too, streamed or not, before any call
+        asked = len(seen)
+        for stream in (False, True):
+            with pytest.raises(openai.BadRequestError, match="problem .* has none"):
+                r = c.chat.completions.create(
+                    model="ponder/best_of_n:n=2,verifier=check", stream=stream,
+                    messages=[{"role": "user", "content": "What is 17 + 25?"}],
+                )
+                list(r) if stream else None
+        assert len(seen) == asked
 
 
 def test_the_verifier_refuses_another_kind_of_problem_as_a_users_error():

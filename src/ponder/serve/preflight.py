@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from ponder.budget import Budget
+from ponder.errors import ProblemMismatch
 from ponder.models.base import Completion, Model, Request
 from ponder.problems.base import Problem
 from ponder.serve.protocol import ApiError, ChatRequest
@@ -61,7 +62,12 @@ class _StandIn:
 
 
 async def preflight(chat: ChatRequest, model: Model, problem: Problem) -> None:
-    """Raise the 400 that ``chat`` deserves if its strategy cannot make one model call."""
+    """Raise the 400 that ``chat`` deserves if its strategy cannot make one model call, or asks a
+    verifier that cannot rate the question (a stream would report that after its 200)."""
+    try:
+        chat.strategy.check_fits(problem)
+    except ProblemMismatch as e:
+        raise ApiError(400, str(e), param="model") from None
     stand_in = _StandIn(model)
     try:
         result = await chat.strategy.solve(problem, Run(stand_in, chat.budget))

@@ -240,6 +240,12 @@ class StrategyBase:
         scorer = getattr(self, "_scorer", None)
         return [scorer] if scorer is not None else []
 
+    def check_fits(self, problem: Problem) -> None:
+        """Raise ProblemMismatch if a scorer this strategy asks cannot rate ``problem`` (before a
+        token is spent: ``run`` and the server's preflight call it)."""
+        for scorer in self.scorers_on(problem):
+            refuse_mismatch(scorer, problem)
+
     @property
     def spec(self) -> str:
         """NAME:key=value for every option that differs from its default (the seed left out:
@@ -278,8 +284,7 @@ class StrategyBase:
         calls (``client_tools`` False) is not offered the problem's tools."""
         if problem.tools is not None and not self.client_tools:
             problem = dataclasses.replace(problem, tools=None)
-        for scorer in self.scorers_on(problem):
-            refuse_mismatch(scorer, problem)
+        self.check_fits(problem)
         queue: asyncio.Queue = asyncio.Queue()
         run = Run(calculating(model) if self.calculator else model, budget, queue.put_nowait)
         task = asyncio.ensure_future(self.solve(problem, run))
