@@ -142,7 +142,7 @@ class Beam(StrategyBase):
     max_steps: int = 12  # rounds of expansion: the depth limit (a round that backs off counts too)
     verifier: str | Scorer = "judge"  # judge | prob | arith | prm:PATH (a step scorer)
     diverse: bool = False  # DVTS: beams independent subtrees, each keeping its best
-    split: str = "auto"  # auto | blank | line (verify.steps)
+    split: str = "auto"  # auto | blank | line (verify.steps; auto is line under verifier=countdown)
     step_tokens: int = 128  # per step
     aggregate: str = "min"  # a beam's score from its steps': min | last | mean
     pick: str = "vote"  # vote (score-weighted over finished beams) | best

@@ -91,7 +91,7 @@ class Mcts(StrategyBase):
     c: float = 1.0  # UCT exploration constant (values are in [0, 1])
     verifier: str | Scorer = "judge"  # judge | prob | arith | prm:PATH
     max_steps: int = 12  # nodes deeper than this are not expanded
-    split: str = "auto"  # auto | blank | line (verify.steps)
+    split: str = "auto"  # auto | blank | line (verify.steps; auto is line under verifier=countdown)
     step_tokens: int = 128
     temperature: float = 0.8  # max_tokens: per rollout
 
