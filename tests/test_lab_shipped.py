@@ -77,6 +77,27 @@ def test_shipped_model_answers_in_ponder_solve():
 
 
 @pytest.mark.slow
+def test_ponder_solve_says_whether_a_countdown_answer_keeps_the_puzzles_rules():
+    """A puzzle is graded by its own rules (no reference needed), so `ponder solve` says whether
+    the answer it prints is right: the demo's false hit `(25+7)+3` no longer passes unremarked.
+    Whatever the shipped model answers, the verdict is the checker's."""
+    _need("torch", "transformers")
+    from ponder.verify import check_countdown
+
+    puzzle = "Using 3, 7 and 25, make 46."
+    proc = run_ponder("solve", "--model", "lab:countdown-grpo", "--json", puzzle)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    expected = check_countdown(out["answer"] or "", [3, 7, 25], 46)
+    assert out["checked"] == {"ok": expected.ok, "reason": expected.reason}
+    text = run_ponder("solve", "--model", "lab:countdown-grpo", puzzle).stdout
+    verdict = "right" if expected.ok else "wrong"
+    assert f"checked against the puzzle's rules: {verdict} ({expected.reason})" in text
+    math = run_ponder("solve", "--model", "lab:add3-grpo", "--json", "Compute 487 + 596.")
+    assert "checked" not in json.loads(math.stdout)  # no reference to grade a typed-in sum by
+
+
+@pytest.mark.slow
 def test_shipped_models_are_right_sometimes_and_rl_helped():
     """Greedy accuracy on unseen problems: moderate for the SFT start, higher after GRPO."""
     _need("torch", "transformers")

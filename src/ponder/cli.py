@@ -114,6 +114,7 @@ def problem_from_args(args: argparse.Namespace):
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from ponder.terminal import solve_and_render
+    from ponder.verify.grade import check_free
 
     problem = problem_from_args(args)
     strategy = strategy_from_args(args)
@@ -124,6 +125,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         out = result.to_dict()
         out.update(question=problem.question, model=model.name, strategy=strategy.spec)
+        if (verdict := check_free(problem, result.answer)) is not None:  # a puzzle's own rules
+            out["checked"] = {"ok": verdict.ok, "reason": verdict.reason}
         print(json.dumps(out, ensure_ascii=False))
     return 0
 

@@ -37,6 +37,8 @@ from ponder.events import (
 from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.think.base import Strategy
+from ponder.verify.grade import check_free
+from ponder.verify.score import Score
 
 
 def usage_line(usage: Usage) -> str:
@@ -150,5 +152,12 @@ async def solve_and_render(
         out.print()
         out.print("[bold]Answer:[/bold] " + escape(result.answer if result.answer is not None else "(none)"))
         out.print(f"[dim]{escape(result.how)}[/dim]")
+        if (verdict := check_free(problem, result.answer)) is not None:
+            out.print(f"checked against the puzzle's rules: {verdict_words(verdict)}")
         out.print(usage_line(result.usage))
     return result
+
+
+def verdict_words(verdict: Score) -> str:
+    """``right (equals 46)`` or ``wrong (value 35, not 46)``."""
+    return f"{'right' if verdict.ok else 'wrong'} ({verdict.reason})"

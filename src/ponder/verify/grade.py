@@ -87,6 +87,12 @@ def check(problem: Problem, answer: str | None) -> Score:
     return Score(False, 0.0, "differs from the reference")
 
 
+def check_free(problem: Problem, answer: str | None) -> Score | None:
+    """The grader's verdict where it needs no reference answer (countdown, sudoku: it checks the
+    puzzle's own rules), else None: what ``ponder solve`` can say of a puzzle typed in."""
+    return check(problem, answer) if problem.kind in REFERENCE_FREE else None
+
+
 def verify(problem: Problem, text: str) -> Score:
     """Grade free-form model ``text``: extract its final answer, then ``check`` it (a code
     problem's "answer" is the whole text: ``check`` reads the code out of it)."""
