@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -61,13 +62,16 @@ def stored_pools(db: str, strategy: str, task: str, digits: int = 3) -> tuple[st
     Exits (status 2) with a one-line message when there is nothing to read."""
     if not Path(db).is_file():
         _fail(f"{db}: no such database")
-    with Store(db) as store:
-        runs = store.runs()
-        if not runs:
-            _fail(f"{db}: no runs stored")
-        run = runs[-1]
-        config = store.run_info(run)["config"]
-        rows = [r for r in store.rows(run) if r.strategy.startswith(strategy)]
+    try:
+        with Store(db) as store:
+            runs = store.runs()
+            if not runs:
+                _fail(f"{db}: no runs stored")
+            run = runs[-1]
+            config = store.run_info(run)["config"]
+            rows = [r for r in store.rows(run) if r.strategy.startswith(strategy)]
+    except sqlite3.DatabaseError as e:  # a file that is not SQLite, or not a results database
+        _fail(f"{db}: not a results database ({e})")
     if not rows:
         _fail(f"{db}: run {run} holds no {strategy} rows")
     problems = {p.id: p for p in held_out(task, config["limit"], rows[0].seed, digits)}
@@ -111,19 +115,38 @@ def outcome(cands: list, n: int, problem) -> tuple[bool, int]:
     return (best is not None and check(problem, next(c.answer for c in cands if c.key == best)).ok), tokens
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number above 0 (a wave of 0 samples would never end)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, not {text!r}")
+    return value
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", required=True, help="a sequential_thinking.py database")
     ap.add_argument("--task", default="countdown", choices=("countdown", "arith"))
     ap.add_argument("--digits", type=int, default=3, help="arith: digits per number")
     ap.add_argument("--strategy", default="best_of_n", help="the stored sampling strategy (prefix)")
-    ap.add_argument("--wave", type=int, default=4)
+    ap.add_argument("--wave", type=positive, default=4)
     ap.add_argument("--confidence", type=float, default=0.95)
     ap.add_argument("--give-up", default="4,8,12", help="comma-separated k for the give-up rule")
     ap.add_argument("--checker", default="", help="a verifier that rates answers (countdown, "
                     "check): also replay sampling until one passes it, and best-of-k by it")
     args = ap.parse_args()
-    give_ups = [int(k) for k in args.give_up.split(",") if k]
+    try:
+        give_ups = [positive(k) for k in args.give_up.split(",") if k.strip()]
+    except argparse.ArgumentTypeError as e:
+        ap.error(f"--give-up: each k {e}")
+    if args.checker:
+        try:
+            make_scorer(args.checker, level="answer")
+        except ValueError as e:  # before the replay, not after its table
+            ap.error(f"--checker: {e}")
 
     run, replayed = stored_pools(args.db, args.strategy, args.task, args.digits)
     rows_strategy = replayed[0][2]

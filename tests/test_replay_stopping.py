@@ -78,3 +78,27 @@ def test_replay_of_sampling_until_the_checker_passes_one(tmp_path):
     assert table["waves of 4 until one passes"] == "66.7% | 67"  # 4, 8 and 8 samples drawn
     assert table["best of the first 4"] == "33.3% | 40"
     assert table["best of the first 8"] == "66.7% | 80"
+
+
+def test_a_file_that_is_not_a_database_and_bad_options_are_one_line_errors(tmp_path):
+    """Not SQLite (both scripts read it through stored_pools); a wave of 0 samples (it looped for
+    ever), a give-up k that is not a number, an unknown checker (a traceback after the table)."""
+    a, _, _ = replay.held_out("countdown", 3, 0, 3)
+    db = _stored(tmp_path, [_row(a, ["1+1"] * 4)])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    vote_pool = SCRIPT.with_name("vote_pool.py")
+    cases = [
+        ([SCRIPT, "--db", text], "not a results database"),
+        ([vote_pool, "--db", text, "--strategy", "best_of_n"], "not a results database"),
+        ([SCRIPT, "--db", db, "--wave", "0"], "--wave: must be a whole number above 0"),
+        ([SCRIPT, "--db", db, "--wave", "-2"], "--wave: must be a whole number above 0"),
+        ([SCRIPT, "--db", db, "--give-up", "4,x"], "--give-up: each k must be a whole number"),
+        ([SCRIPT, "--db", db, "--checker", "bogus"], "--checker: unknown verifier 'bogus'"),
+    ]
+    for args, why in cases:
+        proc = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        assert proc.returncode == 2, (args, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr and why in proc.stderr.splitlines()[-1], args
+        assert "| rule" not in proc.stdout, args  # refused before any replay
