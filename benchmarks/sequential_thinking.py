@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sqlite3
 import sys
 import time
 from dataclasses import replace
@@ -41,6 +42,7 @@ from ponder.bench.runner import grid, run_local
 from ponder.bench.store import RunMismatchError, Store
 from ponder.budget import Budget
 from ponder.models import resolve
+from ponder.models.base import ModelError
 from ponder.problems import load_problems
 from ponder.specs import SpecError, parse_spec
 from ponder.think import StrategySpecError, parse_strategy
@@ -152,21 +154,49 @@ def auto_against_frontier(auto, others, db: str) -> str:
             f"{' (within 2 points)' if 0 < gap <= 2 else ''}.")  # fmt: skip
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, not {text!r}")
+    return value
+
+
+def path_error(out: str, db: str) -> str | None:
+    """Why the report folder ``out`` or the database ``db`` cannot be written, or None."""
+    if Path(out).exists() and not Path(out).is_dir():
+        return f"--out {out} is a file; --out is the folder the report is written to"
+    if Path(db).is_dir():
+        return f"--db {db} is a folder; --db is the results database file"
+    for flag, path in (("--out", Path(out)), ("--db", Path(db))):
+        inside = next((p for p in path.absolute().parents if p.exists()), None)
+        if inside is not None and not inside.is_dir():
+            return f"{flag} {path}: {inside} is a file, so nothing can be made in it"
+    return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", default="countdown", choices=("countdown", "arith"))
     ap.add_argument("--model", help="a lab model: lab:NAME or hf:DIR (default: the task's)")
-    ap.add_argument("--digits", type=int, default=3, help="arith: digits per number")
-    ap.add_argument("--limit", type=int, default=200, help="problems")
+    ap.add_argument("--digits", type=positive, default=3, help="arith: digits per number")
+    ap.add_argument("--limit", type=positive, default=200, help="problems")
     ap.add_argument("--seed", type=int, default=0, help="problem set and sampling seed")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (the CPU may be shared)")
-    ap.add_argument("--concurrency", type=int, default=16, help="problems in flight (batched)")
+    ap.add_argument("--threads", type=positive, default=2,
+                    help="torch threads (the CPU may be shared)")
+    ap.add_argument("--concurrency", type=positive, default=16,
+                    help="problems in flight (batched)")
     ap.add_argument("--strategy", action="append",
                     help="run only these specs (repeatable); the task's shared settings (max_tokens,"
                          " temperature, ...) fill what a spec leaves out")
     ap.add_argument("--db", default="runs/sequential.sqlite")
     ap.add_argument("--out", default="reports/sequential-thinking")
     args = ap.parse_args()
+    if (why := path_error(args.out, args.db)) is not None:  # the report is written after every cell
+        ap.error(why)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -182,11 +212,19 @@ def main() -> int:
             print(f"--strategy {given}: run as {spec} (the task's shared settings)", file=sys.stderr)
     specs = [s.spec for s in strategies]
     problems = held_out(args.task, args.limit, args.seed, args.digits)
-    model = resolve(model_spec, device="cpu")
+    try:
+        model = resolve(model_spec, device="cpu")
+    except ModelError as e:
+        ap.error(f"--model: {e}")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.name).strip("-")
     size = f"{args.digits}" if args.task == "arith" else ""
     run = f"seqthink-{name}-{args.task}{size}-heldout-n{args.limit}-s{args.seed}"
-    store = Store(args.db)
+    try:
+        store = Store(args.db)
+    except sqlite3.DatabaseError as e:  # a file that is not SQLite
+        ap.error(f"--db {args.db}: not a results database ({e})")
+    except OSError as e:  # no permission, a read-only file system
+        ap.error(f"--db {args.db}: cannot be opened ({e.strerror or e})")
     task_label = "countdown:count=3-4,split=test" if args.task == "countdown" else f"arith:digits={args.digits}"
     config = {"task": task_label, "model": model_spec, "limit": args.limit,
               "seeds": [args.seed], "strategies": specs, "budgets": [0], "threads": args.threads,

@@ -72,3 +72,31 @@ def test_auto_is_placed_against_the_frontier_of_the_strategies_stored_beside_it(
     assert "6.5 points below it." in full
     cheap = bench.auto_against_frontier(Row(label="auto", accuracy=0.2, mean_tokens=100), [cot], "a")
     assert "cheaper than every other strategy" in cheap
+
+
+def test_bad_numbers_paths_and_models_are_one_line_errors_before_any_work(tmp_path):
+    """Each was a traceback: --limit 0 from the problem loader, --threads 0 from torch, a model
+    that does not exist, a --db that is not SQLite, an --out that is a file (after every cell ran,
+    when the report was written)."""
+    (tmp_path / "file").write_text("x\n")
+    db, out = str(tmp_path / "s.sqlite"), str(tmp_path / "report")
+    cases = [
+        (["--limit", "0"], "--limit: must be a whole number above 0"),
+        (["--limit", "-3"], "--limit: must be a whole number above 0"),
+        (["--threads", "0"], "--threads: must be a whole number above 0"),
+        (["--model", "lab:nope"], "--model: no shipped lab checkpoint 'nope'"),
+        (["--model", f"hf:{tmp_path / 'none'}"], "--model: cannot load Hugging Face model"),
+        (["--db", str(tmp_path / "file")], "not a results database"),
+        (["--db", str(tmp_path / "file" / "s.sqlite")], "is a file, so nothing can be made in it"),
+        (["--db", str(tmp_path)], "is a folder; --db is the results database file"),
+        (["--out", str(tmp_path / "file")], "is a file; --out is the folder"),
+    ]
+    for args, why in cases:
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPT), "--strategy", "cot:max_tokens=8", "--limit", "1",
+             "--threads", "1", "--db", db, "--out", out, *args],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 2, (args, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr and why in proc.stderr.splitlines()[-1], args
+        assert "cells to run" not in proc.stderr, args  # refused before any cell ran
