@@ -245,7 +245,13 @@ def main() -> int:
             took = time.perf_counter() - start
             print(f"  {count[0]}/{len(cells)} cells, {took:.0f} s", file=sys.stderr)
 
-    asyncio.run(run_local(run, cells, model, on_row, concurrency=args.concurrency))
+    try:
+        asyncio.run(run_local(run, cells, model, on_row, concurrency=args.concurrency))
+    except KeyboardInterrupt:  # every finished cell is stored already
+        print(f"\ninterrupted: {count[0]} of {len(cells)} cells stored in {args.db}; the same "
+              "command resumes", file=sys.stderr)
+        store.close()
+        return 130
     elapsed = time.perf_counter() - start
 
     rows = store.rows(run)

@@ -100,3 +100,33 @@ def test_bad_numbers_paths_and_models_are_one_line_errors_before_any_work(tmp_pa
         assert proc.returncode == 2, (args, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr and why in proc.stderr.splitlines()[-1], args
         assert "cells to run" not in proc.stderr, args  # refused before any cell ran
+
+
+def test_ctrl_c_keeps_the_finished_cells_and_says_the_same_command_resumes(tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    db = tmp_path / "s.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--strategy", "vote:n=4", "--limit", "40", "--threads", "1",
+         "--concurrency", "1", "--db", str(db), "--out", str(tmp_path / "report")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def stored() -> int:
+        try:
+            with sqlite3.connect(db) as con:
+                return con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        except sqlite3.Error:  # not made yet
+            return 0
+
+    while stored() == 0 and proc.poll() is None:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    kept = stored()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert err.splitlines()[-1] == (f"interrupted: {kept} of 40 cells stored in {db}; the same "
+                                    "command resumes")  # fmt: skip
+    assert 0 < kept < 40
