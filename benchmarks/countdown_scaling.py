@@ -39,8 +39,10 @@ import sys
 import time
 from pathlib import Path
 
+from ponder.errors import UserError
 from ponder.lab.evaluate import accuracy
-from ponder.models.base import Sample
+from ponder.lab.runrecord import check_out, make_out
+from ponder.models.base import ModelError, Sample
 from ponder.models.shipped import shipped_dir
 from ponder.problems import load_problems
 from ponder.think.sampling import candidate
@@ -51,9 +53,17 @@ BUDGETS = (128, 256, 512, 900)  # 900: the context (1024) less the longest promp
 
 
 def run(cmd: list[str]) -> float:
+    """Run ``cmd``; one that fails (its own error printed above) or is interrupted ends this
+    script with its exit status and one line, not a traceback."""
     print("$ " + shlex.join(cmd), flush=True)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    code = subprocess.run(cmd).returncode
+    if code:
+        what = " ".join(cmd[3:5]) if cmd[1:3] == ["-m", "ponder"] else Path(cmd[1]).name
+        print(f"{Path(__file__).name}: `{what}` " + ("was interrupted; the same command resumes"
+              if code in (130, -2) else f"failed (exit {code}); its error is above"),
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(code if code > 0 else 130)
     return time.perf_counter() - start
 
 
@@ -170,38 +180,63 @@ def held_out(n: int, seed: int) -> list:
 
 
 def prepare(out: str, threads: int) -> tuple[Path, list[str]]:
-    """torch's threads set, OUT made; (OUT, the command prefix that runs ``ponder``)."""
+    """torch's threads set, OUT made (a UserError where it cannot be); (OUT, the command prefix
+    that runs ``ponder``)."""
     import torch
 
-    torch.set_num_threads(threads)
     path = Path(out)
-    path.mkdir(parents=True, exist_ok=True)
+    check_out(path)
+    make_out(path)
+    torch.set_num_threads(threads)
     return path, [sys.executable, "-m", "ponder"]
+
+
+def count(least: int):
+    """An argparse type: a whole number of at least ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {least}, not {text!r}")
+        return value
+
+    return parse
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/countdown-scaling")
     ap.add_argument("--sft", default="lab:countdown-sft", help="the SFT model: lab:NAME or DIR")
-    ap.add_argument("--grpo-steps", type=int, default=40)
-    ap.add_argument("--grpo-save-every", type=int, default=10)
+    ap.add_argument("--grpo-steps", type=count(1), default=40)
+    ap.add_argument("--grpo-save-every", type=count(1), default=10)
     ap.add_argument("--grpo-lr", default="1e-4")
     ap.add_argument("--grpo-temperature", default="0.8")
     ap.add_argument("--grpo-batch-size", default="8", help="prompts per step (8 samples each)")
     ap.add_argument("--grpo-step-reward", default="0",
                     help="weight of the process reward (ponder train grpo --step-reward; default 0)")
-    ap.add_argument("--held-out", type=int, default=200, help="problems for the two curves")
+    ap.add_argument("--held-out", type=count(1), default=200, help="problems for the two curves")
     ap.add_argument("--budget-runs", action="store_true",
                     help="run greedy at every budget (default: read the smaller budgets off the "
                          "largest one's samples, which greedy decoding makes the same)")
-    ap.add_argument("--strategy-problems", type=int, default=200,
+    ap.add_argument("--strategy-problems", type=count(0), default=200,
                     help="problems for the all-strategies comparison (0: skip it)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=count(1), default=2)
     args = ap.parse_args()
-    out, ponder = prepare(args.out, args.threads)
+    try:
+        sft = model_dir(args.sft)
+    except ModelError as e:
+        ap.error(f"--sft: {e}")
+    if not (sft / "config.json").is_file():
+        ap.error(f"--sft {args.sft}: {sft} holds no model (no config.json)")
+    try:
+        out, ponder = prepare(args.out, args.threads)
+    except UserError as e:
+        ap.error(str(e))
     started = time.perf_counter()
-    sft = model_dir(args.sft)
     grpo = out / "grpo"
     commands = []
     grpo_cmd = [*ponder, "train", "grpo", "--from", str(sft), "--task", "countdown",
@@ -301,4 +336,9 @@ def write(out: Path, lines: list[str], summary: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ncountdown_scaling.py: interrupted; the same command resumes GRPO from its latest "
+              "checkpoint (the evaluations run again)", file=sys.stderr)  # fmt: skip
+        sys.exit(130)

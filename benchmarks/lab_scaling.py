@@ -27,7 +27,9 @@ from pathlib import Path
 
 from ponder.bench.report import summarize, write_report
 from ponder.bench.store import Store
+from ponder.errors import UserError
 from ponder.lab.evaluate import accuracy
+from ponder.lab.runrecord import check_out, make_out
 from ponder.lab.traces import make_problems
 
 TEST_TIME = ["cot", "vote:n=4,temperature=0.8", "vote:n=16,temperature=0.8",
@@ -36,9 +38,17 @@ TEST_TIME = ["cot", "vote:n=4,temperature=0.8", "vote:n=16,temperature=0.8",
 
 
 def run(cmd: list[str]) -> float:
+    """Run ``cmd``; one that fails (its own error printed above) or is interrupted ends this
+    script with its exit status and one line, not a traceback."""
     print("$ " + shlex.join(cmd), flush=True)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    code = subprocess.run(cmd).returncode
+    if code:
+        what = " ".join(cmd[3:5]) if cmd[1:3] == ["-m", "ponder"] else Path(cmd[1]).name
+        print(f"{Path(__file__).name}: `{what}` " + ("was interrupted; the same command resumes"
+              if code in (130, -2) else f"failed (exit {code}); its error is above"),
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(code if code > 0 else 130)
     return time.perf_counter() - start
 
 
@@ -81,7 +91,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        check_out(out)
+        make_out(out)
+    except UserError as e:
+        ap.error(str(e))
     ponder = [sys.executable, "-m", "ponder"]
     started = time.perf_counter()
     sft, grpo = out / "sft", out / "grpo"
@@ -152,4 +166,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\nlab_scaling.py: interrupted; the same command resumes the training from its latest "
+              "checkpoint (the evaluations run again)", file=sys.stderr)  # fmt: skip
+        sys.exit(130)
