@@ -31,15 +31,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tarfile
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 
+from ponder.errors import UserError
 from ponder.lab import grpo, sft
 from ponder.lab.cli import sft_command
 from ponder.lab.grpo_cli import grpo_command
+from ponder.lab.runrecord import check_out, make_out
 
 MODEL_FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
                "tokenizer_config.json", "chat_template.jinja", "ponder_train.json")  # fmt: skip
@@ -86,6 +89,24 @@ def tar_model(model_dir: Path, tar_path: Path) -> None:
                 tar.add(model_dir / name, arcname=name)
 
 
+def check_paths(out: Path, tar_to: str | None) -> None:
+    """Before the probe spends any of the budget: OUT can hold two new runs (a run left there by
+    an earlier call would be refused only after the probe and SFT's data), and --tar-to is a
+    folder, made now (it was found missing only once SFT had finished)."""
+    check_out(out)
+    for stage in ("sft", "grpo"):
+        if (out / stage / "ponder_train.json").exists() or (out / stage / "config.json").exists() \
+                or any((out / stage).glob("checkpoint-*")):  # fmt: skip
+            raise UserError(f"{out / stage} already holds a training run (a lease's run starts "
+                            "afresh); pick another --out")  # fmt: skip
+    if tar_to:
+        try:
+            check_out(Path(tar_to))
+            make_out(Path(tar_to))
+        except UserError as e:  # the messages name --out
+            raise UserError(str(e).replace("--out", "--tar-to")) from None
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="run folder: OUT/sft and OUT/grpo")
@@ -104,6 +125,12 @@ def main() -> int:
     args = p.parse_args()
     start = time.time()
     out = Path(args.out)
+    if args.budget <= 0:
+        p.error(f"--budget must be a number of seconds above 0, not {args.budget:g}")
+    try:
+        check_paths(out, args.tar_to)
+    except UserError as e:
+        p.error(str(e))
     say = lambda text: print(f"[{time.time() - start:6.0f} s] {text}", flush=True)  # noqa: E731
 
     def sft_options(**kw) -> sft.SFTOptions:
@@ -159,4 +186,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except UserError as e:  # an option the trainers refuse (--size, --lr ...)
+        print(f"countdown_lease.py: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -62,3 +62,50 @@ def test_the_step_clock_times_the_steps_after_its_first(lease, tmp_path):
     record = train_sft(opts, progress=False, callbacks=[clock], say=lambda _: None)
     per_step = clock.seconds_per_step()
     assert clock.last == 5 and 0 < per_step * 3 < record["wall_seconds"]
+
+
+def test_what_would_fail_later_is_refused_in_one_line_before_the_probe(lease, tmp_path):
+    """Each was a traceback, the last three after the probe or SFT had spent the lease: an --out
+    that is a file, a --budget of no time, an unknown --size (a UserError traceback), an --out
+    whose sft/ holds an earlier run, a --tar-to that is a file."""
+    import subprocess
+    import sys
+
+    (tmp_path / "file").write_text("x\n")
+    (tmp_path / "old" / "sft").mkdir(parents=True)
+    (tmp_path / "old" / "sft" / "ponder_train.json").write_text("{}")
+    small = ["--examples", "200", "--batch-size", "4", "--size", "tiny", "--probe-steps", "12",
+             "--device", "cpu", "--grpo-steps", "1"]  # fmt: skip
+    new = str(tmp_path / "new")
+    cases = [
+        (["--out", str(tmp_path / "file"), "--budget", "1"], "--out", "is a file"),
+        (["--out", new, "--budget", "0"], "--budget must be a number of seconds above 0", ""),
+        (["--out", new, "--budget", "1", "--size", "huge"], "unknown model size 'huge'", ""),
+        (["--out", str(tmp_path / "old"), "--budget", "1"], "sft already holds a training run", ""),
+        (["--out", new, "--budget", "1", "--tar-to", str(tmp_path / "file")], "--tar-to", "is a file"),
+    ]  # fmt: skip
+    for args, why, also in cases:
+        proc = subprocess.run([sys.executable, str(SCRIPT), *small, *args], capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 2, (args, proc.stderr[-2000:])
+        last = proc.stderr.splitlines()[-1]
+        assert "Traceback" not in proc.stderr and why in last and also in last, (args, last)
+        assert "SFT probe" not in proc.stdout, args
+
+
+def test_a_tar_to_folder_that_does_not_exist_is_made(lease, tmp_path):
+    """It was found missing only when SFT had finished (FileNotFoundError, no lease.json)."""
+    import subprocess
+    import sys
+
+    tar_to = tmp_path / "results" / "lease"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path / "run"), "--budget", "1",
+         "--examples", "200", "--batch-size", "4", "--size", "tiny", "--probe-steps", "12",
+         "--device", "cpu", "--tar-to", str(tar_to)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with tarfile.open(tar_to / "sft.tar") as tar:
+        assert "model.safetensors" in tar.getnames()
+    assert json.loads((tmp_path / "run" / "lease.json").read_text())["sft"]["global_step"] >= 1
