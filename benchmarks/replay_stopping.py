@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sequential_thinking import held_out  # noqa: E402  (the problems that benchmark ran on)
 
 from ponder.bench.store import Store  # noqa: E402
+from ponder.errors import UserError  # noqa: E402
 from ponder.models.base import Sample  # noqa: E402
 from ponder.think.adaptive import leader_probability, top_two  # noqa: E402
 from ponder.think.sampling import candidate, leader, tally  # noqa: E402
@@ -70,8 +70,8 @@ def stored_pools(db: str, strategy: str, task: str, digits: int = 3) -> tuple[st
             run = runs[-1]
             config = store.run_info(run)["config"]
             rows = [r for r in store.rows(run) if r.strategy.startswith(strategy)]
-    except sqlite3.DatabaseError as e:  # a file that is not SQLite, or not a results database
-        _fail(f"{db}: not a results database ({e})")
+    except UserError as e:  # a file that is not SQLite, or not a results database
+        _fail(str(e))
     if not rows:
         _fail(f"{db}: run {run} holds no {strategy} rows")
     problems = {p.id: p for p in held_out(task, config["limit"], rows[0].seed, digits)}

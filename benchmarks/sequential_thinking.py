@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import sqlite3
 import sys
 import time
 from dataclasses import replace
@@ -41,6 +40,7 @@ from ponder.bench.report import summarize, write_report
 from ponder.bench.runner import grid, run_local
 from ponder.bench.store import RunMismatchError, Store
 from ponder.budget import Budget
+from ponder.errors import UserError
 from ponder.models import resolve
 from ponder.models.base import ModelError
 from ponder.problems import load_problems
@@ -221,10 +221,8 @@ def main() -> int:
     run = f"seqthink-{name}-{args.task}{size}-heldout-n{args.limit}-s{args.seed}"
     try:
         store = Store(args.db)
-    except sqlite3.DatabaseError as e:  # a file that is not SQLite
-        ap.error(f"--db {args.db}: not a results database ({e})")
-    except OSError as e:  # no permission, a read-only file system
-        ap.error(f"--db {args.db}: cannot be opened ({e.strerror or e})")
+    except UserError as e:  # not SQLite, another program's database, a path that cannot be one
+        ap.error(str(e))
     task_label = "countdown:count=3-4,split=test" if args.task == "countdown" else f"arith:digits={args.digits}"
     config = {"task": task_label, "model": model_spec, "limit": args.limit,
               "seeds": [args.seed], "strategies": specs, "budgets": [0], "threads": args.threads,

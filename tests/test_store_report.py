@@ -43,6 +43,30 @@ def test_open_run_resume_and_mismatch(tmp_path):
     assert s.run_info("r")["model"]["sha256"] == MODEL["sha256"]
 
 
+def test_a_file_that_is_not_a_results_database_is_a_users_error_and_left_as_it_was(tmp_path):
+    """``--db notes.txt`` was an sqlite3 traceback; another program's SQLite file got ponder's
+    tables added to it."""
+    import sqlite3
+
+    from ponder.errors import UserError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as c:
+        c.execute("CREATE TABLE t (x)")
+    inside_a_file = notes / "results.sqlite"
+    for path, says in ((notes, "not a results database"), (other, "not one of ponder's"),
+                       (inside_a_file, "not a results database"), (tmp_path, "not a results database")):  # fmt: skip
+        with pytest.raises(UserError, match=says):
+            Store(path)
+    assert notes.read_text() == "hello\n"
+    with sqlite3.connect(other) as c:
+        assert [r[0] for r in c.execute("SELECT name FROM sqlite_master")] == ["t"]
+    with Store(tmp_path / "new.sqlite") as fresh:  # an empty file, or none, becomes one
+        assert fresh.runs() == []
+
+
 def test_a_run_does_not_resume_a_strategy_whose_defaults_changed(tmp_path):
     """A spec names only what differs from the defaults, so after an upgrade that changes one
     the same spec runs otherwise: its new rows must not join the old ones under one label."""

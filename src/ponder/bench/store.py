@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ponder.budget import Budget
+from ponder.errors import UserError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -126,11 +127,24 @@ class Store:
     """A SQLite results database. One connection, shared across threads behind a lock."""
 
     def __init__(self, path: str | Path):
+        """Open (or make) the database at ``path``. A path that cannot hold one, a file that is
+        not SQLite, or another program's SQLite database is a one-line error (UserError): the
+        schema is only ever added to an empty file or a database of ponder's own."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        # isolation_level=None: autocommit; each statement below is its own transaction.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: autocommit; each statement below is its own transaction.
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except (OSError, sqlite3.DatabaseError) as e:
+            raise UserError(f"--db {self.path}: not a results database ({e})") from None
+        if tables and "runs" not in tables:
+            self._db.close()
+            raise UserError(f"--db {self.path}: an SQLite database, but not one of ponder's "
+                            f"(its tables: {', '.join(sorted(tables))}); pick another --db")  # fmt: skip
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
