@@ -97,6 +97,17 @@ def test_ponder_solve_says_whether_a_countdown_answer_keeps_the_puzzles_rules():
     assert "checked" not in json.loads(math.stdout)  # no reference to grade a typed-in sum by
 
 
+def test_an_evaluation_reports_each_problem_as_it_finishes():
+    """``accuracy(progress=...)``: the experiment scripts print a line as an evaluation goes (one
+    of 200 countdown puzzles takes minutes on a CPU)."""
+    _need("torch", "transformers")
+    from ponder.lab.evaluate import accuracy
+
+    seen = []
+    result = accuracy("lab:add3-sft", held_out(3), concurrency=2, progress=lambda *a: seen.append(a))
+    assert seen == [(1, 3), (2, 3), (3, 3)] and result.total == 3
+
+
 @pytest.mark.slow
 def test_shipped_models_are_right_sometimes_and_rl_helped():
     """Greedy accuracy on unseen problems: moderate for the SFT start, higher after GRPO."""
