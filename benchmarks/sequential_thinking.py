@@ -234,14 +234,15 @@ def main() -> int:
     done = store.done(run)
     cells = [c for c in grid(problems, strategies, [Budget()], [args.seed]) if c.key not in done]
     print(f"run {run}: {len(cells)} cells to run ({len(done)} stored)", file=sys.stderr)
-    start, count = time.perf_counter(), [0]
+    start, count, shown = time.perf_counter(), [0], [time.perf_counter()]
 
-    def on_row(row) -> None:
+    def on_row(row) -> None:  # a line every 50 cells or 30 s, and at the last cell
         store.add(row)
         count[0] += 1
-        if count[0] % 50 == 0:
-            took = time.perf_counter() - start
-            print(f"  {count[0]}/{len(cells)} cells, {took:.0f} s", file=sys.stderr)
+        now = time.perf_counter()
+        if count[0] % 50 == 0 or now - shown[0] >= 30 or count[0] == len(cells):
+            shown[0] = now
+            print(f"  {count[0]}/{len(cells)} cells, {now - start:.0f} s", file=sys.stderr)
 
     try:
         asyncio.run(run_local(run, cells, model, on_row, concurrency=args.concurrency))

@@ -5,6 +5,7 @@ from that row's stored cells; a bad spec is a one-line error."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,18 @@ def test_bad_numbers_paths_and_models_are_one_line_errors_before_any_work(tmp_pa
         assert proc.returncode == 2, (args, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr and why in proc.stderr.splitlines()[-1], args
         assert "cells to run" not in proc.stderr, args  # refused before any cell ran
+
+
+def test_a_run_says_how_far_it_is_and_a_rerun_finds_every_cell_stored(tmp_path):
+    db = tmp_path / "s.sqlite"
+    argv = [sys.executable, str(SCRIPT), "--strategy", "cot", "--limit", "3", "--threads", "1",
+            "--db", str(db), "--out", str(tmp_path / "report")]  # fmt: skip
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "3 cells to run (0 stored)" in first.stderr
+    assert re.search(r"^  3/3 cells, \d+ s$", first.stderr, re.M), first.stderr[-2000:]
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "0 cells to run (3 stored)" in again.stderr
 
 
 def test_ctrl_c_keeps_the_finished_cells_and_says_the_same_command_resumes(tmp_path):
