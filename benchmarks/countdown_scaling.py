@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,32 +48,15 @@ from ponder.think.sampling import candidate
 from ponder.verify.countdown_steps import KINDS, first_flaw
 from ponder.verify.grade import check
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lab_scaling import checkpoints, run  # noqa: E402  (the lab's other experiment's steps)
+
 BUDGETS = (128, 256, 512, 900)  # 900: the context (1024) less the longest prompt, ~ the trace cap
-
-
-def run(cmd: list[str]) -> float:
-    """Run ``cmd``; one that fails (its own error printed above) or is interrupted ends this
-    script with its exit status and one line, not a traceback."""
-    print("$ " + shlex.join(cmd), flush=True)
-    start = time.perf_counter()
-    code = subprocess.run(cmd).returncode
-    if code:
-        what = " ".join(cmd[3:5]) if cmd[1:3] == ["-m", "ponder"] else Path(cmd[1]).name
-        print(f"{Path(__file__).name}: `{what}` " + ("was interrupted; the same command resumes"
-              if code in (130, -2) else f"failed (exit {code}); its error is above"),
-              file=sys.stderr)  # fmt: skip
-        raise SystemExit(code if code > 0 else 130)
-    return time.perf_counter() - start
 
 
 def model_dir(spec: str) -> Path:
     """A directory for ``ponder train grpo --from``: lab:NAME is a shipped checkpoint."""
     return shipped_dir(spec[4:]) if spec.startswith("lab:") else Path(spec.removeprefix("hf:"))
-
-
-def checkpoints(out: Path) -> list[tuple[int, Path]]:
-    found = [(int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*") if p.is_dir()]
-    return sorted(found)
 
 
 def greedy(path: Path, problems: list, budget: int):

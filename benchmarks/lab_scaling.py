@@ -38,14 +38,15 @@ TEST_TIME = ["cot", "vote:n=4,temperature=0.8", "vote:n=16,temperature=0.8",
 
 
 def run(cmd: list[str]) -> float:
-    """Run ``cmd``; one that fails (its own error printed above) or is interrupted ends this
-    script with its exit status and one line, not a traceback."""
+    """Run ``cmd``; one that fails (its own error printed above) or is interrupted ends the
+    running script (this one, or ``countdown_scaling.py``, which shares it) with its exit status
+    and one line, not a traceback."""
     print("$ " + shlex.join(cmd), flush=True)
     start = time.perf_counter()
     code = subprocess.run(cmd).returncode
     if code:
         what = " ".join(cmd[3:5]) if cmd[1:3] == ["-m", "ponder"] else Path(cmd[1]).name
-        print(f"{Path(__file__).name}: `{what}` " + ("was interrupted; the same command resumes"
+        print(f"{Path(sys.argv[0]).name}: `{what}` " + ("was interrupted; the same command resumes"
               if code in (130, -2) else f"failed (exit {code}); its error is above"),
               file=sys.stderr)  # fmt: skip
         raise SystemExit(code if code > 0 else 130)

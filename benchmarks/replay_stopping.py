@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sequential_thinking import held_out  # noqa: E402  (the problems that benchmark ran on)
 
+from ponder.argtypes import positive_int  # noqa: E402
 from ponder.bench.store import Store  # noqa: E402
 from ponder.errors import UserError  # noqa: E402
 from ponder.models.base import Sample  # noqa: E402
@@ -115,33 +116,22 @@ def outcome(cands: list, n: int, problem) -> tuple[bool, int]:
     return (best is not None and check(problem, next(c.answer for c in cands if c.key == best)).ok), tokens
 
 
-def positive(text: str) -> int:
-    """An argparse type: a whole number above 0 (a wave of 0 samples would never end)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number above 0, not {text!r}")
-    return value
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", required=True, help="a sequential_thinking.py database")
     ap.add_argument("--task", default="countdown", choices=("countdown", "arith"))
     ap.add_argument("--digits", type=int, default=3, help="arith: digits per number")
     ap.add_argument("--strategy", default="best_of_n", help="the stored sampling strategy (prefix)")
-    ap.add_argument("--wave", type=positive, default=4)
+    ap.add_argument("--wave", type=positive_int, default=4)
     ap.add_argument("--confidence", type=float, default=0.95)
     ap.add_argument("--give-up", default="4,8,12", help="comma-separated k for the give-up rule")
     ap.add_argument("--checker", default="", help="a verifier that rates answers (countdown, "
                     "check): also replay sampling until one passes it, and best-of-k by it")
     args = ap.parse_args()
     try:
-        give_ups = [positive(k) for k in args.give_up.split(",") if k.strip()]
+        give_ups = [positive_int(k) for k in args.give_up.split(",") if k.strip()]
     except argparse.ArgumentTypeError as e:
-        ap.error(f"--give-up: each k {e}")
+        ap.error(f"--give-up: each k: {e}")
     if args.checker:
         try:
             make_scorer(args.checker, level="answer")

@@ -35,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ponder import __version__
+from ponder.argtypes import positive_int
 from ponder.bench.plots import plot_accuracy_vs_tokens
 from ponder.bench.report import summarize, write_report
 from ponder.bench.runner import grid, run_local
@@ -46,6 +47,7 @@ from ponder.models.base import ModelError
 from ponder.problems import load_problems
 from ponder.specs import SpecError, parse_spec
 from ponder.think import StrategySpecError, parse_strategy
+
 
 def strategies_for(task: str) -> tuple[list[str], set[str]]:
     """The specs compared on ``task``, and the settings they share (left out of plot labels)."""
@@ -154,17 +156,6 @@ def auto_against_frontier(auto, others, db: str) -> str:
             f"{' (within 2 points)' if 0 < gap <= 2 else ''}.")  # fmt: skip
 
 
-def positive(text: str) -> int:
-    """An argparse type: a whole number above 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number above 0, not {text!r}")
-    return value
-
-
 def path_error(out: str, db: str) -> str | None:
     """Why the report folder ``out`` or the database ``db`` cannot be written, or None."""
     if Path(out).exists() and not Path(out).is_dir():
@@ -182,12 +173,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", default="countdown", choices=("countdown", "arith"))
     ap.add_argument("--model", help="a lab model: lab:NAME or hf:DIR (default: the task's)")
-    ap.add_argument("--digits", type=positive, default=3, help="arith: digits per number")
-    ap.add_argument("--limit", type=positive, default=200, help="problems")
+    ap.add_argument("--digits", type=positive_int, default=3, help="arith: digits per number")
+    ap.add_argument("--limit", type=positive_int, default=200, help="problems")
     ap.add_argument("--seed", type=int, default=0, help="problem set and sampling seed")
-    ap.add_argument("--threads", type=positive, default=2,
+    ap.add_argument("--threads", type=positive_int, default=2,
                     help="torch threads (the CPU may be shared)")
-    ap.add_argument("--concurrency", type=positive, default=16,
+    ap.add_argument("--concurrency", type=positive_int, default=16,
                     help="problems in flight (batched)")
     ap.add_argument("--strategy", action="append",
                     help="run only these specs (repeatable); the task's shared settings (max_tokens,"

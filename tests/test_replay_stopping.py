@@ -91,9 +91,9 @@ def test_a_file_that_is_not_a_database_and_bad_options_are_one_line_errors(tmp_p
     cases = [
         ([SCRIPT, "--db", text], "not a results database"),
         ([vote_pool, "--db", text, "--strategy", "best_of_n"], "not a results database"),
-        ([SCRIPT, "--db", db, "--wave", "0"], "--wave: must be a whole number above 0"),
-        ([SCRIPT, "--db", db, "--wave", "-2"], "--wave: must be a whole number above 0"),
-        ([SCRIPT, "--db", db, "--give-up", "4,x"], "--give-up: each k must be a whole number"),
+        ([SCRIPT, "--db", db, "--wave", "0"], "--wave: must be a positive integer"),
+        ([SCRIPT, "--db", db, "--wave", "-2"], "--wave: must be a positive integer"),
+        ([SCRIPT, "--db", db, "--give-up", "4,x"], "--give-up: each k: 'x' is not an integer"),
         ([SCRIPT, "--db", db, "--checker", "bogus"], "--checker: unknown verifier 'bogus'"),
     ]
     for args, why in cases:

@@ -82,9 +82,9 @@ def test_bad_numbers_paths_and_models_are_one_line_errors_before_any_work(tmp_pa
     (tmp_path / "file").write_text("x\n")
     db, out = str(tmp_path / "s.sqlite"), str(tmp_path / "report")
     cases = [
-        (["--limit", "0"], "--limit: must be a whole number above 0"),
-        (["--limit", "-3"], "--limit: must be a whole number above 0"),
-        (["--threads", "0"], "--threads: must be a whole number above 0"),
+        (["--limit", "0"], "--limit: must be a positive integer"),
+        (["--limit", "-3"], "--limit: must be a positive integer"),
+        (["--threads", "0"], "--threads: must be a positive integer"),
         (["--model", "lab:nope"], "--model: no shipped lab checkpoint 'nope'"),
         (["--model", f"hf:{tmp_path / 'none'}"], "--model: cannot load Hugging Face model"),
         (["--db", str(tmp_path / "file")], "not a results database"),
