@@ -60,15 +60,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.budget import Usage
-from ponder.models.base import (
-    Completion,
-    ModelError,
-    Request,
-    Sample,
-    StopCheck,
-    TextCallback,
-    file_sha256,
-)
+from ponder.models.base import Completion, ModelError, Request, Sample, StopCheck, TextCallback
+from ponder.models.base import file_sha256  # describe(): a local model's weights, as a GGUF's
 from ponder.requirements import HF_FLOORS, too_old
 
 try:
