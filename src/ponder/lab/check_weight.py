@@ -68,10 +68,31 @@ def token_weights(token_texts: list[str], weights: CheckWeights) -> list[float]:
 
 
 def weighted_loss(tokenizer, weights: CheckWeights):
-    """``loss(logits, labels)``: next-token cross-entropy over the labelled (completion) tokens,
-    each weighted by ``token_weights``, averaged by the weights' sum."""
-    import torch
+    """``loss(logits, labels, total=None)``: next-token cross-entropy over the labelled
+    (completion) tokens, each weighted by ``token_weights``, summed and divided by ``total``, by
+    default the weights' sum (a weighted mean). A step run as several micro-batches passes the sum
+    of the weights over the whole step (``label_weights``), so that it is the same weighted mean."""
     import torch.nn.functional as F
+
+    weights_of = label_weights(tokenizer, weights)
+
+    def loss(logits, labels, total=None):
+        logits = logits[:, :-1, :]
+        target = labels[:, 1:]
+        w = weights_of(labels).to(logits.device)
+        ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
+                             ignore_index=-100, reduction="none").view_as(w)  # fmt: skip
+        if total is None:
+            total = w.sum().clamp(min=1.0)
+        return (ce * w).sum() / total
+
+    return loss
+
+
+def label_weights(tokenizer, weights: CheckWeights):
+    """``weights_of(labels)``: the weight of each next-token target ``labels[:, 1:]``, 0 where the
+    label is ignored (-100: the prompt, padding)."""
+    import torch
 
     # the lab's tokenizer is character-level: a token's piece is its text. A token that is not
     # text (a special, an ignored -100 label) is a character that never joins a "=c".
@@ -79,36 +100,47 @@ def weighted_loss(tokenizer, weights: CheckWeights):
     specials = set(tokenizer.all_special_ids)
     text_of = {i: "\x00" if i in specials else p for i, p in enumerate(pieces)}
 
-    def loss(logits, labels):
-        logits = logits[:, :-1, :]
-        target = labels[:, 1:]
+    def weights_of(labels):
         rows = [[text_of.get(int(t), "\x00") for t in row] for row in labels.tolist()]
-        w = torch.tensor([token_weights(r, weights)[1:] for r in rows], device=logits.device)
-        mask = (target != -100).float()
-        ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
-                             ignore_index=-100, reduction="none").view_as(mask)  # fmt: skip
-        w = w * mask
-        return (ce * w).sum() / w.sum().clamp(min=1.0)
+        w = torch.tensor([token_weights(r, weights)[1:] for r in rows], dtype=torch.float32)
+        return w * (labels[:, 1:] != -100).float().cpu()
 
-    return loss
+    return weights_of
 
 
 def trainer_class(weights: CheckWeights):
-    """TRL's ``SFTTrainer``; for weights other than 1, a subclass with ``weighted_loss``.
+    """TRL's ``SFTTrainer`` (its micro-batch sampler seeded, ``lab.micro_batches``); for weights
+    other than 1, a subclass with ``weighted_loss``.
 
     Why a subclass and not the Trainer's ``compute_loss_func``: with that hook TRL runs a second,
-    gradient-free forward pass per batch for its token metrics, a third more time on a CPU."""
+    gradient-free forward pass per batch for its token metrics, a third more time on a CPU.
+    The step's normalizer is the sum of its weights over every micro-batch, computed where the
+    Trainer counts the step's tokens (``_get_num_items_in_batch``): with one micro-batch it is that
+    batch's weighted mean, as before; with several, the same step."""
     from trl import SFTTrainer
 
+    from ponder.lab.micro_batches import seeded
+
     if weights.plain:
-        return SFTTrainer
+        return seeded(SFTTrainer)
 
     class CheckWeightedSFTTrainer(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if not hasattr(self, "_check_loss"):
+        def _check_weights(self):
+            if not hasattr(self, "_check_loss"):  # built on first use: needs processing_class
+                self._label_weights = label_weights(self.processing_class, weights)
                 self._check_loss = weighted_loss(self.processing_class, weights)
+
+        def _get_num_items_in_batch(self, batch_samples, device):
+            if not batch_samples or "labels" not in batch_samples[0]:
+                return super()._get_num_items_in_batch(batch_samples, device)
+            self._check_weights()
+            total = sum(self._label_weights(b["labels"]).sum() for b in batch_samples)
+            return total.clamp(min=1.0).to(device)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            self._check_weights()
             outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
-            loss = self._check_loss(outputs.logits, inputs["labels"])
+            loss = self._check_loss(outputs.logits, inputs["labels"], num_items_in_batch)
             return (loss, outputs) if return_outputs else loss
 
-    return CheckWeightedSFTTrainer
+    return seeded(CheckWeightedSFTTrainer)

@@ -54,7 +54,7 @@ from ponder.lab.train_args import check_model_dir
 # sessions.
 IDENTITY = ("task", "task_options", "data", "examples", "steps", "batch_size", "lr", "schedule",
             "size", "init_from", "seed", "stop_at_accuracy", "validate_every",
-            "validate_problems", "check_weight", "hit_weight")  # fmt: skip
+            "validate_problems", "check_weight", "hit_weight", "micro_batches")  # fmt: skip
 
 SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine"}  # ours -> transformers' name
 
@@ -84,6 +84,7 @@ class SFTOptions:
     validate_problems: int = 64  # validation problems (another seed; no training question)
     check_weight: float = 1.0  # loss weight of a countdown result's decision token (lab.check_weight)
     hit_weight: float = 1.0  # loss weight of the decision token at a hit (the "o" of "ok")
+    micro_batches: int = 1  # a step's batch run in this many length-sorted pieces (lab.micro_batches)
 
     def __post_init__(self) -> None:
         if self.data is None and self.task not in traces.TASKS:
@@ -102,9 +103,13 @@ class SFTOptions:
                     + ", ".join(f"--{o}" for o in allowed) + ")"
                 )
         for name in ("examples", "steps", "batch_size", "save_every", "keep_checkpoints",
-                     "log_every", "threads", "validate_every", "validate_problems"):  # fmt: skip
+                     "log_every", "threads", "validate_every", "validate_problems",
+                     "micro_batches"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer")
+        if self.batch_size % self.micro_batches:
+            raise UserError(f"--micro-batches {self.micro_batches} must divide --batch-size "
+                            f"{self.batch_size}")  # fmt: skip
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserError(f"--lr must be a positive number; got {self.lr}")
         if self.schedule not in SCHEDULES:
@@ -133,7 +138,7 @@ class SFTOptions:
                 d[name] = os.path.abspath(d[name])
         if self.stop_at_accuracy is None:  # validation settings change nothing; older runs lack them
             d.pop("validate_every"), d.pop("validate_problems")
-        for name in ("check_weight", "hit_weight"):  # at 1 the plain loss; older runs lack them
+        for name in ("check_weight", "hit_weight", "micro_batches"):  # at 1 as before; older runs lack them
             if d[name] == 1:
                 d.pop(name)
         return {k: d[k] for k in IDENTITY if k in d}
@@ -195,6 +200,7 @@ def _train_sft(opts: SFTOptions, command, progress: bool, callbacks, say) -> dic
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
+    from ponder.lab import micro_batches
     from ponder.lab.check_weight import CheckWeights, trainer_class
     from ponder.lab.model import load_start, make_tiny_llama, n_params, pick_device, save, tf32_for
     from ponder.lab.tokenizer import make_char_tokenizer
@@ -241,7 +247,7 @@ def _train_sft(opts: SFTOptions, command, progress: bool, callbacks, say) -> dic
     args = SFTConfig(
         output_dir=str(out),
         max_steps=opts.steps,
-        per_device_train_batch_size=opts.batch_size,
+        **micro_batches.config(opts.batch_size, opts.micro_batches),
         learning_rate=opts.lr,
         lr_scheduler_type=SCHEDULES[opts.schedule],
         warmup_steps=max(1, opts.steps // 20),
