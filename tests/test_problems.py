@@ -168,6 +168,14 @@ def test_unknown_task_lists_known_ones():
     assert all(name in message for name in TASKS)
 
 
+def test_a_task_option_given_twice_is_an_error():
+    from ponder.problems.tasks import parse_task
+
+    assert parse_task("countdown:count=3") == ("countdown", {"count": 3})
+    with pytest.raises(ProblemSetError, match="count given twice in 'countdown:count=3,count=4'"):
+        parse_task("countdown:count=3,count=4")
+
+
 def test_unreadable_files(tmp_path):
     bad("does not exist", "gsm8k", data=str(tmp_path / "nope.jsonl"))
     bad("is a directory", "gsm8k", data=str(tmp_path))

@@ -14,4 +14,7 @@ def parse_task(text: str) -> tuple[str, dict]:
         name, pairs = parse_spec(text, "--task")
     except SpecError as e:
         raise ProblemSetError(f"--task: {e}") from None
+    keys = [k for k, _ in pairs]
+    if twice := sorted({k for k in keys if keys.count(k) > 1}):
+        raise ProblemSetError(f"--task: {', '.join(twice)} given twice in {text!r}; write each once")
     return name, {k: int(v) if re.fullmatch(r"-?\d+", v) else v for k, v in pairs}

@@ -139,6 +139,8 @@ def parse_strategy(spec: str, *, operator: bool = False, **defaults) -> Strategy
         if nested and dot and strategy and option:
             inner.append((strategy, option, raw))  # checked by the strategy that builds it
             continue
+        if key in from_spec:  # `vote:n=4,n=5` would otherwise run n=5 without a word
+            raise StrategySpecError(f"parameter {key!r} is given twice in {spec!r}; write it once")
         if key not in options:
             takes = [f"{k}=<{_type_name(t)}>" for k, t in options.items()]
             if nested:
