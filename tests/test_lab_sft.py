@@ -350,11 +350,13 @@ def test_resume_compares_the_from_folder_not_its_spelling(tmp_path, monkeypatch,
     assert main([*argv, "--from", "sft1"]) == 0
     record = json.loads((tmp_path / "run" / "ponder_train.json").read_text())
     assert record["config"]["init_from"] == str(tmp_path / "sft1")
+    assert record["config"]["size"] is None  # the start's own size, not the unused default
     capsys.readouterr()
     for spelling in ("./sft1", str(tmp_path / "sft1"), "../" + tmp_path.name + "/sft1"):
         assert main([*argv, "--from", spelling, "--resume"]) == 0, capsys.readouterr().err
         assert "already finished" in capsys.readouterr().out
     record["config"]["init_from"] = "sft1"  # as records held it before
+    record["config"]["size"] = "tiny"  # as --from records wrote it before
     (tmp_path / "run" / "ponder_train.json").write_text(json.dumps(record))
     assert main([*argv, "--from", "./sft1", "--resume"]) == 0, capsys.readouterr().err
     assert "already finished" in capsys.readouterr().out

@@ -121,9 +121,6 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
     require_train_packages()
     from ponder.lab import sft, traces
 
-    if args.size and args.init_from:  # the size would be silently ignored
-        raise UserError(f"--size {args.size} makes a fresh model; --from {args.init_from} starts "
-                        "from that model, whose size is its own: give one of them")  # fmt: skip
     options = {k: getattr(args, k) for k in ("digits", "count", "blanks") if getattr(args, k)}
     if args.data and (args.task or options):  # they would be silently dropped, as --size with --from
         given = " ".join(f"--{k} {v}" for k, v in [("task", args.task), *options.items()] if v)
@@ -132,7 +129,7 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
     opts = sft.SFTOptions(
         out=args.out, task=args.task, task_options=options, data=args.data,
         examples=args.examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        schedule=args.schedule, size=args.size or "tiny", init_from=args.init_from, seed=args.seed, device=args.device,
+        schedule=args.schedule, size=args.size, init_from=args.init_from, seed=args.seed, device=args.device,
         save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
         log_every=args.log_every, resume=args.resume,
         threads=thread_count(args.threads), stop_at_accuracy=args.stop_at_accuracy,

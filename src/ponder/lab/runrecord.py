@@ -102,6 +102,8 @@ def check_resume(out: Path, identity: dict, resume: bool, say: Callable[[str], N
         for name in ("init_from", "data"):  # older SFT records hold these as typed, in that cwd
             if isinstance(was_cfg.get(name), str):
                 was_cfg[name] = os.path.abspath(was_cfg[name])
+        if was_cfg.get("init_from") and was_cfg.get("size") == "tiny":  # older --from records
+            was_cfg["size"] = None  # wrote the unused default; the size was the start's own
         changed = [k for k, v in identity.items() if was_cfg.get(k) != v]
         # a setting the run had and this command leaves at its default (identities omit those,
         # so that records written before the setting existed stay resumable)

@@ -70,7 +70,7 @@ class SFTOptions:
     batch_size: int = 32
     lr: float = 1e-3  # peak learning rate
     schedule: str = "constant"  # after the warmup: "constant" (RL-ready) or "cosine" (to zero)
-    size: str = "tiny"  # model.SIZES, for a fresh model
+    size: str | None = None  # model.SIZES, for a fresh model (None: tiny); with init_from, None
     init_from: str | None = None  # start from this HF directory instead of a fresh model
     seed: int = 0  # problems, initial weights and data order
     device: str = "auto"
@@ -129,7 +129,12 @@ class SFTOptions:
             if value != 1 and self.task not in (None, "countdown"):
                 raise UserError(f"--{flag} weighs countdown searches' decisions; --task is {self.task}")
         if self.init_from is not None:
+            if self.size is not None:  # the size would be silently ignored
+                raise UserError(f"--size {self.size} makes a fresh model; --from {self.init_from} "
+                                "starts from that model, whose size is its own: give one of them")  # fmt: skip
             check_model_dir(self.init_from)
+        elif self.size is None:
+            self.size = "tiny"
 
     def identity(self) -> dict:
         d = asdict(self)
