@@ -409,4 +409,5 @@ def test_a_key_given_twice_is_an_error_not_a_silent_last_wins():
     with pytest.raises(StrategySpecError, match="'n' is given twice in 'vote:n=4,n=5'"):
         parse_strategy("vote:n=4,n=5")
     # a wrapper's inner spec is its own: the same key may appear there again
-    assert parse_strategy("guard:max_tokens=64,then=vote:n=4,max_tokens=32", operator=True).spec
+    guard = parse_strategy("guard:max_tokens=64,then=vote:n=4,max_tokens=32", operator=True)
+    assert guard.then == "vote:n=4,max_tokens=32" and guard.answering.sampling.max_tokens == 32

@@ -70,7 +70,7 @@ class SFTOptions:
     batch_size: int = 32
     lr: float = 1e-3  # peak learning rate
     schedule: str = "constant"  # after the warmup: "constant" (RL-ready) or "cosine" (to zero)
-    size: str | None = None  # model.SIZES, for a fresh model (None: tiny); with init_from, None
+    size: str | None = None  # model.SIZES for a fresh model (None: tiny); must be None with init_from
     init_from: str | None = None  # start from this HF directory instead of a fresh model
     seed: int = 0  # problems, initial weights and data order
     device: str = "auto"
