@@ -292,14 +292,26 @@ def test_max_tokens_beyond_the_context_is_clipped_not_an_error(hf):
 
 def _as_one_batch(model, requests, **kw):
     """Run the requests concurrently while the model's worker is held until all of them are pending
-    (as under load), so that the worker takes them together however slowly this machine runs."""
-    release = threading.Event()
-    held = model._executor.submit(release.wait, 60)
+    (as under load), so that the worker takes them together however slowly this machine runs.
+
+    The requests start only once the worker is inside the hold: a drain left from an earlier
+    request may still be looping on the worker, and would take whatever is pending at that moment
+    (on a busy machine, two of four), which is right for the server but not what is under test.
+    """
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        holding.set()
+        release.wait(60)
+
+    held = model._executor.submit(hold)
+    assert holding.wait(60), "the model's worker did not come free within 60 s"
 
     async def go():
         tasks = [asyncio.ensure_future(model.generate(r, **kw)) for r in requests]
         deadline = time.monotonic() + 60
-        while len(model._pending) < len(requests) and time.monotonic() < deadline:
+        while len(model._pending) < len(requests):
+            assert time.monotonic() < deadline, f"{len(model._pending)} of {len(requests)} pending"
             await asyncio.sleep(0.001)
         release.set()
         return await asyncio.gather(*tasks)
