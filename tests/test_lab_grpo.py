@@ -3,6 +3,7 @@ short real GRPO runs (TRL) on CPU: checkpoints, resume, the record and the CLI."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -22,7 +23,7 @@ from ponder.lab.rewards import (
     reward_setup,
     steps_reward,
 )
-from ponder.lab.synth import SynthFile, trim_to_answer
+from ponder.lab.synth import MadeWith, SynthFile, trim_to_answer
 from ponder.problems import load_problems
 from ponder.verify import Score as Verdict
 from ponder.verify import grade
@@ -245,6 +246,12 @@ def test_synth_resumes_only_with_the_task_model_and_strategy_it_was_made_with(tm
         second = f"openai:other-model@{server.base_url}"
         line = refused("--task", "arith:digits=2", "--model", second, "--strategy", "vote:n=2")
         assert f"model {first!r} and strategy 'cot', not model {second!r} and strategy 'vote:n=2'" in line
+        # samples under another token budget would be mixed in
+        line = refused("--task", "arith:digits=2", "--model", first, "--budget", "64")
+        assert "made with budget none, not budget 64" in line
+        # --keep all would skip the problems this --keep correct run rejected, never writing them
+        line = refused("--task", "arith:digits=2", "--model", first, "--keep", "all")
+        assert "made with keep 'correct', not keep 'all'" in line
 
         # the same command, its specs written otherwise, resumes: nothing left to ask
         again = run_ponder("data", "synth", "--task", "arith:digits=02", "--model", first,
@@ -268,11 +275,43 @@ def test_synth_file_from_before_the_rows_named_it_all_resumes(tmp_path):
     )
     f = SynthFile(out)
     assert f.done == {"arith-s0-0", "arith-s0-1"}
-    f.check_made_with("arith:digits=3", "lab:add3-sft", "vote:n=2")
+    f.check_made_with(MadeWith("arith:digits=3", "lab:add3-sft", "vote:n=2", budget=512))
     with pytest.raises(UserError, match="made with task 'arith:digits=3', not task 'countdown'"):
-        f.check_made_with("countdown", "lab:add3-sft", "vote:n=2")
+        f.check_made_with(MadeWith("countdown", "lab:add3-sft", "vote:n=2"))
     with pytest.raises(UserError, match="made with model 'lab:add3-sft', not model 'lab:add3-grpo'"):
-        f.check_made_with("arith:digits=3", "lab:add3-grpo", "vote:n=2")
+        f.check_made_with(MadeWith("arith:digits=3", "lab:add3-grpo", "vote:n=2"))
+    # the rows recorded no keep mode, but a rejected sidecar exists only under --keep correct
+    with pytest.raises(UserError, match="made with keep 'correct', not keep 'all'"):
+        f.check_made_with(MadeWith("arith:digits=3", "lab:add3-sft", "vote:n=2", keep="all"))
+    # an old --keep all file is known by its kept rows marked wrong
+    old_all = tmp_path / "old_all.jsonl"
+    old_all.write_text(json.dumps({"problem_id": "arith-s0-0", "task": "arith", "correct": False}) + "\n")
+    with pytest.raises(UserError, match="made with keep 'all', not keep 'correct'"):
+        SynthFile(old_all).check_made_with(MadeWith("arith", "m", "cot"))
+
+
+def test_synth_file_knows_its_data_file_budget_and_keep_mode(tmp_path, monkeypatch):
+    from ponder.errors import UserError
+
+    (tmp_path / "a.jsonl").write_text("")
+    monkeypatch.chdir(tmp_path)
+    out = SynthFile(tmp_path / "s.jsonl")
+    made = MadeWith("gsm8k", "m", "cot", data="a.jsonl", budget=256, keep="all")
+    out.append({"problem_id": "p0"} | made.fields())
+    again = SynthFile(tmp_path / "s.jsonl")
+    # the same file named from elsewhere, and the same budget and mode, resume
+    monkeypatch.chdir(tmp_path.parent)
+    again.check_made_with(MadeWith("gsm8k", "m", "cot", str(tmp_path / "a.jsonl"), 256, "all"))
+    for other, said in [
+        (dict(data=str(tmp_path / "b.jsonl")), f"data {str(tmp_path / 'a.jsonl')!r}, not data "),
+        (dict(data=None), "not data none"),
+        (dict(budget=None), "budget 256, not budget none"),
+        (dict(keep="correct"), "keep 'all', not keep 'correct'"),
+    ]:
+        with pytest.raises(UserError, match=re.escape(said)):
+            again.check_made_with(dataclasses.replace(made, **other))
+    with pytest.raises(UserError, match="--keep takes correct or all"):
+        MadeWith("gsm8k", "m", "cot", keep="some")
 
 
 @pytest.mark.parametrize(

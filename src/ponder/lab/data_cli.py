@@ -2,7 +2,7 @@
 verifier accepts (``lab.synth``); the rows are ``ponder train sft --data FILE`` input.
 
 Every user mistake (unknown task, malformed strategy, a model that cannot load, an --out that is
-not a synth file or was made with another task, model or strategy) is reported in one line before
+not a synth file or was made otherwise: ``lab.synth.MadeWith``) is reported in one line before
 any model work starts.
 """
 
@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ponder.argtypes import THREADS_HELP, positive_int
 from ponder.problems.tasks import parse_task
-from ponder.budget import Budget
 from ponder.errors import UserError
 
 
@@ -40,7 +39,7 @@ def add_data_commands(sub) -> None:
     s.add_argument("--budget", type=positive_int, help="cap on total tokens per problem")
     s.add_argument("--threads", type=positive_int, help=THREADS_HELP)
     s.add_argument("--out", required=True, help="output .jsonl; an existing one is resumed "
-                   "(only with the task, model and strategy it was made with)")
+                   "(only made the same way: task, model, strategy, --data, --budget, --keep)")
     s.add_argument(
         "--keep", choices=("correct", "all"), default="correct",
         help="correct (default): only accepted samples, rejected problems go to OUT.rejected.jsonl; "
@@ -77,7 +76,7 @@ class _SynthProgress:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from ponder.lab.synth import SynthFile, SynthStats, synthesize
+    from ponder.lab.synth import MadeWith, SynthFile, SynthStats, synthesize
     from ponder.models import resolve
     from ponder.problems import load_problems
     from ponder.think import parse_strategy
@@ -88,10 +87,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     problems = load_problems(task, data=args.data, limit=args.limit, seed=args.seed, **task_options)
     if not problems:
         raise UserError(f"no problems selected from {args.task}")
-    out = SynthFile(args.out, args.keep)
+    out = SynthFile(args.out)
     # the spec resolve() will load, so that rows made under another $PONDER_MODEL differ
     model_spec = (args.model or os.environ.get("PONDER_MODEL") or "default").strip()
-    out.check_made_with(args.task, model_spec, strategy.spec)
+    made = MadeWith(args.task, model_spec, strategy.spec, args.data, args.budget, args.keep)
+    out.check_made_with(made)
     model = resolve(model_spec, threads=args.threads)
     concurrency = args.concurrency or (8 if model.describe().get("backend") == "openai" else 1)
 
@@ -113,8 +113,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         with progress:
             stats = asyncio.run(
                 synthesize(
-                    problems, model, strategy, out, task=args.task,
-                    model_spec=model_spec, budget=Budget(args.budget), seed=args.seed,
+                    problems, model, strategy, out, made, seed=args.seed,
                     concurrency=concurrency, on_result=on_result,
                 )
             )

@@ -6,13 +6,19 @@ code path: ``bench.runner.run_cell`` then ``verify.check``) and keep the samples
 rows in the SFT format::
 
     {"prompt": format.prompt_text(question), "completion": <the accepted sample, cut after its
-     answer line>, "answer": <reference>, "task", "problem_id", "model", "strategy", "correct"}
+     answer line>, "answer": <reference>, "problem_id", "correct", and the MadeWith fields:
+     "task", "model", "strategy", "data", "budget", "keep"}
 
-Every row, kept or rejected, names the task, model and strategy it was made with, and that is the
-file's identity: a run resumes a file only with the same three (compared in their parsed forms, so
-``arith:digits=03`` resumes ``arith:digits=3``); any other is refused, since its problem ids would
-count as done (a new model's STaR round would sample nothing) or its rows would be mixed in. A row
-that lacks a field (rejected rows before they named the task) is not compared on it.
+Every row, kept or rejected, names how it was made (``MadeWith``: task, model, strategy, local
+data file, token budget and keep mode), and that is the file's identity: a run resumes a file only
+made the same way (specs compared in their parsed forms, so ``arith:digits=03`` resumes
+``arith:digits=3``; a data file by its absolute path); any other is refused, since its problem ids
+would count as done (a new model's STaR round would sample nothing, another data file's problems
+with the same ids would be skipped, ``--keep all`` would never write the problems an earlier
+``--keep correct`` run rejected) or its rows would be mixed in (samples under another budget). A
+row that lacks a field (rows written before it was recorded) is not compared on it, except that
+such a row's keep mode is read from where it lies: the rejected sidecar is ``correct``'s, a kept
+row marked wrong is ``all``'s.
 
 Departures from the paper: no "rationalization" (re-asking with the answer as a hint for the
 problems the model failed); no outer loop (fine-tune with ``ponder train sft --data FILE`` and
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ponder.bench.runner import Cell, run_local
@@ -47,7 +53,31 @@ from ponder.verify import check
 from ponder.verify.extract import _ANSWER_LINE, _HASHES, _NUMBER
 
 KEEP = ("correct", "all")
-MADE_WITH = ("task", "model", "strategy")  # what every row records of how it was made
+
+
+@dataclass(frozen=True)
+class MadeWith:
+    """How a synth file's rows are made; every row records it. ``data`` is a local problems file
+    (None: the task's own source), ``budget`` the tokens per problem (None: no cap)."""
+
+    task: str
+    model: str
+    strategy: str
+    data: str | None = None
+    budget: int | None = None
+    keep: str = "correct"
+
+    def __post_init__(self) -> None:
+        if self.keep not in KEEP:
+            raise UserError(f"--keep takes {' or '.join(KEEP)}; got {self.keep!r}")
+        if self.data is not None:  # the same file from another working directory is the same
+            object.__setattr__(self, "data", str(Path(self.data).resolve()))
+
+    def fields(self) -> dict:
+        return asdict(self)
+
+
+MADE_WITH = tuple(MadeWith.__dataclass_fields__)  # what every row records of how it was made
 
 
 @dataclass
@@ -89,18 +119,15 @@ def accepted_text(problem: Problem, row: ResultRow) -> str | None:
 class SynthFile:
     """The output JSONL and its rejected-problems sidecar: which ids are done, append a row."""
 
-    def __init__(self, out: str | Path, keep: str = "correct") -> None:
-        if keep not in KEEP:
-            raise UserError(f"--keep takes {' or '.join(KEEP)}; got {keep!r}")
+    def __init__(self, out: str | Path) -> None:
         self.path = Path(out)
         self.rejected_path = self.path.with_name(self.path.name.removesuffix(".jsonl") + ".rejected.jsonl")
-        self.keep = keep
         for p in (self.path, self.rejected_path):
             if p.is_dir():
                 raise UserError(f"{p} is a directory; --out takes a .jsonl file")
         self.done: set[str] = set()
         # each of MADE_WITH -> the distinct values the rows record, in the order first seen
-        self.made_with: dict[str, list[str]] = {k: [] for k in MADE_WITH}
+        self.made_with: dict[str, list] = {k: [] for k in MADE_WITH}
         for p in (self.path, self.rejected_path):
             self._read(p)
 
@@ -122,24 +149,25 @@ class SynthFile:
                 raise UserError(
                     f"{path}:{n} is not a synth row (JSON with a problem_id); pick another --out"
                 ) from None
+            if "keep" not in row and (path == self.rejected_path or row.get("correct") is False):
+                row["keep"] = "correct" if path == self.rejected_path else "all"
             for key, seen in self.made_with.items():
-                value = row.get(key)
-                if isinstance(value, str) and value not in seen:
-                    seen.append(value)
+                if key in row and row[key] not in seen:
+                    seen.append(row[key])
 
-    def check_made_with(self, task: str, model: str, strategy: str) -> None:
+    def check_made_with(self, made: MadeWith) -> None:
         """Refuse (UserError) to add rows made otherwise than the rows already in the files."""
-        new = {"task": task, "model": model, "strategy": strategy}
-        old: dict[str, str] = {}
+        new = made.fields()
+        old: dict[str, object] = {}
         for key, values in self.made_with.items():
-            other = next((v for v in values if _canonical(key, v) != _canonical(key, new[key])), None)
-            if other is not None:
-                old[key] = other
+            others = [v for v in values if _canonical(key, v) != _canonical(key, new[key])]
+            if others:  # (a recorded value may itself be None)
+                old[key] = others[0]
         if old:
-            made = " and ".join(f"{k} {v!r}" for k, v in old.items())
-            now = " and ".join(f"{k} {new[k]!r}" for k in old)
+            made_old = " and ".join(f"{k} {_shown(v)}" for k, v in old.items())
+            now = " and ".join(f"{k} {_shown(new[k])}" for k in old)
             raise UserError(
-                f"{self.path} was made with {made}, not {now}; pass another --out to start a new file"
+                f"{self.path} was made with {made_old}, not {now}; pass another --out to start a new file"
             )
 
     def append(self, row: dict, rejected: bool = False) -> None:
@@ -151,9 +179,15 @@ class SynthFile:
         self.done.add(row["problem_id"])
 
 
-def _canonical(key: str, value: str) -> object:
+def _shown(value: object) -> str:
+    return "none" if value is None else repr(value)
+
+
+def _canonical(key: str, value: object) -> object:
     """A task or strategy spec in its parsed form (option order and number format do not count);
-    a model spec, or one that no longer parses, as written."""
+    any other value, or a spec that no longer parses, as written."""
+    if not isinstance(value, str):
+        return value
     try:
         if key == "task":
             return parse_task(value)
@@ -164,17 +198,14 @@ def _canonical(key: str, value: str) -> object:
     return value
 
 
-def synth_row(problem: Problem, text: str, correct: bool, task: str, model: str, strategy: str) -> dict:
+def synth_row(problem: Problem, text: str, correct: bool, made: MadeWith) -> dict:
     return {
         "prompt": format.prompt_text(problem.question),
         "completion": trim_to_answer(text),
         "answer": problem.answer,
-        "task": task,
         "problem_id": problem.id,
-        "model": model,
-        "strategy": strategy,
         "correct": correct,
-    }
+    } | made.fields()
 
 
 async def synthesize(
@@ -182,21 +213,22 @@ async def synthesize(
     model: Model,
     strategy: StrategyBase,
     out: SynthFile,
+    made: MadeWith,
     *,
-    task: str,
-    model_spec: str,
-    budget: Budget = Budget(),
     seed: int = 0,
     concurrency: int = 1,
     on_result: Callable[[SynthStats], None] | None = None,
 ) -> SynthStats:
-    """Run ``strategy`` on the problems not yet in ``out``; append what to keep (rows name it by
-    its spec). ``out`` made with another task, model or strategy is refused (UserError).
+    """Run ``strategy`` (``made.strategy`` is its spec) on the problems not yet in ``out``, each
+    under ``made.budget``; append what ``made.keep`` keeps. ``out`` made otherwise is refused
+    (UserError).
 
     A wrong answer is a rejected row, not an error; a model or code failure stops the run (rows
     written so far stay, and a re-run resumes after them).
     """
-    out.check_made_with(task, model_spec, strategy.spec)
+    if made.strategy != strategy.spec:
+        raise ValueError(f"made.strategy {made.strategy!r} is not the strategy's {strategy.spec!r}")
+    out.check_made_with(made)
     stats = SynthStats()
     todo = [p for p in problems if p.id not in out.done]
     stats.skipped = len(problems) - len(todo)
@@ -207,25 +239,24 @@ async def synthesize(
         stats.seen += 1
         text = accepted_text(problem, row) if row.correct else None
         if text is not None:
-            out.append(synth_row(problem, text, True, task, model_spec, strategy.spec))
+            out.append(synth_row(problem, text, True, made))
             stats.kept += 1
-        elif out.keep == "all":
+        elif made.keep == "all":
             samples = sampled_texts(row)
             first = samples[0][0] if samples else ""
-            out.append(synth_row(problem, first, False, task, model_spec, strategy.spec))
+            out.append(synth_row(problem, first, False, made))
             stats.kept += 1
         else:
             why = "no sample's own answer is accepted" if row.correct else "rejected by the verifier"
             out.append(
                 {"problem_id": problem.id, "answer": row.answer, "reference": problem.answer,
-                 "reason": f"{why} ({row.how})", "task": task, "model": model_spec,
-                 "strategy": strategy.spec},
+                 "reason": f"{why} ({row.how})"} | made.fields(),
                 rejected=True,
             )
         if on_result is not None:
             on_result(stats)
 
-    cells = [Cell(p, strategy, budget, seed) for p in todo]
+    cells = [Cell(p, strategy, Budget(made.budget), seed) for p in todo]
     await run_local("synth", cells, model, on_row, concurrency)
     return stats
 
