@@ -22,7 +22,10 @@ With ``--strategy-problems 0`` the two curves took 21.0 min on the deep model on
 (docs/results/countdown_scaling/fast; 49 min before the hf backend's ``decode``), GRPO's sampling
 being most of it; the strategies of part 3 take about an hour more, the step-level searches hours.
 Writes OUT/countdown_scaling.md with the commands, seeds and wall time, and OUT/budget_curve.png,
-OUT/grpo_curve.png, OUT/strategies/ (the report).
+OUT/grpo_curve.png, OUT/strategies/ (the report). Every graded puzzle is kept in OUT/evals.sqlite as
+it ends (by the weights' hash), so that the same command after an interruption evaluates only what
+is missing, and weights evaluated once (a checkpoint GRPO left unchanged) are not run again; it
+says how many it read back, whose time the printed total leaves out.
 
     python benchmarks/countdown_scaling.py --out runs/countdown-scaling [--sft lab:countdown-sft]
         [--grpo-steps 40] [--grpo-step-reward 0] [--held-out 200] [--strategy-problems 200]
@@ -38,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 
+from ponder.bench.store import Store
 from ponder.errors import UserError
 from ponder.lab.evaluate import accuracy
 from ponder.lab.runrecord import check_out, make_out
@@ -59,15 +63,28 @@ def model_dir(spec: str) -> Path:
     return shipped_dir(spec[4:]) if spec.startswith("lab:") else Path(spec.removeprefix("hf:"))
 
 
-def greedy(path: Path, problems: list, budget: int):
-    """Greedy at ``budget`` tokens on ``problems``, with a line every 50 puzzles (an evaluation
-    of 200 takes minutes on a CPU)."""
-    def progress(done: int, total: int) -> None:
-        if done % 50 == 0 or done == total:
-            print(f"  greedy {path.name} at {budget} tokens: {done}/{total} puzzles", flush=True)
+class Evaluations:
+    """Greedy evaluations, each puzzle kept in ``OUT/evals.sqlite`` as it is graded (by the weights'
+    hash, ``lab.evaluate``), so that a rerun evaluates only what is missing; counts what it read
+    back, whose time this run's wall time leaves out."""
 
-    return accuracy(f"hf:{path}", problems, f"cot:max_tokens={budget}", concurrency=64,
-                    progress=progress)  # fmt: skip
+    def __init__(self, out: Path) -> None:
+        self.store = Store(out / "evals.sqlite")
+        self.reused = self.total = 0
+
+    def greedy(self, path: Path, problems: list, budget: int):
+        """Greedy at ``budget`` tokens on ``problems``, with a line every 50 puzzles (an
+        evaluation of 200 takes minutes on a CPU)."""
+
+        def progress(done: int, total: int) -> None:  # (its first call counts those read back)
+            if done % 50 == 0 or done == total:
+                print(f"  greedy {path.name} at {budget} tokens: {done}/{total} puzzles", flush=True)
+
+        result = accuracy(f"hf:{path}", problems, f"cot:max_tokens={budget}", concurrency=64,
+                          progress=progress, store=self.store)  # fmt: skip
+        self.reused += result.reused
+        self.total += result.total
+        return result
 
 
 def sampled(row) -> dict:
@@ -88,7 +105,9 @@ def solved_within(problem, row, budget: int, tokenizer) -> bool:
     return check(problem, candidate(0, cut, problem).answer).ok
 
 
-def budget_points(path: Path, problems: list, result, separately: bool) -> list[tuple[int, float]]:
+def budget_points(
+    path: Path, problems: list, result, separately: bool, evals: Evaluations
+) -> list[tuple[int, float]]:
     """Accuracy at each of ``BUDGETS``: ``result`` is the run at the largest; the smaller ones are
     read off it, or (``separately``) run each on its own."""
     from transformers import AutoTokenizer
@@ -97,7 +116,7 @@ def budget_points(path: Path, problems: list, result, separately: bool) -> list[
     points = []
     for b in BUDGETS[:-1]:
         if separately:
-            acc = greedy(path, problems, b).accuracy
+            acc = evals.greedy(path, problems, b).accuracy
         else:
             rows = zip(problems, result.rows, strict=True)
             acc = sum(solved_within(p, r, b, tokenizer) for p, r in rows) / len(problems)
@@ -245,12 +264,13 @@ def main() -> int:
     trained = time.perf_counter() - started
 
     problems = held_out(args.held_out, args.seed)
+    evals = Evaluations(out)
     top = BUDGETS[-1]
     budget_curve: dict[str, list[tuple[float, float]]] = {}
     at_top = {}
     for name, path in (("SFT", sft), ("GRPO", grpo)):
-        at_top[name] = greedy(path, problems, top)
-        points = budget_points(path, problems, at_top[name], args.budget_runs)
+        at_top[name] = evals.greedy(path, problems, top)
+        points = budget_points(path, problems, at_top[name], args.budget_runs, evals)
         for b, acc in points:
             print(f"{name} cot:max_tokens={b}: {round(acc * len(problems))}/{len(problems)}",
                   flush=True)  # fmt: skip
@@ -259,7 +279,7 @@ def main() -> int:
     grpo_curve = [(0, at_top["SFT"].accuracy)]
     for step, path in checkpoints(grpo):
         if step < args.grpo_steps:
-            grpo_curve.append((step, greedy(path, problems, top).accuracy))
+            grpo_curve.append((step, evals.greedy(path, problems, top).accuracy))
     grpo_curve.append((args.grpo_steps, at_top["GRPO"].accuracy))
     print("GRPO curve:", grpo_curve, flush=True)
     plot(budget_curve, out / "budget_curve.png", "thinking budget (max tokens, log scale)",
@@ -275,7 +295,11 @@ def main() -> int:
         f"seed {10_000 + args.seed}); {args.threads} threads; GRPO and both curves took "
         f"{total / 60:.1f} min (GRPO {grpo_record.get('wall_seconds', trained):.0f} s)"
         + (", GRPO having been trained before this run and resumed as finished: add its seconds "
-           "for the whole experiment." if trained_before else "."), "",
+           "for the whole experiment." if trained_before else ".")
+        + (f" {evals.reused} of the {evals.total} greedy evaluations of a puzzle were read back "
+           "from OUT/evals.sqlite (made before, by an interrupted run or for the same weights), "
+           "not run in this time." if evals.reused else ""),
+        "",
         f"SFT model: `{args.sft}` ({sft_provenance(sft)})", "",
         "Commands:", "", *[f"    {c}" for c in commands], "",
         "## accuracy against the thinking budget (greedy, `cot:max_tokens=B`)", "",
@@ -329,5 +353,5 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:
         print("\ncountdown_scaling.py: interrupted; the same command resumes GRPO from its latest "
-              "checkpoint (the evaluations run again)", file=sys.stderr)  # fmt: skip
+              "checkpoint and skips every puzzle already evaluated (OUT/evals.sqlite)", file=sys.stderr)  # fmt: skip
         sys.exit(130)

@@ -48,7 +48,7 @@ import sys
 import time
 from pathlib import Path
 
-from countdown_scaling import (BUDGETS, budget_points, failures, greedy, held_out,
+from countdown_scaling import (BUDGETS, Evaluations, budget_points, failures, held_out,
                                mean_success_tokens, model_dir, prepare, run)  # fmt: skip
 
 from ponder.lab import format, traces
@@ -155,10 +155,10 @@ def main() -> int:
     trained_s = run(sft_cmd)
 
     problems = held_out(args.held_out, args.seed)
-    results, curves = {}, {}
+    results, curves, evals = {}, {}, Evaluations(out)
     for name, path in (("start", start), ("STaR", tuned)):
-        results[name] = greedy(path, problems, BUDGETS[-1])
-        curves[name] = budget_points(path, problems, results[name], separately=False)
+        results[name] = evals.greedy(path, problems, BUDGETS[-1])
+        curves[name] = budget_points(path, problems, results[name], False, evals)
         print(f"{name}: {sum(r.correct for r in results[name].rows)}/{len(problems)}", flush=True)
     broken = {name: failures(problems, r) for name, r in results.items()}
     paired = solved_by(results["start"].rows, results["STaR"].rows)

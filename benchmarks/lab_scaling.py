@@ -10,7 +10,9 @@
    confidence as the verifier: a tiny model is no judge) and adaptive, on the same held-out set.
 
 Writes OUT/train_curve.png, OUT/report/ (the bench report: accuracy vs tokens with its Pareto
-frontier) and OUT/scaling.md. Every command it runs is printed and recorded.
+frontier) and OUT/scaling.md. Every command it runs is printed and recorded. Every graded problem
+is kept in OUT/evals.sqlite as it ends (by the weights' hash): after an interruption the same
+command evaluates only what is missing.
 
     python benchmarks/lab_scaling.py --out runs/lab-scaling [--sft-stop-at 0.35] [--grpo-steps 100]
 """
@@ -120,24 +122,27 @@ def main() -> None:
     seen = {p.question for p in make_problems("add", 5000, seed=args.seed, digits=3)}
     fresh = make_problems("add", args.held_out + 50, seed=10_000 + args.seed, digits=3)
     held_out = [p for p in fresh if p.question not in seen][: args.held_out]
-    curve = [(0, accuracy(str(sft), held_out).accuracy)]
+    # every graded problem is kept, by the weights' hash: a rerun evaluates only what is missing
+    evals = Store(out / "evals.sqlite")
+    curve = [(0, accuracy(str(sft), held_out, store=evals).accuracy)]
     for step, path in checkpoints(grpo):
-        curve.append((step, accuracy(str(path), held_out).accuracy))
+        curve.append((step, accuracy(str(path), held_out, store=evals).accuracy))
     if not curve or curve[-1][0] != args.grpo_steps:
-        curve.append((args.grpo_steps, accuracy(str(grpo), held_out).accuracy))
+        curve.append((args.grpo_steps, accuracy(str(grpo), held_out, store=evals).accuracy))
     print("RL curve:", curve, flush=True)
     plot_curve(curve, out / "train_curve.png", "tiny Llama (0.87M params), 3-digit addition, GRPO")
 
-    # Every strategy is evaluated afresh below, on weights that a rerun may have retrained under the
-    # same path; rows kept from an earlier run would be ignored in favour of the old ones (the
-    # store never writes a cell twice), so the table would describe the old model.
+    # The report's database is rebuilt from the evaluations (kept in evals.sqlite by the weights'
+    # hash): weights a rerun retrained under the same path must not keep the old model's rows here
+    # (the store never writes a cell twice).
     (out / "testtime.sqlite").unlink(missing_ok=True)
     store = Store(out / "testtime.sqlite")
     run_name = "lab-testtime"
     store.open_run(run_name, {"task": "lab add:digits=3 held-out", "model": str(grpo),
                               "strategies": TEST_TIME}, "lab_scaling", {"backend": "hf", "path": str(grpo)})
     for spec in TEST_TIME:
-        result = accuracy(str(grpo), held_out, strategy=spec, max_tokens=96, seed=args.seed)
+        result = accuracy(str(grpo), held_out, strategy=spec, max_tokens=96, seed=args.seed,
+                          store=evals)  # fmt: skip
         for row in result.rows:
             row.run = run_name
             store.add(row)
@@ -145,6 +150,7 @@ def main() -> None:
     stats = summarize(store.rows(run_name))
     report = write_report(store, [run_name], out / "report")
     store.close()
+    evals.close()
 
     total = time.perf_counter() - started
     stop_note = f", stopped at {100 * args.sft_stop_at:.0f}% validation accuracy" if args.sft_stop_at else ""
@@ -171,5 +177,5 @@ if __name__ == "__main__":
         main()
     except KeyboardInterrupt:
         print("\nlab_scaling.py: interrupted; the same command resumes the training from its latest "
-              "checkpoint (the evaluations run again)", file=sys.stderr)  # fmt: skip
+              "checkpoint and skips every problem already evaluated (OUT/evals.sqlite)", file=sys.stderr)  # fmt: skip
         sys.exit(130)

@@ -86,6 +86,24 @@ def test_resolve_and_batched_samples(hf, model_dir):
     assert len(greedy.samples) == 3 and len(set(greedy.texts)) == 1
 
 
+def test_a_trainer_checkpoint_folder_is_named_by_its_weights_alone(model_dir, tmp_path):
+    """A GRPO/SFT checkpoint holds training_args.bin and optimizer state beside model.safetensors:
+    its identity is still the weights' hash (experiments key kept evaluations by it); a sharded
+    model has no one file to name it by."""
+    import shutil
+
+    from ponder.models.base import folder_weights_sha256
+
+    ckpt = tmp_path / "checkpoint-10"
+    shutil.copytree(model_dir, ckpt)
+    for extra in ("training_args.bin", "optimizer.pt", "rng_state.pth"):
+        (ckpt / extra).write_bytes(b"not weights")
+    weights = (ckpt / "model.safetensors").read_bytes()
+    assert resolve(f"hf:{ckpt}", device="cpu").describe()["sha256"] == hashlib.sha256(weights).hexdigest()
+    (ckpt / "model-00002-of-00002.safetensors").write_bytes(b"a second shard")
+    assert folder_weights_sha256(str(ckpt)) == ""
+
+
 def test_seeded_reproducibility(hf):
     req = Request(prompt="Once upon a time", n=2, max_tokens=30, temperature=1.0, seed=7)
     a, b = run(hf.generate(req)), run(hf.generate(req))

@@ -108,6 +108,52 @@ def test_an_evaluation_reports_each_problem_as_it_finishes():
     assert seen == [(1, 3), (2, 3), (3, 3)] and result.total == 3
 
 
+def test_an_evaluation_kept_in_a_store_runs_only_what_it_lacks_for_the_same_weights(tmp_path):
+    """``accuracy(store=...)``: an experiment interrupted mid-evaluation loses no graded problem; the
+    rows are keyed by the weights' hash, so a copy of the model reuses them and changed weights
+    (a checkpoint retrained under the same path) do not."""
+    _need("torch", "transformers")
+    import shutil
+
+    from ponder.bench.store import Store
+    from ponder.lab.evaluate import accuracy
+    from ponder.models import resolve
+
+    problems = held_out(6)
+    model = resolve("lab:add3-sft")
+    asked = []
+    real = model.generate
+    model.generate = lambda request, *a, **k: asked.append(request) or real(request, *a, **k)
+    store = Store(tmp_path / "evals.sqlite")
+    first = accuracy(model, problems[:4], "cot", max_tokens=96, store=store)
+    assert first.reused == 0 and len(asked) == 4
+    seen = []
+    again = accuracy(model, problems, "cot", max_tokens=96, store=store,
+                     progress=lambda *a: seen.append(a))  # fmt: skip
+    assert again.reused == 4 and len(asked) == 6  # only the two new problems were asked
+    assert [r.problem_id for r in again.rows] == [p.id for p in problems]
+    assert [(r.answer, r.correct) for r in again.rows[:4]] == [(r.answer, r.correct) for r in first.rows]
+    assert seen == [(4, 6), (5, 6), (6, 6)]
+    # another strategy spec is another evaluation; a problem whose reference changed is run again
+    assert accuracy(model, problems[:2], "cot", max_tokens=64, store=store).reused == 0
+    import dataclasses
+
+    renewed = [dataclasses.replace(problems[0], answer="1"), *problems[1:3]]
+    assert accuracy(model, renewed, "cot", max_tokens=96, store=store).reused == 2
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shipped_dir("add3-sft"), copy)
+    assert accuracy(str(copy), problems, "cot", max_tokens=96, store=store).reused == 6
+    from transformers import AutoModelForCausalLM
+
+    changed = AutoModelForCausalLM.from_pretrained(copy)
+    changed.get_input_embeddings().weight.data[0, 0] += 1.0
+    changed.save_pretrained(copy)
+    hashes = {resolve(f"hf:{d}").describe().get("sha256") for d in (copy, shipped_dir("add3-sft"))}
+    assert len(hashes) == 2 and None not in hashes  # still one weights file, now another hash
+    assert accuracy(str(copy), problems[:2], "cot", max_tokens=96, store=store).reused == 0
+
+
 @pytest.mark.slow
 def test_shipped_models_are_right_sometimes_and_rl_helped():
     """Greedy accuracy on unseen problems: moderate for the SFT start, higher after GRPO."""

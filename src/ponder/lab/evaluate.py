@@ -1,14 +1,23 @@
 """Quick accuracy of a lab model: ponder strategies through the real ``hf:`` backend, graded by
-the ``check`` scorer via the bench's ``run_cell`` (one grading path for bench, lab and RL)."""
+the ``check`` scorer via the bench's ``run_cell`` (one grading path for bench, lab and RL).
+
+An experiment that evaluates many checkpoints passes a results ``Store``: each graded problem is
+saved as it ends, under a run named by the weights' SHA-256 and the strategy's full settings, so
+that after an interruption the same evaluation reads back what was done and runs only the rest (a
+checkpoint whose weights changed, or a spec whose defaults changed with an upgrade, is evaluated
+afresh).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ponder.bench.runner import Cell, run_cell
-from ponder.bench.store import ResultRow
+from ponder.bench.store import ResultRow, Store
 from ponder.budget import Budget
 from ponder.models.base import Model
 from ponder.problems.base import Problem
@@ -22,6 +31,7 @@ class Accuracy:
     completion_tokens: int  # summed over problems
     seconds: float  # summed model-call latency
     rows: list[ResultRow] = field(default_factory=list, repr=False)
+    reused: int = 0  # problems read back from the store, not run now
 
     @property
     def accuracy(self) -> float:
@@ -37,12 +47,15 @@ def accuracy(
     seed: int = 0,
     concurrency: int = 32,
     progress: Callable[[int, int], None] | None = None,
+    store: Store | None = None,
 ) -> Accuracy:
     """Run ``strategy`` (a spec, e.g. "cot" = greedy, or "vote:n=4") on the first ``n`` problems
     (all when None) with ``model``: an HF model directory, an ``hf:``/other spec, or a Model.
     ``max_tokens`` caps each sample unless the spec sets it. ``concurrency`` problems run at once:
     the hf backend batches their calls together (``models.hf``), rows come back in order.
-    ``progress(done, total)`` is called as each problem finishes."""
+    ``progress(done, total)`` is called as each problem finishes. With a ``store``, problems it
+    holds for these weights, strategy and seed are read back, not run (see the module docstring;
+    a model without one weights file to hash is always run)."""
     from ponder.models import resolve
 
     if isinstance(model, str):
@@ -50,29 +63,66 @@ def accuracy(
     built = parse_strategy(strategy, max_tokens=max_tokens)
     chosen = problems if n is None else problems[:n]
     cells = [Cell(p, built, Budget(), seed) for p in chosen]
-    rows = asyncio.run(_run(model, cells, concurrency, progress))
+    run = _open_run(store, model, built) if store is not None else None
+    saved = {r.key: r for r in store.rows(run)} if store is not None and run is not None else {}
+    kept = {  # (a problem whose reference changed since, as a generator's can, is run again)
+        i: saved[_key(c)] for i, c in enumerate(cells)
+        if _key(c) in saved and saved[_key(c)].reference == c.problem.answer
+    }  # fmt: skip
+    todo = [c for i, c in enumerate(cells) if i not in kept]
+    done = len(kept)
+    if progress is not None and kept:
+        progress(done, len(cells))
+
+    def on_row(row: ResultRow) -> None:
+        nonlocal done
+        if store is not None and run is not None:
+            store.add(row)  # now: an interruption keeps every problem graded so far
+        done += 1
+        if progress is not None:
+            progress(done, len(cells))
+
+    new = iter(asyncio.run(_run(model, todo, concurrency, run or "lab-eval", on_row)))
+    rows = [kept[i] if i in kept else next(new) for i in range(len(cells))]
     return Accuracy(
         correct=sum(r.correct for r in rows),
         total=len(rows),
         completion_tokens=sum(r.completion_tokens for r in rows),
         seconds=sum(r.latency for r in rows),
         rows=rows,
+        reused=len(kept),
     )
 
 
+def _key(cell: Cell) -> tuple:
+    return (cell.problem.id, cell.strategy.spec, 0, cell.seed)  # a ResultRow's key (no budget)
+
+
+def _open_run(store: Store, model: Model, strategy) -> str | None:
+    """The store's run for these weights and the strategy's settings (a spec names only what
+    differs from today's defaults), or None: no weights file to name it by."""
+    from ponder import __version__
+
+    about = model.describe()
+    if not about.get("sha256"):
+        return None
+    settings = json.dumps(strategy.settings, sort_keys=True)
+    run = f"lab-eval-{about['sha256'][:16]}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
+    config = {"task": "lab-eval", "model": f"sha256:{about['sha256']}",
+              "settings": {strategy.spec: strategy.settings}}  # fmt: skip
+    store.open_run(run, config, __version__, about)
+    return run
+
+
 async def _run(
-    model: Model, cells: list[Cell], concurrency: int, progress: Callable[[int, int], None] | None
+    model: Model, cells: list[Cell], concurrency: int, run: str, on_row: Callable[[ResultRow], None]
 ) -> list[ResultRow]:
     gate = asyncio.Semaphore(concurrency)
-    done = 0
 
     async def one(cell: Cell) -> ResultRow:
-        nonlocal done
         async with gate:
-            row = await run_cell("lab-eval", cell, model)
-        done += 1
-        if progress is not None:
-            progress(done, len(cells))
+            row = await run_cell(run, cell, model)
+        on_row(row)
         return row
 
     return list(await asyncio.gather(*(one(c) for c in cells)))

@@ -7,6 +7,7 @@ this protocol and nothing else; strategies, the bench runner and the server only
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
@@ -198,3 +199,14 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def folder_weights_sha256(folder: str) -> str:
+    """The SHA-256 of a model folder's one weights file, "" when it has none or several (shards).
+    Safetensors first; a ``.bin`` counts only without one, and never a trainer checkpoint's
+    ``training_args.bin`` (its settings, not weights)."""
+    names = os.listdir(folder)
+    weights = [n for n in names if n.endswith(".safetensors")] or [
+        n for n in names if n.endswith(".bin") and n != "training_args.bin"
+    ]
+    return file_sha256(os.path.join(folder, weights[0])) if len(weights) == 1 else ""

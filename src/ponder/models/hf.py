@@ -61,7 +61,7 @@ from typing import Any
 
 from ponder.budget import Usage
 from ponder.models.base import Completion, ModelError, Request, Sample, StopCheck, TextCallback
-from ponder.models.base import file_sha256  # describe(): a local model's weights, as a GGUF's
+from ponder.models.base import folder_weights_sha256  # describe(): its weights, as a GGUF's
 from ponder.requirements import HF_FLOORS, too_old
 
 try:
@@ -378,8 +378,7 @@ class HFModel:
             "backend": "hf", "path": self.path, "device": self.device, "parameters": self.n_params
         }  # fmt: skip
         if self._sha256 is None and os.path.isdir(self.path):
-            weights = [f for f in os.listdir(self.path) if f.endswith((".safetensors", ".bin"))]
-            self._sha256 = file_sha256(os.path.join(self.path, weights[0])) if len(weights) == 1 else ""
+            self._sha256 = folder_weights_sha256(self.path)
         return about | ({"sha256": self._sha256} if self._sha256 else {})
 
     async def aclose(self) -> None:
