@@ -48,7 +48,7 @@ def measure(side: str, model_spec: str, limit: int, threads: int | None, spec: s
     if side != "decode":  # generate, as for a generation config that decode does not cover
         hf._decode_fits = lambda config: False
     if side == "static":  # transformers' StaticCache in place of the backend's prefix cache
-        hf.static_cache_kwargs = lambda model, length: {"cache_implementation": "static"}
+        hf.prefix_cache_kwargs = lambda model, length: {"cache_implementation": "static"}
     model = resolve(model_spec, threads=threads, static_cache=side != "dynamic")
     problems = load_problems("countdown", limit=limit, seed=10_000, count="3-4", split="test")
     strategy = parse_strategy(spec)

@@ -104,6 +104,30 @@ def test_a_trainer_checkpoint_folder_is_named_by_its_weights_alone(model_dir, tm
     assert folder_weights_sha256(str(ckpt)) == ""
 
 
+def test_a_hub_id_loads_from_the_cache_and_is_named_by_its_revision(model_dir, tmp_path):
+    """``hf:ORG/NAME`` loads what the Hugging Face cache holds (offline here, as on any machine that
+    fetched it before), and its identity in run records is the commit the cache resolved."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--ponder-test--tiny-llama"
+    shutil.copytree(model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = os.environ | {"HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    code = ("import json; from ponder.models import resolve; "
+            "print(json.dumps(resolve('hf:ponder-test/tiny-llama', device='cpu').describe()))")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    about = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert about["path"] == "ponder-test/tiny-llama" and about["revision"] == commit
+    assert "sha256" not in about
+
+
 def test_seeded_reproducibility(hf):
     req = Request(prompt="Once upon a time", n=2, max_tokens=30, temperature=1.0, seed=7)
     a, b = run(hf.generate(req)), run(hf.generate(req))
@@ -447,7 +471,7 @@ def test_every_decoding_path_gives_the_same_samples(model_dir, monkeypatch):
 
 
 def test_the_static_cache_is_chosen_on_a_cpu_for_small_caches_only(hf):
-    from ponder.models.hf import STATIC_CACHE_BYTES, kv_cache_bytes, static_cache_pays
+    from ponder.models.kv_prefix import STATIC_CACHE_BYTES, kv_cache_bytes, static_cache_pays
 
     c = hf.model.config  # 2 layers, 2 KV heads of 16, float32
     assert kv_cache_bytes(hf.model, 3, 100) == 2 * 2 * 2 * 16 * 4 * 3 * 100

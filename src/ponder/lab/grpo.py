@@ -225,7 +225,7 @@ def _fast_rollouts(model, length: int) -> None:
     can name transformers' own caches but cannot hand over a cache object or another decoding
     loop; so the instance's method is wrapped (the class and every other model are untouched;
     ``save_pretrained`` ignores it)."""
-    from ponder.models.hf import static_cache_kwargs
+    from ponder.models.kv_prefix import prefix_cache_kwargs
     from ponder.models.hf_decode import decode, plain_config
 
     real = model.generate
@@ -243,7 +243,7 @@ def _fast_rollouts(model, length: int) -> None:
                 temperature=c.temperature if c.do_sample else 0.0,
             )  # fmt: skip
         if not {"cache", "past_key_values"} & set(kwargs):
-            kwargs.update(static_cache_kwargs(model, length))
+            kwargs.update(prefix_cache_kwargs(model, length))
         return real(input_ids=input_ids, attention_mask=attention_mask,
                     generation_config=generation_config, **kwargs)  # fmt: skip
 
@@ -267,7 +267,7 @@ def _train_grpo(opts: GRPOOptions, command, progress: bool, callbacks, say) -> d
     from trl import GRPOConfig, GRPOTrainer
 
     from ponder.lab.model import load_start, n_params, pick_device, save, tf32_for
-    from ponder.models.hf import static_cache_pays
+    from ponder.models.kv_prefix import static_cache_pays
 
     out = Path(opts.out)
     device = pick_device(opts.device)
@@ -297,7 +297,7 @@ def _train_grpo(opts: GRPOOptions, command, progress: bool, callbacks, say) -> d
     longest = max(_prompt_tokens(tokenizer, p) for p in dataset["prompt"])
     rollouts = opts.batch_size * opts.num_generations
     static = static_cache_pays(model, device, rollouts, longest + opts.max_completion_length)
-    if static:  # a preallocated KV cache on a CPU: see models.hf.static_cache_pays
+    if static:  # a preallocated KV cache on a CPU: see models.kv_prefix.static_cache_pays
         _fast_rollouts(model, longest + opts.max_completion_length)
     args = GRPOConfig(
         output_dir=str(out),

@@ -210,3 +210,16 @@ def folder_weights_sha256(folder: str) -> str:
         n for n in names if n.endswith(".bin") and n != "training_args.bin"
     ]
     return file_sha256(os.path.join(folder, weights[0])) if len(weights) == 1 else ""
+
+
+def hub_revision(repo_id: str) -> str:
+    """The commit of a Hugging Face Hub model id that the local cache resolves its ``main`` to,
+    the one ``from_pretrained`` loaded: it pins every file of the model ("" where the id is not in
+    the cache that ``HF_HOME`` names)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # not installed, or not a repo id: nothing to name
+        return ""
+    return os.path.basename(os.path.dirname(found)) if isinstance(found, str) else ""

@@ -34,8 +34,9 @@ about the same for 1 row as for 64). Conventions (as for llama.cpp):
   penalty from the model's ``generation_config.json`` are switched off (other settings there, such
   as ``suppress_tokens``, still apply). Temperature 0 is greedy.
 * On a CPU, a batch decodes with a static (preallocated) KV cache where it fits in
-  ``STATIC_CACHE_BYTES``: transformers' default cache is copied at every step, which costs a small
-  model more than its own forward (``static_cache_pays``; ~1.9x on the lab models). It is
+  ``kv_prefix.STATIC_CACHE_BYTES``: transformers' default cache is copied at every step, which
+  costs a small model more than its own forward (``kv_prefix.static_cache_pays``; ~1.9x on the lab
+  models). It is
   ``kv_prefix.PrefixStaticCache``, whose attention reads only the positions written so far
   (transformers' ``StaticCache`` reads all of them at every step; ~1.5x more). Such a batch is
   decoded by ``hf_decode.decode``, which drops finished rows from the model's batch (``generate``
@@ -61,7 +62,7 @@ from typing import Any
 
 from ponder.budget import Usage
 from ponder.models.base import Completion, ModelError, Request, Sample, StopCheck, TextCallback
-from ponder.models.base import folder_weights_sha256  # describe(): its weights, as a GGUF's
+from ponder.models.base import folder_weights_sha256, hub_revision  # describe()'s identity
 from ponder.requirements import HF_FLOORS, too_old
 
 try:
@@ -70,11 +71,11 @@ except ImportError:  # HFModel() then raises a ModelError that names the missing
     _Criteria = object
 try:  # the CPU decoding path; HFModel() refuses to start without it, naming why
     from ponder.models.hf_decode import decode, plain_config
-    from ponder.models.kv_prefix import prefix_cache_kwargs
+    from ponder.models.kv_prefix import prefix_cache_kwargs, static_cache_pays
 
     _DECODE_IMPORT_ERROR: ImportError | None = None
 except ImportError as e:
-    decode = plain_config = prefix_cache_kwargs = None
+    decode = plain_config = prefix_cache_kwargs = static_cache_pays = None
     _DECODE_IMPORT_ERROR = e
 
 
@@ -161,7 +162,7 @@ class HFModel:
         is_path = os.path.exists(local) or local.startswith(("/", ".")) or path_or_id.count("/") > 1
         self.path = os.path.abspath(local) if is_path else path_or_id
         self.name = os.path.basename(self.path.rstrip("/")) if is_path else path_or_id
-        self._sha256: str | None = None  # describe()'s, read once
+        self._sha256: str | None = None  # describe()'s, read once (a Hub id: its revision)
         fail = f"cannot load Hugging Face model {path_or_id!r}"
         if is_path and not os.path.isdir(local):
             why = "not a directory" if os.path.exists(local) else "no such directory"
@@ -315,7 +316,7 @@ class HFModel:
                 )  # fmt: skip
         else:
             if static:
-                kwargs.update(static_cache_kwargs(self.model, P + kwargs["max_new_tokens"]))
+                kwargs.update(prefix_cache_kwargs(self.model, P + kwargs["max_new_tokens"]))
             # The model's raw logits at each forward (before temperature, top_p,
             # suppress_tokens...), for the watchers, which read them at the stopping check that
             # follows that forward.
@@ -334,7 +335,7 @@ class HFModel:
 
     def _static_cache(self, rows: int, length: int) -> bool:
         """Whether a batch of ``rows`` rows of up to ``length`` positions decodes with a static KV
-        cache: as set, or by default as ``static_cache_pays`` says."""
+        cache: as set, or by default as ``kv_prefix.static_cache_pays`` says."""
         if self.static_cache is not None:
             return self.static_cache
         return static_cache_pays(self.model, self.device, rows, length)
@@ -372,33 +373,18 @@ class HFModel:
         return getattr(self.model.config, "max_position_embeddings", None)
 
     def describe(self) -> dict[str, Any]:
-        """The model's identity; a local folder with one weights file adds that file's SHA-256
-        (a Hub id's files are in the cache, read by transformers, not named here)."""
+        """The model's identity; a local folder with one weights file adds that file's SHA-256, a
+        Hub id the commit its cached files came from (``revision``)."""
         about = {
             "backend": "hf", "path": self.path, "device": self.device, "parameters": self.n_params
         }  # fmt: skip
-        if self._sha256 is None and os.path.isdir(self.path):
-            self._sha256 = folder_weights_sha256(self.path)
-        return about | ({"sha256": self._sha256} if self._sha256 else {})
+        local = os.path.isdir(self.path)
+        if self._sha256 is None:
+            self._sha256 = folder_weights_sha256(self.path) if local else hub_revision(self.path)
+        return about | ({"sha256" if local else "revision": self._sha256} if self._sha256 else {})
 
     async def aclose(self) -> None:
         return None
-
-
-STATIC_CACHE_BYTES = 1 << 30  # the largest static KV cache allocated without being asked for
-
-
-def static_cache_pays(model, device: str, rows: int, length: int) -> bool:
-    """Whether ``model.generate`` on ``rows`` rows of up to ``length`` positions should use
-    ``cache_implementation="static"``. transformers' default cache grows by concatenation, copying
-    every layer's keys and values at each step: on a CPU, with a small model, those copies cost
-    more than the model. Measured on the stop-26 lab:countdown-grpo, one thread, 16 rows, every row
-    run to the end: 200 steps after a 703-token prompt 7.9 s -> 4.8 s; 900 steps after a 99-token
-    prompt 36.7 s -> 19.1 s (64 rows: 128 s -> 62 s); benchmarks/hf_static_cache.py measures it
-    through the bench runner. A static cache is allocated for every position up front, so it is
-    used only on the CPU (on a GPU, transformers would also compile the model for it) and only
-    where that allocation is at most ``STATIC_CACHE_BYTES``."""
-    return device == "cpu" and kv_cache_bytes(model, rows, length) <= STATIC_CACHE_BYTES
 
 
 def _decode_fits(generation_config) -> bool:
@@ -406,27 +392,6 @@ def _decode_fits(generation_config) -> bool:
     (its generation config asks for nothing beyond eos, pad and suppressed tokens; the backend
     samples by itself)."""
     return plain_config(generation_config, sampling=False)
-
-
-def static_cache_kwargs(model, length: int) -> dict:
-    """``generate``'s keyword arguments for a static KV cache of ``length`` positions: a
-    ``kv_prefix.PrefixStaticCache``, which attends only over the positions written so far."""
-    return prefix_cache_kwargs(model, length)
-
-
-def kv_cache_bytes(model, rows: int, length: int) -> int:
-    """Bytes of ``model``'s KV cache for ``rows`` x ``length`` positions (a huge number where the
-    config does not say, so that an unknown architecture keeps the default cache)."""
-    c = model.config
-    c = c.get_text_config(decoder=True) if hasattr(c, "get_text_config") else c
-    layers, heads = getattr(c, "num_hidden_layers", None), getattr(c, "num_attention_heads", None)
-    hidden = getattr(c, "hidden_size", None)
-    if not (layers and heads and hidden):
-        return 1 << 62
-    kv_heads = getattr(c, "num_key_value_heads", None) or heads
-    head_dim = getattr(c, "head_dim", None) or hidden // heads
-    width = next(model.parameters()).element_size()
-    return 2 * layers * kv_heads * head_dim * width * rows * length
 
 
 def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
