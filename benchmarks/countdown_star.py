@@ -29,7 +29,8 @@ Steps (each resumes: a re-run with the same arguments skips what is done):
 2. the clean rows to OUT/clean.jsonl;
 3. ``ponder train sft --data OUT/clean.jsonl --from MODEL`` for ``--epochs`` passes;
 4. greedy on the 200 held-out puzzles of ``countdown_scaling.py`` (``split=test``, seed 10,000) at
-   900 tokens for the start and the new model, the budget curve read off it, the first-flaw table.
+   900 tokens for the start and the new model, the budget curve read off it, the first-flaw table
+   (each graded puzzle kept in OUT/evals.sqlite, as ``countdown_scaling.py`` does).
 
 Writes OUT/countdown_star.md and .json with the commands and the wall time.
 
@@ -173,7 +174,9 @@ def main() -> int:
         f"{args.synth_seed}); {n} held-out puzzles (countdown:count=3-4,split=test, seed "
         f"{10_000 + args.seed}); {args.threads} threads; {total / 60:.1f} min in all (sampling "
         f"{sampled_s / 60:.1f}, SFT {trained_s / 60:.1f}; a step that had finished before this "
-        "run counts only its check).", "",
+        "run counts only its check)."
+        + (f" {evals.reused} of the {evals.total} greedy evaluations of a puzzle were read back "
+           "from OUT/evals.sqlite, not run in this time." if evals.reused else ""), "",
         "Commands:", "", f"    {shlex.join(synth_cmd)}", f"    {shlex.join(sft_cmd)}", "",
         f"Rows: {own + flawed} of {args.problems} puzzles solved by some sample; {flawed} "
         f"dropped for a flawed line{' (kept: --keep-flawed)' if args.keep_flawed else ''}; "

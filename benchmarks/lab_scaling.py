@@ -123,12 +123,18 @@ def main() -> None:
     fresh = make_problems("add", args.held_out + 50, seed=10_000 + args.seed, digits=3)
     held_out = [p for p in fresh if p.question not in seen][: args.held_out]
     # every graded problem is kept, by the weights' hash: a rerun evaluates only what is missing
-    evals = Store(out / "evals.sqlite")
-    curve = [(0, accuracy(str(sft), held_out, store=evals).accuracy)]
+    evals, reused = Store(out / "evals.sqlite"), []
+
+    def evaluate(path: Path, **kw):
+        result = accuracy(str(path), held_out, store=evals, **kw)
+        reused.append((result.reused, result.total))
+        return result
+
+    curve = [(0, evaluate(sft).accuracy)]
     for step, path in checkpoints(grpo):
-        curve.append((step, accuracy(str(path), held_out, store=evals).accuracy))
+        curve.append((step, evaluate(path).accuracy))
     if not curve or curve[-1][0] != args.grpo_steps:
-        curve.append((args.grpo_steps, accuracy(str(grpo), held_out, store=evals).accuracy))
+        curve.append((args.grpo_steps, evaluate(grpo).accuracy))
     print("RL curve:", curve, flush=True)
     plot_curve(curve, out / "train_curve.png", "tiny Llama (0.87M params), 3-digit addition, GRPO")
 
@@ -141,8 +147,7 @@ def main() -> None:
     store.open_run(run_name, {"task": "lab add:digits=3 held-out", "model": str(grpo),
                               "strategies": TEST_TIME}, "lab_scaling", {"backend": "hf", "path": str(grpo)})
     for spec in TEST_TIME:
-        result = accuracy(str(grpo), held_out, strategy=spec, max_tokens=96, seed=args.seed,
-                          store=evals)  # fmt: skip
+        result = evaluate(grpo, strategy=spec, max_tokens=96, seed=args.seed)
         for row in result.rows:
             row.run = run_name
             store.add(row)
@@ -158,7 +163,10 @@ def main() -> None:
         "# Lab scaling (SFT -> GRPO -> test-time compute), measured on this machine", "",
         f"seed {args.seed}; held-out: {args.held_out} unseen 3-digit additions; "
         f"SFT {sft_steps} steps ({sft_s:.0f} s{stop_note}), GRPO {args.grpo_steps} steps ({grpo_s:.0f} s); "
-        f"total {total / 60:.1f} min", "",
+        f"total {total / 60:.1f} min"
+        + (f"; {sum(r for r, _ in reused)} of the {sum(t for _, t in reused)} evaluations of a "
+           "problem were read back from OUT/evals.sqlite, not run in this time"
+           if any(r for r, _ in reused) else ""), "",
         "## accuracy against RL steps (greedy)", "", "| GRPO step | accuracy % |", "| --- | --- |",
         *[f"| {s} | {100 * a:.1f} |" for s, a in curve], "",
         "## accuracy against test-time tokens (final GRPO model)", "",

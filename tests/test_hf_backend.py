@@ -346,9 +346,6 @@ def _as_one_batch(model, requests, **kw):
         holding.set()
         release.wait(60)
 
-    held = model._executor.submit(hold)
-    assert holding.wait(60), "the model's worker did not come free within 60 s"
-
     async def go():
         tasks = [asyncio.ensure_future(model.generate(r, **kw)) for r in requests]
         deadline = time.monotonic() + 60
@@ -358,7 +355,9 @@ def _as_one_batch(model, requests, **kw):
         release.set()
         return await asyncio.gather(*tasks)
 
+    held = model._executor.submit(hold)
     try:
+        assert holding.wait(60), "the model's worker did not come free within 60 s"
         return run(go())
     finally:
         release.set()

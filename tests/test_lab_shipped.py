@@ -134,12 +134,8 @@ def test_an_evaluation_kept_in_a_store_runs_only_what_it_lacks_for_the_same_weig
     assert [r.problem_id for r in again.rows] == [p.id for p in problems]
     assert [(r.answer, r.correct) for r in again.rows[:4]] == [(r.answer, r.correct) for r in first.rows]
     assert seen == [(4, 6), (5, 6), (6, 6)]
-    # another strategy spec is another evaluation; a problem whose reference changed is run again
+    # another strategy spec is another evaluation
     assert accuracy(model, problems[:2], "cot", max_tokens=64, store=store).reused == 0
-    import dataclasses
-
-    renewed = [dataclasses.replace(problems[0], answer="1"), *problems[1:3]]
-    assert accuracy(model, renewed, "cot", max_tokens=96, store=store).reused == 2
 
     copy = tmp_path / "copy"
     shutil.copytree(shipped_dir("add3-sft"), copy)
@@ -152,6 +148,14 @@ def test_an_evaluation_kept_in_a_store_runs_only_what_it_lacks_for_the_same_weig
     hashes = {resolve(f"hf:{d}").describe().get("sha256") for d in (copy, shipped_dir("add3-sft"))}
     assert len(hashes) == 2 and None not in hashes  # still one weights file, now another hash
     assert accuracy(str(copy), problems[:2], "cot", max_tokens=96, store=store).reused == 0
+
+    # a problem whose reference changed is run again, and its new verdict replaces the stale row
+    import dataclasses
+
+    renewed = [dataclasses.replace(problems[0], answer="1"), *problems[1:3]]
+    assert accuracy(model, renewed, "cot", max_tokens=96, store=store).reused == 2
+    asked.clear()
+    assert accuracy(model, renewed, "cot", max_tokens=96, store=store).reused == 3 and not asked
 
 
 @pytest.mark.slow

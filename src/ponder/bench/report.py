@@ -139,6 +139,7 @@ def _run_facts(info: dict) -> list[tuple[str, str]]:
     created = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(info["created"] or 0))
     return [("task", str(cfg.get("task", "?"))), ("model", str(cfg.get("model", model.get("path", "?")))),
             ("backend", str(model.get("backend", "?"))), ("model sha256", str(model.get("sha256") or "?")[:12]),
+            *([("Hub revision", str(model["revision"])[:12])] if model.get("revision") else []),
             ("ponder version", str(info["ponder_version"])), ("created", created)]
 
 

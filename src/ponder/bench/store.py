@@ -208,12 +208,13 @@ class Store:
 
     # -- results --------------------------------------------------------------------------------
 
-    def add(self, row: ResultRow) -> None:
-        """Store one cell and commit at once. A key already stored is left as it was."""
+    def add(self, row: ResultRow, replace: bool = False) -> None:
+        """Store one cell and commit at once. A key already stored is left as it was, unless
+        ``replace`` (a row known to be stale)."""
         values = [getattr(row, c) for c in _COLUMNS]
         values[_COLUMNS.index("correct")] = int(bool(row.correct))
         values[_COLUMNS.index("trace")] = zlib.compress(json.dumps(row.trace).encode())
-        sql = f"INSERT OR IGNORE INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        sql = f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
         with self._lock:
             self._db.execute(sql, values)
 

@@ -2,10 +2,11 @@
 the ``check`` scorer via the bench's ``run_cell`` (one grading path for bench, lab and RL).
 
 An experiment that evaluates many checkpoints passes a results ``Store``: each graded problem is
-saved as it ends, under a run named by the weights' SHA-256 and the strategy's full settings, so
-that after an interruption the same evaluation reads back what was done and runs only the rest (a
-checkpoint whose weights changed, or a spec whose defaults changed with an upgrade, is evaluated
-afresh).
+saved as it ends, under a run named by the weights' SHA-256, the model folder's other files
+(config, generation config, tokenizer), the device and the strategy's full settings, so that after
+an interruption the same evaluation reads back what was done and runs only the rest (a checkpoint
+whose weights changed, a model run on another device, or a spec whose defaults changed with an
+upgrade, is evaluated afresh). A kept problem is matched by its id and reference answer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,9 +55,10 @@ def accuracy(
     (all when None) with ``model``: an HF model directory, an ``hf:``/other spec, or a Model.
     ``max_tokens`` caps each sample unless the spec sets it. ``concurrency`` problems run at once:
     the hf backend batches their calls together (``models.hf``), rows come back in order.
-    ``progress(done, total)`` is called as each problem finishes. With a ``store``, problems it
-    holds for these weights, strategy and seed are read back, not run (see the module docstring;
-    a model without one weights file to hash is always run)."""
+    ``progress(done, total)`` is called as each problem finishes (and once first with the count
+    read back). With a ``store``, problems it holds for this model, strategy and seed are read
+    back, not run (see the module docstring; a model without one weights file to hash is always
+    run)."""
     from ponder.models import resolve
 
     if isinstance(model, str):
@@ -66,8 +69,8 @@ def accuracy(
     run = _open_run(store, model, built) if store is not None else None
     saved = {r.key: r for r in store.rows(run)} if store is not None and run is not None else {}
     kept = {  # (a problem whose reference changed since, as a generator's can, is run again)
-        i: saved[_key(c)] for i, c in enumerate(cells)
-        if _key(c) in saved and saved[_key(c)].reference == c.problem.answer
+        i: saved[c.key] for i, c in enumerate(cells)
+        if c.key in saved and saved[c.key].reference == c.problem.answer
     }  # fmt: skip
     todo = [c for i, c in enumerate(cells) if i not in kept]
     done = len(kept)
@@ -76,8 +79,8 @@ def accuracy(
 
     def on_row(row: ResultRow) -> None:
         nonlocal done
-        if store is not None and run is not None:
-            store.add(row)  # now: an interruption keeps every problem graded so far
+        if store is not None and run is not None:  # now: an interruption keeps what is graded
+            store.add(row, replace=row.key in saved)  # (a stale row: its reference changed)
         done += 1
         if progress is not None:
             progress(done, len(cells))
@@ -94,20 +97,20 @@ def accuracy(
     )
 
 
-def _key(cell: Cell) -> tuple:
-    return (cell.problem.id, cell.strategy.spec, 0, cell.seed)  # a ResultRow's key (no budget)
-
-
 def _open_run(store: Store, model: Model, strategy) -> str | None:
-    """The store's run for these weights and the strategy's settings (a spec names only what
-    differs from today's defaults), or None: no weights file to name it by."""
+    """The store's run for this model (weights, other files, device) and the strategy's settings
+    (a spec names only what differs from today's defaults), or None: no weights file to name it by."""
     from ponder import __version__
 
     about = model.describe()
     if not about.get("sha256"):
         return None
-    settings = json.dumps(strategy.settings, sort_keys=True)
-    run = f"lab-eval-{about['sha256'][:16]}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
+    rest = hashlib.sha256(json.dumps([strategy.settings, about.get("device")], sort_keys=True).encode())
+    folder = Path(about.get("path", ""))
+    for f in sorted(folder.glob("*.json")) + sorted(folder.glob("*.jinja")):
+        if f.name not in ("ponder_train.json", "trainer_state.json"):  # records, not the model
+            rest.update(f.name.encode() + f.read_bytes())
+    run = f"lab-eval-{about['sha256'][:16]}-{rest.hexdigest()[:8]}"
     config = {"task": "lab-eval", "model": f"sha256:{about['sha256']}",
               "settings": {strategy.spec: strategy.settings}}  # fmt: skip
     store.open_run(run, config, __version__, about)

@@ -215,7 +215,7 @@ def folder_weights_sha256(folder: str) -> str:
 def hub_revision(repo_id: str) -> str:
     """The commit of a Hugging Face Hub model id that the local cache resolves its ``main`` to,
     the one ``from_pretrained`` loaded: it pins every file of the model ("" where the id is not in
-    the cache that ``HF_HOME`` names)."""
+    the cache that ``HF_HUB_CACHE`` or ``HF_HOME`` names)."""
     try:
         from huggingface_hub import try_to_load_from_cache
 

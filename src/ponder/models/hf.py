@@ -162,7 +162,7 @@ class HFModel:
         is_path = os.path.exists(local) or local.startswith(("/", ".")) or path_or_id.count("/") > 1
         self.path = os.path.abspath(local) if is_path else path_or_id
         self.name = os.path.basename(self.path.rstrip("/")) if is_path else path_or_id
-        self._sha256: str | None = None  # describe()'s, read once (a Hub id: its revision)
+        self._identity: str | None = None  # describe()'s, read once (a Hub id: its revision)
         fail = f"cannot load Hugging Face model {path_or_id!r}"
         if is_path and not os.path.isdir(local):
             why = "not a directory" if os.path.exists(local) else "no such directory"
@@ -379,9 +379,9 @@ class HFModel:
             "backend": "hf", "path": self.path, "device": self.device, "parameters": self.n_params
         }  # fmt: skip
         local = os.path.isdir(self.path)
-        if self._sha256 is None:
-            self._sha256 = folder_weights_sha256(self.path) if local else hub_revision(self.path)
-        return about | ({"sha256" if local else "revision": self._sha256} if self._sha256 else {})
+        if self._identity is None:
+            self._identity = folder_weights_sha256(self.path) if local else hub_revision(self.path)
+        return about | ({"sha256" if local else "revision": self._identity} if self._identity else {})
 
     async def aclose(self) -> None:
         return None
