@@ -14,16 +14,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ponder.bench.runner import Cell, run_cell
 from ponder.bench.store import ResultRow, Store
 from ponder.budget import Budget
 from ponder.models.base import Model
 from ponder.problems.base import Problem
-from ponder.think import parse_strategy
+from ponder.think import StrategyBase, parse_strategy
 
 
 @dataclass
@@ -67,6 +67,8 @@ def accuracy(
     chosen = problems if n is None else problems[:n]
     cells = [Cell(p, built, Budget(), seed) for p in chosen]
     run = _open_run(store, model, built) if store is not None else None
+    if run is None:  # no store, or a model without one weights file to name its rows by
+        store = None
     saved = {r.key: r for r in store.rows(run)} if store is not None and run is not None else {}
     kept = {  # (a problem whose reference changed since, as a generator's can, is run again)
         i: saved[c.key] for i, c in enumerate(cells)
@@ -79,7 +81,7 @@ def accuracy(
 
     def on_row(row: ResultRow) -> None:
         nonlocal done
-        if store is not None and run is not None:  # now: an interruption keeps what is graded
+        if store is not None:  # now: an interruption keeps what is graded
             store.add(row, replace=row.key in saved)  # (a stale row: its reference changed)
         done += 1
         if progress is not None:
@@ -97,7 +99,7 @@ def accuracy(
     )
 
 
-def _open_run(store: Store, model: Model, strategy) -> str | None:
+def _open_run(store: Store, model: Model, strategy: StrategyBase) -> str | None:
     """The store's run for this model (weights, other files, device) and the strategy's settings
     (a spec names only what differs from today's defaults), or None: no weights file to name it by."""
     from ponder import __version__
