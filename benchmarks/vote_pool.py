@@ -5,59 +5,28 @@ other more than wrong ones do. For each stored ``vote`` / ``best_of_n`` strategy
 ``sequential_thinking.py`` database, this reads every row's samples back (``replay_stopping``'s
 ``samples_of``, the strategies' own ``candidate``), grades each with ``verify.grade.check`` and
 prints: per-sample accuracy, pass@n (some sample right: best-of-n with the exact checker), the
-vote with the strategies' answer keys, the vote with countdown expressions in a canonical form
-(the operands of ``+`` and ``*`` flattened and sorted, so ``(3+7)+25`` and ``25+(7+3)`` are one
-answer), how many samples state no answer, and how the right and the wrong samples spread over
-distinct answers.
+vote on the answers as text (``normalize_answer``, which ``vote`` used until stop 52), the vote
+with the strategies' answer keys (``verify.grade.answer_key``: a countdown expression up to the
+order of its terms and factors, so ``(3+7)+25`` and ``25+(7+3)`` are one answer), how many samples
+state no answer, and how the right and the wrong samples spread over distinct answers (by the
+strategies' keys).
 
     python benchmarks/vote_pool.py --db DB --strategy SPEC [--strategy SPEC ...] [--task countdown]
 
-Departure from ``vote``: the canonical form is ours, a syntactic equivalence only. Merging more
-(two expressions with the same value) would mean evaluating them, which is the exact checker's
-work, so it would be best-of-n, not voting.
+The key is a syntactic equivalence only. Merging more (two expressions with the same value) would
+mean evaluating them, which is the exact checker's work, so it would be best-of-n, not voting.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from collections import Counter
 
 from replay_stopping import stored_pools
 
 from ponder.verify.grade import check
-
-
-def canonical(expression: str) -> str:
-    """An arithmetic expression with ``+`` and ``*`` chains flattened and their operands sorted;
-    text that does not parse stays as it is."""
-    try:
-        tree = ast.parse(expression, mode="eval").body
-    except (SyntaxError, ValueError, RecursionError):
-        return expression
-
-    def form(node: ast.AST) -> str:
-        if isinstance(node, ast.BinOp):
-            op = type(node.op).__name__
-            if op in ("Add", "Mult"):
-                terms: list[str] = []
-
-                def gather(n: ast.AST) -> None:
-                    if isinstance(n, ast.BinOp) and type(n.op).__name__ == op:
-                        gather(n.left)
-                        gather(n.right)
-                    else:
-                        terms.append(form(n))
-
-                gather(node)
-                return f"{op}({','.join(sorted(terms))})"
-            return f"{op}({form(node.left)},{form(node.right)})"
-        if isinstance(node, ast.Constant):
-            return repr(node.value)
-        return ast.dump(node)
-
-    return form(tree)
+from ponder.verify.normalize import normalize_answer
 
 
 def pool_summary(pools: list) -> dict:
@@ -71,13 +40,14 @@ def pool_summary(pools: list) -> dict:
         out["right samples"] += sum(ok for _, ok in graded)
         out["no answer"] += sum(c.key is None for c in cands)
         out["pass@n"] += any(ok for _, ok in graded)
-        for key_of, name in ((lambda c: c.key, "vote"), (lambda c: canonical(c.answer), "canonical vote")):
+        keys = ((lambda c: normalize_answer(c.answer), "text vote"), (lambda c: c.key, "vote"))
+        for key_of, name in keys:
             votes = Counter(key_of(c) for c, _ in graded if c.key is not None)
             if votes:  # most_common keeps the first-seen answer on a tie, as ``vote`` does
                 best = votes.most_common(1)[0][0]
                 out[name] += any(ok for c, ok in graded if c.key is not None and key_of(c) == best)
-        right_keys |= {(problem.id, canonical(c.answer)) for c, ok in graded if ok}
-        wrong_keys |= {(problem.id, canonical(c.answer)) for c, ok in graded if c.key is not None and not ok}
+        right_keys |= {(problem.id, c.key) for c, ok in graded if ok}
+        wrong_keys |= {(problem.id, c.key) for c, ok in graded if c.key is not None and not ok}
     out["distinct right"], out["distinct wrong"] = len(right_keys), len(wrong_keys)
     return out
 
@@ -90,7 +60,7 @@ def main() -> int:
     ap.add_argument("--digits", type=int, default=3, help="arith: digits per number")
     args = ap.parse_args()
     stored = [stored_pools(args.db, spec, args.task, args.digits)[1] for spec in args.strategy]
-    print("| strategy | problems | per sample | pass@n | vote | canonical vote | no answer | "
+    print("| strategy | problems | per sample | pass@n | vote by text | vote | no answer | "
           "right samples / distinct right answers | wrong samples / distinct wrong answers |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for pools in stored:
@@ -101,7 +71,7 @@ def main() -> int:
             return f"{100 * s[k] / s[of]:.1f}%"
 
         print(f"| {pools[0][2]} | {s['problems']} | {pct('right samples', 'samples')} | {pct('pass@n')} | "
-              f"{pct('vote')} | {pct('canonical vote')} | {s['no answer']} of {s['samples']} | "
+              f"{pct('text vote')} | {pct('vote')} | {s['no answer']} of {s['samples']} | "
               f"{s['right samples']} / {s['distinct right']} | {wrong} / {s['distinct wrong']} |")  # fmt: skip
     return 0
 

@@ -15,7 +15,9 @@ from ponder.problems.base import Problem
 from ponder.think import StrategySpecError, final_result, parse_strategy
 from ponder.verify import Attempt, make_scorer
 from ponder.verify.scoring import refuse_mismatch
+from ponder.verify.countdown import countdown_key
 from ponder.verify.countdown_steps import check_lines, first_flaw
+from ponder.verify.grade import answer_key
 
 PROBLEM = Problem("c", "Using 1, 8 and 50, make 392.", None, "countdown",
                   {"numbers": [1, 8, 50], "target": 392})  # fmt: skip
@@ -547,3 +549,36 @@ def test_best_of_n_in_waves_needs_a_checker_and_keeps_to_its_budget():
     for budget in (60, 200, 700):
         result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(budget))))
         assert result.usage.total_tokens <= budget
+
+
+def test_one_computation_written_several_ways_is_one_vote_and_nothing_else_is():
+    same = ["(25+7)+3", "3+(7+25)", "25-(-7-3)", "7 + 3 + 25 = 35", "$3+7+25$"]
+    assert len({countdown_key(e) for e in same}) == 1
+    assert countdown_key("(100+25)-4") == countdown_key("100-(4-25)")  # - adds a negated term
+    assert countdown_key("100/(4/25)") == countdown_key("25*100/4")  # / multiplies by 1/x
+    assert countdown_key("(3*7)+25") == countdown_key("25+7*3")
+    different = ["25-(7+3)", "(7+3)-25", "(3+7)*25", "3+7*25", "(25+7)*3", "25*3+7*3", "25/5",
+                 "5/25"]  # fmt: skip
+    assert len({countdown_key(e) for e in different}) == len(different)  # nothing distributed
+    assert countdown_key("x+1") is None and countdown_key("2**3") is None
+    assert countdown_key("Answer: none") is None
+    # answer_key: countdown answers by that form; text that is no expression, and other kinds,
+    # after normalize_answer
+    assert answer_key(PROBLEM, "(50-1)*8") == answer_key(PROBLEM, "8*(50-1)")
+    assert answer_key(PROBLEM, "No Idea") == "noidea" and answer_key(PROBLEM, None) is None
+    numeric = Problem("n", "3+4?", "7", "numeric")
+    assert answer_key(numeric, "8*(50-1)") == "8*(50-1)" != answer_key(numeric, "(50-1)*8")
+
+
+def test_vote_and_beam_count_one_computation_written_two_ways_as_one_answer():
+    right = ["dfs [50 8 1|392]\nAnswer: (50-1)*8", "dfs [50 8 1|392]\nAnswer: 8*(50-1)"]
+    wrong = "dfs [50 8 1|392]\nAnswer: 50*8-1"
+    model = ScriptedModel([right[0], wrong, wrong, right[1], right[1]])
+    result = final_result(parse_strategy("vote:n=5,seed=0").run(PROBLEM, model, Budget(20_000)))
+    result = asyncio.run(result)
+    assert result.answer == "(50-1)*8" and result.how == "majority vote: 3/5 samples agree"
+    from ponder.think.beam import weighted_vote
+
+    top, share, by_weight = weighted_vote(PROBLEM, [("50*8-1", 0.9), ("(50-1)*8", 0.5),
+                                                    ("8*(50-1)", 0.5)])  # fmt: skip
+    assert top == countdown_key("(50-1)*8") and share == 1.0 / 1.9 and by_weight

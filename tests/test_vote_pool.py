@@ -21,8 +21,8 @@ def test_a_pool_is_graded_sample_by_sample_and_voted_two_ways(tmp_path):
     db = tmp_path / "s.sqlite"
     with Store(db) as store:
         store.open_run("r", {"limit": 3}, "test", {})
-        # a (100, 4, 25 to 129): one right answer written three ways, one canonical form, against
-        # a wrong one written twice alike: the plain vote picks the wrong one, the canonical one not
+        # a (100, 4, 25 to 129): one right answer written three ways, one key, against a wrong
+        # one written twice alike: the vote by text picks the wrong one, the strategies' not
         assert (a.meta["numbers"], a.meta["target"]) == ([4, 25, 100], 129)
         store.add(_row(a, ["(100+4)+25", "1+1", "1+1", "25+(4+100)", "100+(25+4)"]))
         store.add(_row(b, ["2+2", "2+2", right(b), "", "3+3"]))  # "" states no answer
@@ -31,19 +31,7 @@ def test_a_pool_is_graded_sample_by_sample_and_voted_two_ways(tmp_path):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     row = re.search(r"^\| best_of_n:n=8 \| (.+) \|$", proc.stdout, re.M).group(1).split(" | ")
-    # 4 of the 15 samples are right (3 of a, 1 of b), 2 of 3 puzzles have one; the plain vote is
-    # right on none, the canonical vote on a; the 4 right samples are 2 distinct answers
+    # 4 of the 15 samples are right (3 of a, 1 of b), 2 of 3 puzzles have one; the vote by text is
+    # right on none, the vote by the strategies' keys on a; the 4 right samples are 2 distinct
+    # answers
     assert row == ["3", "26.7%", "66.7%", "0.0%", "33.3%", "1 of 15", "4 / 2", "10 / 4"], row
-
-
-def test_expressions_equal_up_to_commutativity_share_one_canonical_form():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from vote_pool import canonical
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    assert canonical("(3+7)+25") == canonical("25+(7+3)") == canonical("3+(25+7)")
-    assert canonical("(3*7)+25") == canonical("25+7*3")
-    assert canonical("25-(7+3)") != canonical("(7+3)-25")  # subtraction is not commutative
-    assert canonical("(3+7)*25") != canonical("3+7*25")
-    assert canonical("no expression") == "no expression"

@@ -122,4 +122,4 @@ class Adaptive(StrategyBase):
         if not reason.startswith("settled"):
             how += f" (P={float(p):.2f})"
         winner = first_with(cands, best)
-        return run.result(best, winner.chosen, how)
+        return run.result(winner.answer, winner.chosen, how)

@@ -304,6 +304,7 @@ class Auto(StrategyBase):
             f", confidence {confidence:.2f}" if confidence is not None else ""
         )
         run.emit(Voted({k: float(v) for k, v in votes.items()}, top))
+        leading = first_with(cands, top) if top is not None else None  # the first to state it
         verified = None  # the probe samples the checker passes (None: not scored)
         checker = self._checker_for(problem)
         if checker is not None:
@@ -320,12 +321,12 @@ class Auto(StrategyBase):
         confident = confidence is None or confidence >= self.confident
         if verified is None and top is not None and agreement >= self.easy and confident:
             how = f"auto: easy ({seen}) -> answered from the probe{unrouted}"
-            return run.result(top, first_with(cands, top).chosen, how)
+            return run.result(leading.answer, leading.chosen, how)
         heavy = arithmetic_heavy(problem.question)
         if heavy and self.tools == "auto" and problem.kind != "code":
             missing = await _sandbox_missing()
             if missing is None:
-                return await self._tool(problem, run, cands, top, seen, heavy)
+                return await self._tool(problem, run, cands, leading, seen, heavy)
             unrouted = f"; {heavy}, but the sandbox is unavailable ({missing}): routed as usual"
             run.emit(Phase("route", run.meter.spent, unrouted[2:]))
         if checker is not None and self.sample_on == "on":  # it rejected every probe sample
@@ -338,7 +339,7 @@ class Auto(StrategyBase):
             why = f"no probe sample passes {checker.name}"
         elif top is not None:
             why = f"agreement {agreement_votes(cands, top)}/{len(cands)} < {self.hard:g}"
-        return await self._hard(problem, run, cands, top, seen + unrouted, checker, why)
+        return await self._hard(problem, run, cands, leading, seen + unrouted, checker, why)
 
     async def _checked_sampling(
         self, problem: Problem, run: Run, cands: list[Candidate], seen: str, checker: Scorer
@@ -357,16 +358,18 @@ class Auto(StrategyBase):
                    f"{len(drawn)} passes {checker.name}")  # fmt: skip
             return run.result(best.answer, best.chosen, how)
         why = f"none of {len(drawn)} samples passes {checker.name}"
-        return await self._hard(problem, run, drawn, leader(tally(drawn)), seen, checker, why)
+        top = leader(tally(drawn))
+        leading = first_with(drawn, top) if top is not None else None
+        return await self._hard(problem, run, drawn, leading, seen, checker, why)
 
     async def _tool(
-        self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str,
-        heavy: str,
+        self, problem: Problem, run: Run, cands: list[Candidate], leading: Candidate | None,
+        seen: str, heavy: str,
     ) -> Result:
         """The probe disagrees on an arithmetic-heavy question: the rest of the budget to code."""
         why = f"{heavy} and the probe disagrees ({seen}) -> code"
         run.emit(Phase("route", run.meter.spent, why))
-        probe_choice = first_with(cands, top).chosen if top else cands[0].chosen
+        top, probe_choice = leading.answer if leading else None, (leading or cands[0]).chosen
         if run.meter.remaining is not None and run.meter.remaining < 1:
             return run.result(top, probe_choice, f"auto: {why}, but no budget left -> the probe's "
                                                   "leading answer")  # fmt: skip
@@ -378,12 +381,12 @@ class Auto(StrategyBase):
         return run.result(answer, chosen, how)
 
     async def _hard(
-        self, problem: Problem, run: Run, cands: list[Candidate], top: str | None, seen: str,
-        checker: Scorer | None, why: str,
+        self, problem: Problem, run: Run, cands: list[Candidate], leading: Candidate | None,
+        seen: str, checker: Scorer | None, why: str,
     ) -> Result:
-        """The rest of the budget to ``hard_with``; ``cands`` (the probe, and any checked waves)
-        and their leader ``top`` answer when it finds nothing."""
-        probe_choice = first_with(cands, top).chosen if top else cands[0].chosen
+        """The rest of the budget to ``hard_with``; when it finds nothing, ``leading`` answers: the
+        first of ``cands`` (the probe, and any checked waves) to state their leading answer."""
+        top, probe_choice = leading.answer if leading else None, (leading or cands[0]).chosen
         lead = "the probe's" if len(cands) <= self.probe else f"the {len(cands)} samples'"
         if run.meter.remaining is not None and run.meter.remaining < 1:
             how = f"auto: hard ({seen}; {why}) but no budget left -> {lead} leading answer"

@@ -61,7 +61,7 @@ from ponder.think.steps import (
     step_request,
 )
 from ponder.verify.extract import extract_answer
-from ponder.verify.normalize import normalize_answer
+from ponder.verify.grade import answer_key
 from ponder.verify.scoring import Attempt, Scorer
 
 AGGREGATES = ("min", "last", "mean")
@@ -207,7 +207,7 @@ class Beam(StrategyBase):
                 reason = f"no candidate at or above floor={self.floor:g} left"
         if (warning := cut_steps_warning(search.sampled, self.step_tokens)) is not None:
             run.emit(warning)
-        return await self._conclude(run, base, search, reason)
+        return await self._conclude(problem, run, base, search, reason)
 
     async def _expand(self, run: Run, plans, search: "Search", depth: int) -> list[tuple[Node, Sample]]:
         """Sample every planned beam's next steps (concurrently; the backend batches each beam's
@@ -279,7 +279,9 @@ class Beam(StrategyBase):
             kept += back
         return kept
 
-    async def _conclude(self, run: Run, base, search: "Search", reason: str) -> Result:
+    async def _conclude(
+        self, problem: Problem, run: Run, base, search: "Search", reason: str
+    ) -> Result:
         """The result: the pick among the finished beams that state an answer; with none, the best
         live beam completed in one call with what is left; failing that, the best partial solution
         (with a floor and nothing left above it, the deepest sound one, not a rejected step)."""
@@ -310,7 +312,7 @@ class Beam(StrategyBase):
             run.emit(Sampled(top.id, top.text, None, top.tokens, finish))
             chosen = Chosen(top.id, top.text, top.tokens, finish)
             return run.result(None, chosen, f"{reason}; no beam states an answer")
-        top, why = self._pick(answered)
+        top, why = self._pick(problem, answered)
         how = f"{'DVTS' if self.diverse else 'beam search'}: {reason}{completed}; {why}"
         return run.result(top.answer, top.chosen, how)
 
@@ -343,37 +345,39 @@ class Beam(StrategyBase):
                 best[n.subtree] = n
         return list(best.values())
 
-    def _pick(self, answered: list[Node]) -> tuple[Node, str]:
+    def _pick(self, problem: Problem, answered: list[Node]) -> tuple[Node, str]:
         """(the chosen beam, why) from the finished beams that state an answer."""
         if self.pick == "best":
             top = max(answered, key=lambda n: n.rank(self.aggregate))
             why = f"best of {len(answered)} finished beams, score {top.score(self.aggregate):.3f}"
             return top, why
         weights = [(n.answer, n.score(self.aggregate)) for n in answered]
-        top, share, weighted = weighted_vote(weights)
-        best = max((n for n in answered if answer_key(n.answer) == top),
+        top, share, weighted = weighted_vote(problem, weights)
+        best = max((n for n in answered if vote_key(problem, n.answer) == top),
                    key=lambda n: n.rank(self.aggregate))  # fmt: skip
         kind = "score-weighted vote" if weighted else "vote (every score 0)"
         why = f"{kind} of {len(answered)} finished beams: {share:.0%} for {best.answer}"
         return best, why
 
 
-def answer_key(answer: str) -> str:
-    """What votes compare (``normalize_answer``, or the answer itself where that gives nothing)."""
-    return normalize_answer(answer) or answer
+def vote_key(problem: Problem, answer: str) -> str:
+    """What votes compare (``verify.grade.answer_key``, or the answer itself where that gives
+    nothing)."""
+    return answer_key(problem, answer) or answer
 
 
-def weighted_vote(weighted: list[tuple[str, float]]) -> tuple[str, float, bool]:
+def weighted_vote(problem: Problem, weighted: list[tuple[str, float]]) -> tuple[str, float, bool]:
     """The answer with the most weight (negative weights count as 0; the first seen on a tie),
     its share of the weight, and whether weights decided: when every weight is 0, a plain count
     decides."""
     votes: dict[str, float] = {}
-    for answer, w in weighted:
-        votes[answer_key(answer)] = votes.get(answer_key(answer), 0.0) + max(0.0, w)
+    keys = [vote_key(problem, answer) for answer, _ in weighted]
+    for key, (_, w) in zip(keys, weighted, strict=True):
+        votes[key] = votes.get(key, 0.0) + max(0.0, w)
     by_weight = any(votes.values())
     if not by_weight:
         votes = {}
-        for answer, _ in weighted:
-            votes[answer_key(answer)] = votes.get(answer_key(answer), 0.0) + 1
+        for key in keys:
+            votes[key] = votes.get(key, 0.0) + 1
     top = leader(votes)
     return top, votes[top] / sum(votes.values()), by_weight

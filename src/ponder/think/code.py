@@ -57,8 +57,7 @@ from ponder.tools.limits import SandboxLimits
 from ponder.tools.sandbox import check_available, run_python_async
 from ponder.verify.code_tests import code_meta
 from ponder.verify.extract import extract_answer
-from ponder.verify.grade import read_answer
-from ponder.verify.normalize import normalize_answer
+from ponder.verify.grade import answer_key, read_answer
 from ponder.verify.visible_tests import VisibleRun, run_visible
 
 TOOL_SYSTEM = (
@@ -273,7 +272,7 @@ class Code(StrategyBase):
     def _candidate(self, problem: Problem, t: Transcript) -> Candidate:
         answer, t.source = self._answer(problem, t)
         sample = Sample(t.text(), 0, t.completion_tokens, t.finish)
-        return Candidate(t.index, sample, answer, normalize_answer(answer))
+        return Candidate(t.index, sample, answer, answer_key(problem, answer))
 
     def _how(self, t: Transcript, c: Candidate) -> str:
         calls = f"{t.calls} tool call" + ("s" if t.calls != 1 else "")

@@ -25,7 +25,8 @@ Where this version departs from the paper:
   sampling stops. ``settle=None`` turns it off.
 - What cutting saved cannot be known (the trace might have ended one token later), so the strategy
   reports what cut traces cost instead.
-- Samples that state no answer abstain; answers are compared after ``normalize_answer``.
+- Samples that state no answer abstain; answers are compared as votes compare them
+  (``verify.grade.answer_key``).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class Confidence(StrategyBase):
                         )
                     )
                     continue
-                c = candidate(i, sample)
+                c = candidate(i, sample, problem)
                 weights[i] = lowest_group_confidence(sample, self.window)
                 voters.append(c)
                 first_voter = first_voter or c
@@ -153,7 +154,7 @@ class Confidence(StrategyBase):
             f"{min(self.warmup, drawn)} warm-up){how_cut}: {top} holds {share:.0%} of the weight"
         )
         best = max((c for c in voters if c.key == top), key=lambda c: weights[c.index])
-        return run.result(top, best.chosen, how)
+        return run.result(best.answer, best.chosen, how)
 
 
 def _cutter(threshold: float, window: int, cut: dict[int, float]) -> StopCheck:

@@ -109,7 +109,7 @@ class DeepThink(StrategyBase):
         candidates = []
         for j, c in enumerate(completions):
             s = c.samples[0]
-            cand = candidate(j, s)
+            cand = candidate(j, s, problem)
             candidates.append(cand)
             run.emit(Sampled(j, s.text, cand.answer, s.completion_tokens, s.finish_reason))
         answered = sum(c.key is not None for c in candidates)
@@ -269,7 +269,7 @@ class DeepThink(StrategyBase):
             return None, "synthesis did not fit the budget", None
         c = await run.generate(req, index)
         s = c.samples[0]
-        synthesis = candidate(index, s)
+        synthesis = candidate(index, s, problem)
         run.emit(Sampled(index, s.text, synthesis.answer, s.completion_tokens, s.finish_reason))
         if synthesis.key is None:
             return None, "synthesis stated no answer", None

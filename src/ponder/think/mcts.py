@@ -40,7 +40,7 @@ from ponder.events import Chosen, Expanded, Result, Sampled, Simulated, Stopped,
 from ponder.models.base import Sample
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase, seed_at, solve_request
-from ponder.think.beam import answer_key, stand_in, weighted_vote
+from ponder.think.beam import stand_in, vote_key, weighted_vote
 from ponder.think.steps import (
     check_split,
     cut_steps_warning,
@@ -205,8 +205,10 @@ class Mcts(StrategyBase):
             last = _chosen(rollouts[-1]) if rollouts else None
             how = f"{reason}; no rollout states an answer" if rollouts else reason
             return run.result(None, last, how)
-        top, share, weighted = weighted_vote([(r.answer, r.value) for r in answered])
-        best = max((r for r in answered if answer_key(r.answer) == top), key=lambda r: r.value)
+        top, share, weighted = weighted_vote(problem, [(r.answer, r.value) for r in answered])
+        best = max(
+            (r for r in answered if vote_key(problem, r.answer) == top), key=lambda r: r.value
+        )
         of = "rollout value" if weighted else "rollouts (every value 0)"
         how = (
             f"{reason}; {len(nodes)} nodes, {len(rollouts)} rollouts; "

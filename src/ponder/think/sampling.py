@@ -4,10 +4,11 @@
   when asked, a scoring call per sample) cannot overspend the budget;
 - ``sample_batch``: run it, emitting a Sampled event per sample, and return the Batch (each
   sample's answer read by ``verify.read_answer``: the final answer, or a code problem's code);
-- ``tally`` / ``leader``: answers compared after ``normalize_answer``, samples without an answer
-  abstain, ties go to the answer seen first; a sample that answered with tool calls votes for its
-  calls (``calls_key``: the same functions with equal arguments after JSON normalisation), so a
-  vote between calls and text answers is a plain majority over both;
+- ``tally`` / ``leader``: answers compared in ``verify.grade.answer_key``'s form (after
+  ``normalize_answer``; a countdown expression up to the order of its terms and factors), samples
+  without an answer abstain, ties go to the answer seen first; a sample that answered with tool
+  calls votes for its calls (``calls_key``: the same functions with equal arguments after JSON
+  normalisation), so a vote between calls and text answers is a plain majority over both;
 - ``score_candidates``: rate the answered candidates with a Scorer when the budget covers it;
 - ``draw_in_waves``: draw and score batches until n samples, or (rejection sampling) until a batch
   holds one the scorer passes.
@@ -25,9 +26,7 @@ from ponder.problems.base import Problem
 from ponder.problems.conversation import calls_key
 from ponder.think.base import Run, seed_at, solve_request
 from ponder.think.config import Sampling
-from ponder.verify.extract import extract_answer
-from ponder.verify.grade import read_answer
-from ponder.verify.normalize import normalize_answer
+from ponder.verify.grade import answer_key, read_answer
 from ponder.verify.scoring import Attempt, Scorer
 from ponder.verify.steps import states_answer
 
@@ -76,8 +75,8 @@ class Scoring:
     passed: set[int] = field(default_factory=set)
 
 
-def candidate(index: int, sample: Sample, problem: Problem | None = None) -> Candidate:
-    """A sample and its answer (``problem`` given: read as that problem states answers).
+def candidate(index: int, sample: Sample, problem: Problem) -> Candidate:
+    """A sample and its answer, read as ``problem`` states answers (``verify.grade.read_answer``).
 
     A sample that was cut off (by the backend, or at max_tokens) carries an answer only if it
     states one (``\\boxed`` or an "Answer:" line): the last number of a fragment is no answer,
@@ -86,12 +85,12 @@ def candidate(index: int, sample: Sample, problem: Problem | None = None) -> Can
         key = calls_key(sample.tool_calls)
         return Candidate(index, sample, key, key)
     cut = sample.finish_reason == "incomplete" or (
-        sample.finish_reason == "length" and (problem is None or problem.kind != "code")
+        sample.finish_reason == "length" and problem.kind != "code"
     )
     if cut and not states_answer(sample.text):
         return Candidate(index, sample, None, None)
-    raw = read_answer(problem, sample.text) if problem is not None else extract_answer(sample.text)
-    return Candidate(index, sample, raw, normalize_answer(raw))
+    raw = read_answer(problem, sample.text)
+    return Candidate(index, sample, raw, answer_key(problem, raw))
 
 
 def scoring_reserve(run: Run, scorer: Scorer, problem: Problem):
@@ -135,7 +134,7 @@ def plan_batch(
 
 
 async def sample_batch(
-    run: Run, request: Request, first_index: int = 0, problem: Problem | None = None
+    run: Run, request: Request, first_index: int = 0, *, problem: Problem
 ) -> Batch:
     """Run one batched request, streaming its text; a Sampled event per sample (numbered from
     ``first_index``), its answer read as ``problem`` states answers."""

@@ -1,7 +1,8 @@
 """`vote`: self-consistency (Wang et al. 2022) — n sampled chains of thought, majority answer wins.
 
 The n samples are one batched request (the llama.cpp backend decodes them sharing the prompt's KV
-cache). Answers are compared after ``normalize_answer``; ties go to the answer seen first.
+cache). Answers are compared in ``verify.grade.answer_key``'s form (``normalize_answer``; a
+countdown expression up to the order of its terms and factors); ties go to the answer seen first.
 Departure from the paper: samples that state no answer abstain instead of counting as a vote.
 With client tools (OpenAI function calling) a sample that answered with tool calls votes for its
 calls: the same functions with equal arguments after JSON normalisation (``calls_key``); calls and
@@ -96,4 +97,4 @@ class Vote(StrategyBase):
                 f"{agree}/{len(cands)} samples agree"
             )
         winner = first_with(cands, best)
-        return run.result(best, winner.chosen, how)
+        return run.result(winner.answer, winner.chosen, how)

@@ -6,10 +6,18 @@ is ever executed. Each given number may be used at most once (a multiset check).
 Departure from the TV game: intermediate fractions are allowed, only the final value must equal
 the target. Common spellings are accepted: ``×``/``\\times``/``\\cdot``, ``÷``/``\\div``,
 ``−``, a trailing "= 525", and surrounding ``$``.
+
+``countdown_key`` is what votes compare: two expressions that are the same computation, up to the
+order of the terms of a sum (``-`` read as adding a negated term) and of the factors of a product
+(``/`` as multiplying by a reciprocal), are one answer: ``(25+7)+3``, ``3+(7+25)`` and
+``25-(-7-3)`` have one key. Nothing is evaluated and nothing distributed, so two keys are equal
+only when the expressions use the same numbers the same number of times (``(a+b)*c`` and
+``a*c+b*c`` differ: the second uses c twice).
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import Counter
 from fractions import Fraction
@@ -59,3 +67,52 @@ def _overused(used: Counter, given: Counter) -> str | None:
             extra = "" if given[n] == 1 else f" (given {given[n]} times)"
             return f"uses {n} {spoken}{extra}"
     return None
+
+
+def countdown_key(expression: str) -> str | None:
+    """The expression's canonical form (see the module docstring), or None when it is not plain
+    arithmetic (the caller compares such answers as text)."""
+    text = _clean(expression)
+    if not text or len(text) > MAX_CHARS:
+        return None
+    try:
+        tree = ast.parse(text, mode="eval").body
+        return _canonical(tree)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
+def _canonical(node: ast.AST) -> str:
+    """``node`` written back with its terms and factors sorted, as a readable expression:
+    ``3+(7+25)`` -> ``25+3+7``, ``8*(50-1)`` -> ``(50-1)*8``."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return str(node.value)
+    if isinstance(node, ast.UnaryOp) or (
+        isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub)
+    ):
+        terms = sorted(_signed(node, "+", (ast.Add, ast.Sub)))  # "+x" sorts before "-x"
+        return "".join(terms).removeprefix("+")
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div):
+        factors = sorted(_signed(node, "*", (ast.Mult, ast.Div)))  # "*x" sorts before "/x"
+        return ("1" if factors[0][0] == "/" else "") + "".join(factors).removeprefix("*")
+    raise ValueError("not plain arithmetic")
+
+
+def _signed(node: ast.AST, sign: str, ops: tuple[type, type]) -> list[str]:
+    """The terms of a sum ("+x", "-x") or the factors of a product ("*x", "/x") that ``node``
+    flattens to, each in canonical form (a sum inside a product in parentheses)."""
+    flip = {"+": "-", "-": "+", "*": "/", "/": "*"}
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ops):
+        second = sign if isinstance(node.op, ops[0]) else flip[sign]
+        return _signed(node.left, sign, ops) + _signed(node.right, second, ops)
+    if ops[0] is ast.Add and isinstance(node, ast.UnaryOp):
+        if isinstance(node.op, ast.USub | ast.UAdd):
+            return _signed(node.operand, flip[sign] if isinstance(node.op, ast.USub) else sign, ops)
+    inner = _canonical(node)
+    if ops[0] is ast.Mult and not inner.isdigit() and not _is_product(node):
+        inner = f"({inner})"
+    return [sign + inner]
+
+
+def _is_product(node: ast.AST) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div)

@@ -25,7 +25,7 @@ from ponder.models.base import Model
 from ponder.problems.base import Problem
 from ponder.verify.choice import choice_equal
 from ponder.verify.code_tests import code_meta, extract_code, run_tests
-from ponder.verify.countdown import check_countdown
+from ponder.verify.countdown import check_countdown, countdown_key
 from ponder.verify.extract import extract_answer
 from ponder.verify.math_equiv import math_equal
 from ponder.verify.normalize import as_number, normalize_answer
@@ -107,6 +107,16 @@ def read_answer(problem: Problem, text: str) -> str | None:
         return code or None
     return extract_answer(text)
 
+
+def answer_key(problem: Problem, answer: str | None) -> str | None:
+    """The form votes compare ``answer`` in: a countdown expression up to the order of its terms
+    and factors (``verify.countdown.countdown_key``: one computation written two ways is one vote),
+    any other answer after ``normalize_answer``. None: no answer."""
+    if answer is None:
+        return None
+    if problem.kind == "countdown" and (key := countdown_key(answer)) is not None:
+        return key
+    return normalize_answer(answer)
 
 
 @dataclass
