@@ -312,6 +312,11 @@ def test_synth_file_knows_its_data_file_budget_and_keep_mode(tmp_path, monkeypat
             again.check_made_with(dataclasses.replace(made, **other))
     with pytest.raises(UserError, match="--keep takes correct or all"):
         MadeWith("gsm8k", "m", "cot", keep="some")
+    # the data file rewritten in place is another file: its problem ids may name other problems
+    (tmp_path / "a.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
+    with pytest.raises(UserError, match=r"data_sha256 '[0-9a-f]{64}', not data_sha256 "
+                                        r"'[0-9a-f]{64}' \(the data file changed since\)"):
+        again.check_made_with(MadeWith("gsm8k", "m", "cot", str(tmp_path / "a.jsonl"), 256, "all"))
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,13 @@ rows in the SFT format::
 
     {"prompt": format.prompt_text(question), "completion": <the accepted sample, cut after its
      answer line>, "answer": <reference>, "problem_id", "correct", and the MadeWith fields:
-     "task", "model", "strategy", "data", "budget", "keep"}
+     "task", "model", "strategy", "data", "data_sha256", "budget", "keep"}
 
 Every row, kept or rejected, names how it was made (``MadeWith``: task, model, strategy, local
 data file, token budget and keep mode), and that is the file's identity: a run resumes a file only
 made the same way (specs compared in their parsed forms, so ``arith:digits=03`` resumes
-``arith:digits=3``; a data file by its absolute path); any other is refused, since its problem ids
+``arith:digits=3``; a data file by its absolute path and the SHA-256 of its contents, so a file
+rewritten in place is another file); any other is refused, since its problem ids
 would count as done (a new model's STaR round would sample nothing, another data file's problems
 with the same ids would be skipped, ``--keep all`` would never write the problems an earlier
 ``--keep correct`` run rejected) or its rows would be mixed in (samples under another budget). A
@@ -33,9 +34,10 @@ is cut off before appending.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ponder.bench.runner import Cell, run_local
@@ -58,7 +60,8 @@ KEEP = ("correct", "all")
 @dataclass(frozen=True)
 class MadeWith:
     """How a synth file's rows are made; every row records it. ``data`` is a local problems file
-    (None: the task's own source), ``budget`` the tokens per problem (None: no cap)."""
+    (None: the task's own source) and ``data_sha256`` the hash of its contents (read from the
+    file), ``budget`` the tokens per problem (None: no cap)."""
 
     task: str
     model: str
@@ -66,12 +69,17 @@ class MadeWith:
     data: str | None = None
     budget: int | None = None
     keep: str = "correct"
+    data_sha256: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.keep not in KEEP:
             raise UserError(f"--keep takes {' or '.join(KEEP)}; got {self.keep!r}")
         if self.data is not None:  # the same file from another working directory is the same
-            object.__setattr__(self, "data", str(Path(self.data).resolve()))
+            path = Path(self.data).resolve()
+            object.__setattr__(self, "data", str(path))
+            if path.is_file():
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                object.__setattr__(self, "data_sha256", digest)
 
     def fields(self) -> dict:
         return asdict(self)
@@ -163,11 +171,15 @@ class SynthFile:
             others = [v for v in values if _canonical(key, v) != _canonical(key, new[key])]
             if others:  # (a recorded value may itself be None)
                 old[key] = others[0]
+        if "data" in old:  # another file: that its contents differ goes without saying
+            old.pop("data_sha256", None)
         if old:
             made_old = " and ".join(f"{k} {_shown(v)}" for k, v in old.items())
             now = " and ".join(f"{k} {_shown(new[k])}" for k in old)
+            changed = " (the data file changed since)" if list(old) == ["data_sha256"] else ""
             raise UserError(
-                f"{self.path} was made with {made_old}, not {now}; pass another --out to start a new file"
+                f"{self.path} was made with {made_old}, not {now}{changed}; pass another --out to "
+                "start a new file"
             )
 
     def append(self, row: dict, rejected: bool = False) -> None:
