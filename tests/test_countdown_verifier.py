@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from ponder.budget import Budget
-from ponder.events import Scored
+from ponder.events import Scored, Voted
 from ponder.lab import traces
 from ponder.models import ScriptedModel
 from ponder.problems.base import Problem
@@ -560,12 +560,15 @@ def test_one_computation_written_several_ways_is_one_vote_and_nothing_else_is():
     different = ["25-(7+3)", "(7+3)-25", "(3+7)*25", "3+7*25", "(25+7)*3", "25*3+7*3", "25/5",
                  "5/25"]  # fmt: skip
     assert len({countdown_key(e) for e in different}) == len(different)  # nothing distributed
-    assert countdown_key("x+1") is None and countdown_key("2**3") is None
-    assert countdown_key("Answer: none") is None
+    # what the grader would not read as whole numbers and + - * / has no key: it is compared as
+    # text, never with an expression (0x19 is 25, but not one of the numbers given)
+    for text in ["x+1", "2**3", "Answer: none", "0x19+7+3", "2_5+7+3", "3.5+1", "~5", "25/0", ""]:
+        assert countdown_key(text) is None, text
+    assert answer_key(PROBLEM, "(50-1)*8.") == "text:(50-1)*8" != answer_key(PROBLEM, "(50-1)*8")
     # answer_key: countdown answers by that form; text that is no expression, and other kinds,
     # after normalize_answer
     assert answer_key(PROBLEM, "(50-1)*8") == answer_key(PROBLEM, "8*(50-1)")
-    assert answer_key(PROBLEM, "No Idea") == "noidea" and answer_key(PROBLEM, None) is None
+    assert answer_key(PROBLEM, "No Idea") == "text:noidea" and answer_key(PROBLEM, None) is None
     numeric = Problem("n", "3+4?", "7", "numeric")
     assert answer_key(numeric, "8*(50-1)") == "8*(50-1)" != answer_key(numeric, "(50-1)*8")
 
@@ -574,9 +577,12 @@ def test_vote_and_beam_count_one_computation_written_two_ways_as_one_answer():
     right = ["dfs [50 8 1|392]\nAnswer: (50-1)*8", "dfs [50 8 1|392]\nAnswer: 8*(50-1)"]
     wrong = "dfs [50 8 1|392]\nAnswer: 50*8-1"
     model = ScriptedModel([right[0], wrong, wrong, right[1], right[1]])
-    result = final_result(parse_strategy("vote:n=5,seed=0").run(PROBLEM, model, Budget(20_000)))
-    result = asyncio.run(result)
+    events = asyncio.run(_events(parse_strategy("vote:n=5,seed=0"), model))
+    result = events[-1].result
     assert result.answer == "(50-1)*8" and result.how == "majority vote: 3/5 samples agree"
+    # the tally shows each answer as the first sample that gave it wrote it
+    (tally,) = [e for e in events if isinstance(e, Voted)]
+    assert (tally.tally, tally.leader) == ({"(50-1)*8": 3.0, "50*8-1": 2.0}, "(50-1)*8")
     from ponder.think.beam import weighted_vote
 
     top, share, by_weight = weighted_vote(PROBLEM, [("50*8-1", 0.9), ("(50-1)*8", 0.5),

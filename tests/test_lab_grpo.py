@@ -4,6 +4,7 @@ short real GRPO runs (TRL) on CPU: checkpoints, resume, the record and the CLI."
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import math
 import re
@@ -314,9 +315,16 @@ def test_synth_file_knows_its_data_file_budget_and_keep_mode(tmp_path, monkeypat
         MadeWith("gsm8k", "m", "cot", keep="some")
     # the data file rewritten in place is another file: its problem ids may name other problems
     (tmp_path / "a.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
-    with pytest.raises(UserError, match=r"data_sha256 '[0-9a-f]{64}', not data_sha256 "
-                                        r"'[0-9a-f]{64}' \(the data file changed since\)"):
-        again.check_made_with(MadeWith("gsm8k", "m", "cot", str(tmp_path / "a.jsonl"), 256, "all"))
+    rewritten = MadeWith("gsm8k", "m", "cot", str(tmp_path / "a.jsonl"), 256, "all")
+    with pytest.raises(UserError, match=r"data_sha256 '[0-9a-f]{12}…', not data_sha256 "
+                                        r"'[0-9a-f]{12}…' \(the data file changed since\)"):
+        again.check_made_with(rewritten)
+    # but not the same lines with other line endings, or compressed
+    (tmp_path / "a.jsonl").write_bytes(b'{"question": "1+1?", "answer": "2"}\r\n\r\n')
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(b'{"question": "1+1?", "answer": "2"}'))
+    for same in ("a.jsonl", "a.jsonl.gz"):
+        made_now = MadeWith("gsm8k", "m", "cot", str(tmp_path / same), 256, "all")
+        assert made_now.data_sha256 == rewritten.data_sha256, same
 
 
 @pytest.mark.parametrize(

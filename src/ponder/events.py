@@ -48,7 +48,9 @@ class Sampled(Event):
 
 @dataclass
 class Voted(Event):
-    """The current tally of answers (answer -> weight)."""
+    """The current tally of answers (answer -> weight; answers that votes count as one, such as
+    one countdown computation written two ways, appear once, in the words of the first sample
+    that gave them)."""
 
     tally: dict[str, float]
     leader: str | None

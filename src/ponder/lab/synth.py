@@ -34,6 +34,7 @@ is cut off before appending.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections.abc import Callable
@@ -78,11 +79,21 @@ class MadeWith:
             path = Path(self.data).resolve()
             object.__setattr__(self, "data", str(path))
             if path.is_file():
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                object.__setattr__(self, "data_sha256", digest)
+                object.__setattr__(self, "data_sha256", contents_sha256(path))
 
     def fields(self) -> dict:
         return asdict(self)
+
+
+def contents_sha256(path: Path) -> str:
+    """SHA-256 of a problems file's lines: a ``.gz`` file's decompressed, line endings and blank
+    lines not counted (re-compressing, or a final newline, does not make it another file)."""
+    digest = hashlib.sha256()
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+        for line in f:
+            if line.strip():
+                digest.update(line.rstrip(b"\r\n") + b"\n")
+    return digest.hexdigest()
 
 
 MADE_WITH = tuple(MadeWith.__dataclass_fields__)  # what every row records of how it was made
@@ -174,8 +185,8 @@ class SynthFile:
         if "data" in old:  # another file: that its contents differ goes without saying
             old.pop("data_sha256", None)
         if old:
-            made_old = " and ".join(f"{k} {_shown(v)}" for k, v in old.items())
-            now = " and ".join(f"{k} {_shown(new[k])}" for k in old)
+            made_old = " and ".join(f"{k} {_shown(k, v)}" for k, v in old.items())
+            now = " and ".join(f"{k} {_shown(k, new[k])}" for k in old)
             changed = " (the data file changed since)" if list(old) == ["data_sha256"] else ""
             raise UserError(
                 f"{self.path} was made with {made_old}, not {now}{changed}; pass another --out to "
@@ -191,7 +202,9 @@ class SynthFile:
         self.done.add(row["problem_id"])
 
 
-def _shown(value: object) -> str:
+def _shown(key: str, value: object) -> str:
+    if key == "data_sha256" and isinstance(value, str):
+        return repr(value[:12] + "…")  # enough to tell two apart
     return "none" if value is None else repr(value)
 
 

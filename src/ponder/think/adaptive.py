@@ -34,10 +34,18 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ponder.events import Result, Stopped, Voted
+from ponder.events import Result, Stopped
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase, seed_at
-from ponder.think.sampling import Candidate, first_with, leader, plan_batch, sample_batch, tally
+from ponder.think.sampling import (
+    Candidate,
+    first_with,
+    leader,
+    plan_batch,
+    sample_batch,
+    tally,
+    voted,
+)
 
 
 def leader_probability(a: int, b: int) -> Fraction:
@@ -110,7 +118,7 @@ class Adaptive(StrategyBase):
                 break
             cands += (await sample_batch(run, req, first_index=drawn, problem=problem)).candidates
             votes = tally(cands)
-            run.emit(Voted({k: float(v) for k, v in votes.items()}, leader(votes)))
+            run.emit(voted(votes, cands))
             p = leader_probability(*top_two(votes))
 
         run.emit(Stopped(reason))

@@ -83,7 +83,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ponder.events import Chosen, Phase, Result, Scored, Voted
+from ponder.events import Chosen, Phase, Result, Scored
 from ponder.problems.base import Problem
 from ponder.think.adaptive import Adaptive
 from ponder.think.base import Run, StrategyBase
@@ -97,6 +97,7 @@ from ponder.think.sampling import (
     sample_batch,
     score_candidates,
     tally,
+    voted,
 )
 from ponder.tools.sandbox import SandboxUnavailable, check_available
 from ponder.verify.grade import REFERENCE_FREE
@@ -303,7 +304,7 @@ class Auto(StrategyBase):
         seen = f"{int(votes[top]) if top else 0}/{len(cands)} probe samples agree" + (
             f", confidence {confidence:.2f}" if confidence is not None else ""
         )
-        run.emit(Voted({k: float(v) for k, v in votes.items()}, top))
+        run.emit(voted(votes, cands))
         leading = first_with(cands, top) if top is not None else None  # the first to state it
         verified = None  # the probe samples the checker passes (None: not scored)
         checker = self._checker_for(problem)

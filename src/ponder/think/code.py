@@ -48,11 +48,11 @@ import itertools
 import re
 from dataclasses import dataclass, field, replace
 
-from ponder.events import Result, Sampled, ToolCalled, ToolResult, Voted
+from ponder.events import Result, Sampled, ToolCalled, ToolResult
 from ponder.models.base import Request, Sample
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase, chat_messages, seed_at
-from ponder.think.sampling import Candidate, first_with, leader, tally
+from ponder.think.sampling import Candidate, first_with, leader, tally, voted
 from ponder.tools.limits import SandboxLimits
 from ponder.tools.sandbox import check_available, run_python_async
 from ponder.verify.code_tests import code_meta
@@ -160,7 +160,7 @@ class Code(StrategyBase):
             return run.result(c.answer, c.chosen, self._how(t, c))
         votes = tally(cands)
         best = leader(votes)
-        run.emit(Voted({k: float(v) for k, v in votes.items()}, best))
+        run.emit(voted(votes, cands))
         if best is None:
             return run.result(None, cands[0].chosen, f"no answer in any of {len(runs)} runs")
         winner = first_with(cands, best)

@@ -34,11 +34,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ponder.events import Result, Sampled, Scored, Stopped, Voted
+from ponder.events import Result, Sampled, Scored, Stopped
 from ponder.models.base import ModelError, Sample, StopCheck
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase, seed_at, solve_request
-from ponder.think.sampling import Candidate, candidate, leader, tally
+from ponder.think.sampling import Candidate, candidate, first_with, leader, tally, voted
 from ponder.verify.confidence import RunningGroupConfidence, lowest_group_confidence
 
 
@@ -124,7 +124,7 @@ class Confidence(StrategyBase):
             drawn += n
             votes = tally(voters, weights)
             top = leader(votes)
-            run.emit(Voted(votes, top))
+            run.emit(voted(votes, voters))
             if warm:
                 threshold = percentile(list(weights.values()), 100 - self.keep_percent)
                 continue
@@ -133,7 +133,8 @@ class Confidence(StrategyBase):
             if self.settle is not None and top is not None and total > 0 and more:
                 share = votes[top] / total
                 if share >= self.settle:
-                    run.emit(Stopped(f"vote settled: {top} holds {share:.0%} of the weight"))
+                    said = first_with(voters, top).answer
+                    run.emit(Stopped(f"vote settled: {said} holds {share:.0%} of the weight"))
                     break
 
         how_cut = (
@@ -149,11 +150,12 @@ class Confidence(StrategyBase):
         total = sum(votes.values())
         share = votes[top] / total if total > 0 else 1.0
         answered = sum(c.key is not None for c in voters)
+        best = max((c for c in voters if c.key == top), key=lambda c: weights[c.index])
         how = (
             f"confidence-weighted vote of {answered} answered traces ({drawn} drawn, "
-            f"{min(self.warmup, drawn)} warm-up){how_cut}: {top} holds {share:.0%} of the weight"
+            f"{min(self.warmup, drawn)} warm-up){how_cut}: {best.answer} holds {share:.0%} of the "
+            "weight"
         )
-        best = max((c for c in voters if c.key == top), key=lambda c: weights[c.index])
         return run.result(best.answer, best.chosen, how)
 
 

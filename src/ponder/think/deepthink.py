@@ -150,25 +150,24 @@ class DeepThink(StrategyBase):
         # Answers the budget could not score do not contend with scored ones.
         scored = [k for k in groups if score[k] is not None]
         contenders = _top(score, scored) if scored else list(groups)
-        chosen = None
+        picked = None  # the synthesis's own answer, when it picks one
         if len(groups) == 1:
             top, why = contenders[0], "as all agents agree"
         elif len(contenders) == 1:
             top, why = contenders[0], "by verifier"
         else:
-            top, reason, chosen = await self._synthesise(
+            picked, reason = await self._synthesise(
                 problem, run, candidates, approaches, scoring, len(candidates)
             )
-            if top is not None:
-                why = f"by synthesis: {reason}"
+            if picked is not None:
+                top, why = picked.key, f"by synthesis: {reason}"
             else:  # synthesis did not fit or stated no answer
                 top = max(contenders, key=lambda k: len(groups[k]))  # first seen on a tie
-                why, chosen = f"by agent count ({reason})", None
-        if chosen is None:  # the selected answer's best-scored solution
-            best = max(groups[top], key=lambda c: scoring.scores.get(c.index, float("-inf")))
-            chosen = best.chosen
-        end_phase("select", f"selected {top} {why}")
-        return run.result(top, chosen, f"{head}; {summary}; selected {top} {why}")
+                why = f"by agent count ({reason})"
+        # the selected answer's best-scored solution, in its own words (or the synthesis's)
+        best = picked or max(groups[top], key=lambda c: scoring.scores.get(c.index, float("-inf")))
+        end_phase("select", f"selected {best.answer} {why}")
+        return run.result(best.answer, best.chosen, f"{head}; {summary}; selected {best.answer} {why}")
 
     async def _propose(self, problem: Problem, run: Run) -> tuple[list[str | None], str]:
         """Ask for approaches, re-ask once for duplicates; returns one approach per agent (None when
@@ -247,7 +246,7 @@ class DeepThink(StrategyBase):
         scoring: Scoring,
         index: int,
     ):
-        """One call that picks the answer; (answer key or None, reason, chosen sample or None)."""
+        """One call that picks the answer; (its candidate or None, reason)."""
         parts = [f"Problem:\n{problem.as_text()}\n"]
         for c in candidates:
             if c.key is None:
@@ -266,15 +265,15 @@ class DeepThink(StrategyBase):
         )
         req = run.meter.fit(req)  # the select phase may spend everything that is left
         if req is None:
-            return None, "synthesis did not fit the budget", None
+            return None, "synthesis did not fit the budget"
         c = await run.generate(req, index)
         s = c.samples[0]
         synthesis = candidate(index, s, problem)
         run.emit(Sampled(index, s.text, synthesis.answer, s.completion_tokens, s.finish_reason))
         if synthesis.key is None:
-            return None, "synthesis stated no answer", None
+            return None, "synthesis stated no answer"
         m = _REASON.search(s.text)
-        return synthesis.key, (m.group(1).strip() if m else "no reason given"), synthesis.chosen
+        return synthesis, (m.group(1).strip() if m else "no reason given")
 
 
 def _phase_caps(cap: int | None) -> dict[str, int | None]:

@@ -4,7 +4,7 @@
   when asked, a scoring call per sample) cannot overspend the budget;
 - ``sample_batch``: run it, emitting a Sampled event per sample, and return the Batch (each
   sample's answer read by ``verify.read_answer``: the final answer, or a code problem's code);
-- ``tally`` / ``leader``: answers compared in ``verify.grade.answer_key``'s form (after
+- ``tally`` / ``leader`` / ``voted``: answers compared in ``verify.grade.answer_key``'s form (after
   ``normalize_answer``; a countdown expression up to the order of its terms and factors), samples
   without an answer abstain, ties go to the answer seen first; a sample that answered with tool
   calls votes for its calls (``calls_key``: the same functions with equal arguments after JSON
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ponder.budget import Usage
-from ponder.events import Chosen, Sampled, Scored, Stopped
+from ponder.events import Chosen, Sampled, Scored, Stopped, Voted
 from ponder.models.base import Request, Sample
 from ponder.problems.base import Problem
 from ponder.problems.conversation import calls_key
@@ -33,7 +33,7 @@ from ponder.verify.steps import states_answer
 
 @dataclass
 class Candidate:
-    """One sample and the answer it states (``key``: the normalised form votes compare; for a
+    """One sample and the answer it states (``key``: the form votes compare, ``answer_key``; for a
     sample that answered with tool calls both are ``calls_key`` of its calls)."""
 
     index: int
@@ -170,6 +170,14 @@ def leader(votes: dict[str, float]) -> str | None:
         if best is None or v > votes[best]:
             best = key
     return best
+
+
+def voted(votes: dict[str, float], candidates: list[Candidate]) -> Voted:
+    """The Voted event of a tally, each answer in the words of the first sample that gave it (the
+    keys votes compare are for comparing, not for showing: ``3+7+25`` was ``(25+7)+3``)."""
+    shown = {key: first_with(candidates, key).answer or key for key in votes}
+    top = leader(votes)
+    return Voted({shown[k]: float(v) for k, v in votes.items()}, shown[top] if top else None)
 
 
 def first_with(candidates: Iterable[Candidate], key: str) -> Candidate:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ponder.events import Result, Voted
+from ponder.events import Result
 from ponder.problems.base import Problem
 from ponder.think.base import Run, StrategyBase
 from ponder.think.sampling import (
@@ -31,6 +31,7 @@ from ponder.think.sampling import (
     sample_batch,
     score_candidates,
     tally,
+    voted,
 )
 from ponder.verify.scorers import resolve_scorer
 from ponder.verify.scoring import Scorer
@@ -84,7 +85,7 @@ class Vote(StrategyBase):
             weights, votes = None, tally(cands)  # every scored vote weighs 0: the count decides
             unweighted = f" (every {scorer.name} weight was 0)"
         best = leader(votes)
-        run.emit(Voted({k: float(v) for k, v in votes.items()}, best))
+        run.emit(voted(votes, cands))
         if best is None:
             return run.result(None, cands[0].chosen, f"no answer in any of {len(cands)} samples")
         agree = sum(c.key == best for c in cands)

@@ -70,15 +70,15 @@ def _overused(used: Counter, given: Counter) -> str | None:
 
 
 def countdown_key(expression: str) -> str | None:
-    """The expression's canonical form (see the module docstring), or None when it is not plain
-    arithmetic (the caller compares such answers as text)."""
+    """The expression's canonical form (see the module docstring), or None when the grader would
+    not read it as arithmetic over whole numbers (the caller compares such answers as text)."""
     text = _clean(expression)
     if not text or len(text) > MAX_CHARS:
         return None
     try:
-        tree = ast.parse(text, mode="eval").body
-        return _canonical(tree)
-    except (SyntaxError, ValueError, RecursionError):
+        evaluate(text, integers_only=True)  # the grader's rules: whole-number literals, + - * /
+        return _canonical(ast.parse(plain(text), mode="eval").body)
+    except (NotArithmetic, SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
 
@@ -93,8 +93,8 @@ def _canonical(node: ast.AST) -> str:
         terms = sorted(_signed(node, "+", (ast.Add, ast.Sub)))  # "+x" sorts before "-x"
         return "".join(terms).removeprefix("+")
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div):
-        factors = sorted(_signed(node, "*", (ast.Mult, ast.Div)))  # "*x" sorts before "/x"
-        return ("1" if factors[0][0] == "/" else "") + "".join(factors).removeprefix("*")
+        # the leftmost factor is never a divisor, so the first sorted one carries "*"
+        return "".join(sorted(_signed(node, "*", (ast.Mult, ast.Div)))).removeprefix("*")
     raise ValueError("not plain arithmetic")
 
 
@@ -105,14 +105,12 @@ def _signed(node: ast.AST, sign: str, ops: tuple[type, type]) -> list[str]:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ops):
         second = sign if isinstance(node.op, ops[0]) else flip[sign]
         return _signed(node.left, sign, ops) + _signed(node.right, second, ops)
-    if ops[0] is ast.Add and isinstance(node, ast.UnaryOp):
-        if isinstance(node.op, ast.USub | ast.UAdd):
+    if isinstance(node, ast.UnaryOp):
+        if not isinstance(node.op, ast.USub | ast.UAdd):
+            raise ValueError("not plain arithmetic")
+        if ops[0] is ast.Add:
             return _signed(node.operand, flip[sign] if isinstance(node.op, ast.USub) else sign, ops)
     inner = _canonical(node)
-    if ops[0] is ast.Mult and not inner.isdigit() and not _is_product(node):
+    if ops[0] is ast.Mult and not inner.isdigit():  # a sum (a product was flattened above)
         inner = f"({inner})"
     return [sign + inner]
-
-
-def _is_product(node: ast.AST) -> bool:
-    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div)

@@ -110,13 +110,17 @@ def read_answer(problem: Problem, text: str) -> str | None:
 
 def answer_key(problem: Problem, answer: str | None) -> str | None:
     """The form votes compare ``answer`` in: a countdown expression up to the order of its terms
-    and factors (``verify.countdown.countdown_key``: one computation written two ways is one vote),
-    any other answer after ``normalize_answer``. None: no answer."""
+    and factors (``verify.countdown.countdown_key``: one computation written two ways is one vote;
+    a countdown answer that is no such expression is compared as text, and never with one that
+    is), any other answer after ``normalize_answer``. None: no answer."""
     if answer is None:
         return None
-    if problem.kind == "countdown" and (key := countdown_key(answer)) is not None:
+    if problem.kind != "countdown":
+        return normalize_answer(answer)
+    if (key := countdown_key(answer)) is not None:
         return key
-    return normalize_answer(answer)
+    text = normalize_answer(answer)
+    return None if text is None else f"text:{text}"
 
 
 @dataclass
