@@ -4,9 +4,12 @@ vote across them and pass@k; the tables by hand, then a short run of the shipped
 from __future__ import annotations
 
 import asyncio
+import json
 import importlib
 import sys
 from pathlib import Path
+
+import pytest
 
 from ponder.models import resolve
 from ponder.problems.base import Problem
@@ -41,6 +44,24 @@ def test_the_vote_counts_one_computation_written_two_ways_once_and_pass_at_k_any
     assert "| `big` | 0.0 | 10 | 0 of 2 |" in table
     assert "| dfs + near + big + beam | 50.0 | 50.0 |" in table
     assert "| free + dfs + near + big + beam | 0.0 | 50.0 |" in table
+    # 3 right (two ways of one computation, one key) and 5 wrong, all off the target but
+    # "50*8-1" on both puzzles is one distinct wrong answer per puzzle
+    assert table.endswith("Answers: 2 right, 6 wrong (6 of them evaluate to a number other than "
+                          "the target); 2.00 answers per distinct right answer, 1.50 per distinct "
+                          "wrong one.")  # fmt: skip
+
+
+def test_a_saved_run_is_graded_again_without_a_model(tmp_path):
+    puzzles = openings.held_out(3, 0)
+    saved = [{"id": p.id, "answers": [
+        {"opening": o, "text": "...", "answer": p.answer if o == "near" else "1+1", "tokens": 5}
+        for o in openings.OPENINGS]} for p in puzzles]  # fmt: skip
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(saved))
+    rows = openings.read_back(str(path), puzzles)
+    assert [[a.ok for a in answers] for _, answers in rows] == [[False, False, True, False, False]] * 3
+    with pytest.raises(SystemExit, match="is not among these --held-out/--seed ones"):
+        openings.read_back(str(path), openings.held_out(3, 1))
 
 
 def test_the_shipped_model_continues_each_opening_it_is_given():

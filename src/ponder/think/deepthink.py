@@ -143,7 +143,7 @@ class DeepThink(StrategyBase):
             for k, g in groups.items()
         }
         summary = "answers " + " vs ".join(
-            f"{k} ({'unscored' if score[k] is None else f'score {score[k]:.2f}'}, "
+            f"{g[0].answer} ({'unscored' if score[k] is None else f'score {score[k]:.2f}'}, "
             f"{_plural(len(g), 'agent')})"
             for k, g in groups.items()
         )
@@ -166,8 +166,9 @@ class DeepThink(StrategyBase):
                 why = f"by agent count ({reason})"
         # the selected answer's best-scored solution, in its own words (or the synthesis's)
         best = picked or max(groups[top], key=lambda c: scoring.scores.get(c.index, float("-inf")))
-        end_phase("select", f"selected {best.answer} {why}")
-        return run.result(best.answer, best.chosen, f"{head}; {summary}; selected {best.answer} {why}")
+        selected = f"selected {best.answer} {why}"
+        end_phase("select", selected)
+        return run.result(best.answer, best.chosen, f"{head}; {summary}; {selected}")
 
     async def _propose(self, problem: Problem, run: Run) -> tuple[list[str | None], str]:
         """Ask for approaches, re-ask once for duplicates; returns one approach per agent (None when
