@@ -588,3 +588,52 @@ def test_vote_and_beam_count_one_computation_written_two_ways_as_one_answer():
     top, share, by_weight = weighted_vote(PROBLEM, [("50*8-1", 0.9), ("(50-1)*8", 0.5),
                                                     ("8*(50-1)", 0.5)])  # fmt: skip
     assert top == countdown_key("(50-1)*8") and share == 1.0 / 1.9 and by_weight
+
+
+def _judged(model) -> list:
+    """The requests that asked the model to judge an answer or a step."""
+    from ponder.verify.judge import JUDGE_SYSTEM, STEP_JUDGE_SYSTEM
+
+    return [r for r in model.requests if _system(r) in (JUDGE_SYSTEM, STEP_JUDGE_SYSTEM)]
+
+
+def _system(request) -> str:
+    return next((m["content"] for m in request.messages or () if m["role"] == "system"), "")
+
+
+@pytest.mark.parametrize("spec", ["reflect:rounds=2", "beam:seed=0", "mcts:simulations=4,seed=0",
+                                  "deepthink:agents=2,seed=0"])  # fmt: skip
+def test_a_countdown_search_is_checked_by_its_own_verifier_unless_another_is_named(spec):
+    """``verifier=auto``, the default: the countdown verifier on a countdown puzzle (reflect cuts
+    at the slip; beam and mcts sample a line at a time; nothing asks the model to judge), the
+    judge on a question ponder has no exact verifier for, and ``verifier=judge`` when named."""
+    slip = TRACE.replace("49*8=392 ok", "49*8=382 no").split("\nAnswer")[0] + "\nAnswer: 50+8+1"
+
+    def reply(request, i):
+        prefix = request.prefix or ""
+        if "Yes or No" in _system(request):
+            return "Yes"  # a judge's verdict
+        if not prefix and spec.startswith("reflect"):
+            return slip
+        return TRACE[len(prefix):] if TRACE.startswith(prefix) else "give up"
+
+    model = ScriptedModel(reply)
+    strategy = parse_strategy(spec)
+    result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(40_000))))
+    assert result.answer == "(50-1)*8" and not _judged(model), result.how
+    if spec.startswith(("beam", "mcts")):
+        assert {r.stop for r in model.requests if r.stop} == {("\n",)}  # a line a step
+    assert "verifier" not in strategy.spec  # auto is the default
+
+    math = Problem("m", "What is 6 times 7?", "42", "math")
+    for problem, named in ((math, ""), (PROBLEM, ",verifier=judge")):
+        model = ScriptedModel(lambda request, i: "Yes" if "Yes or No" in _system(request)
+                              else "6*7 = 42\n\nThe answer is \\boxed{42}")  # fmt: skip
+        asyncio.run(final_result(parse_strategy(spec + named).run(problem, model, Budget(40_000))))
+        assert _judged(model), (problem.id, named)
+
+
+def test_verifier_auto_is_refused_where_a_strategy_scores_without_a_problem_in_mind():
+    for spec in ("best_of_n:verifier=auto", "vote:weighted=verifier,verifier=auto"):
+        with pytest.raises(StrategySpecError, match="verifier=auto .* is for reflect, beam"):
+            parse_strategy(spec)

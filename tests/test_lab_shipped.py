@@ -309,3 +309,17 @@ def test_the_budget_curve_read_off_one_greedy_run_equals_running_each_budget():
         assert read == [r.correct for r in real.rows], budget
         changed += sum(a != b.correct for a, b in zip(read, top.rows))
     assert changed > 0
+
+
+def test_reflect_checks_the_countdown_models_search_with_the_exact_verifier_by_default():
+    """`ponder solve --strategy reflect` on a countdown puzzle, no verifier named: every check in
+    the trace is the countdown verifier's (a count of lines that hold, or the first wrong line and
+    why), not the model judging itself."""
+    _need("torch", "transformers")
+    puzzle = "Using 3, 7 and 25, make 46."
+    proc = run_ponder("solve", "--model", "lab:countdown-grpo", "--strategy", "reflect", "--json",
+                      puzzle)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    checks = [e["reason"] for e in json.loads(proc.stdout)["trace"] if e["type"] == "Checked"]
+    assert checks and all(re.fullmatch(r"1 line holds|\d+ lines hold|line \d+: .+", r)
+                          for r in checks), checks  # fmt: skip

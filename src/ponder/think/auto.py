@@ -101,7 +101,7 @@ from ponder.think.sampling import (
 )
 from ponder.tools.sandbox import SandboxUnavailable, check_available
 from ponder.verify.grade import REFERENCE_FREE
-from ponder.verify.scorers import SCORERS, make_scorer, resolve_scorer
+from ponder.verify.scorers import AUTO, FALLBACK, SCORERS, make_scorer, resolve_scorer
 from ponder.verify.scoring import Attempt, Scorer, settles_answers
 from ponder.verify.steps import check_split
 
@@ -122,7 +122,9 @@ class Auto(StrategyBase):
     # hard_with's own options, written NAME.option=value in a spec (beam.floor=1): what they set
     # wins over what auto passes down (verifier, split and the sampling settings)
     hard_options: tuple[tuple[str, str, str], ...] = ()
-    verifier: str = "judge"  # the hard strategy's verifier (a step scorer)
+    # the hard strategy's verifier (a step scorer; auto: the problem's own exact step verifier
+    # where it has one, countdown on a countdown puzzle, else judge)
+    verifier: str = "auto"
     split: str = "auto"  # step boundaries for reflect, beam and mcts
     tools: str = "auto"  # auto: route code tasks and arithmetic-heavy disagreement to code; off
     # auto: score the probe with the task's grader where it needs no reference, else with the
@@ -229,7 +231,8 @@ class Auto(StrategyBase):
         cls = STRATEGIES[self.hard_with]
         given = self._given_hard_options(cls)
         if self.hard_with == "deepthink":
-            scorer = make_scorer(self.verifier) if isinstance(self.verifier, str) else self.verifier
+            v = FALLBACK if self.verifier == AUTO else self.verifier  # auto's choices rate answers
+            scorer = make_scorer(v) if isinstance(v, str) else v
             passed = {"verifier": self.verifier if "answer" in scorer.levels else "judge"}
         else:
             passed = {"verifier": self.verifier, "split": self.split}

@@ -30,7 +30,7 @@ from ponder.think.meter import Meter
 from ponder.tools.calculator import calculating
 from ponder.tools.calls import prompted
 from ponder.verify.score import Score
-from ponder.verify.scorers import resolve_scorer
+from ponder.verify.scorers import AUTO, make_scorer, resolve_scorer, verifier_on
 from ponder.verify.scoring import Attempt, Scorer, refuse_mismatch
 
 SYSTEM_PROMPT = (
@@ -213,6 +213,9 @@ class StrategyBase:
     # The field holding another strategy's options as (strategy, option, value) triples, written
     # strategy.option=value in a spec (``auto``'s ``hard_options``); None: no such field.
     nested_key: ClassVar[str | None] = None
+    # Takes ``verifier=auto``, the problem's own exact step verifier where it has one, else judge
+    # (``verify.scorers.verifier_on``): the strategies that check steps or candidates one by one.
+    auto_verifier: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.sampling  # noqa: B018 (builds the Sampling, which raises SamplingError)
@@ -227,18 +230,34 @@ class StrategyBase:
 
     def scorer_for(self, level: str) -> Scorer:
         """The strategy's ``verifier`` (a name, or a Scorer passed in Python) as a Scorer that
-        rates ``level`` ("answer" or "step"); a ValueError naming the strategy otherwise."""
+        rates ``level`` ("answer" or "step"); a ValueError naming the strategy otherwise.
+        ``verifier=auto`` gives its fallback (judge) here; ``scorer_on`` gives a problem's."""
+        if self.verifier == AUTO and not self.auto_verifier:
+            raise ValueError(
+                f"{self.name}: verifier=auto (a problem's own step verifier) is for reflect, beam, "
+                "mcts, deepthink and auto; name a verifier"
+            )
         try:
             return resolve_scorer(self.verifier, level)
         except ValueError as e:
             raise ValueError(f"{self.name}: {e}") from None
 
+    def scorer_on(self, problem: Problem) -> Scorer:
+        """The scorer ``solve`` asks on ``problem``: the one built from ``verifier`` (``_scorer``),
+        except that ``verifier=auto`` is the problem's own exact step verifier where it has one
+        (``countdown`` on a countdown puzzle; it rates steps and answers)."""
+        chosen = verifier_on(self.verifier, problem)
+        if chosen is self.verifier or chosen == self._scorer.name:
+            return self._scorer
+        return make_scorer(chosen)
+
     def scorers_on(self, problem: Problem) -> list[Scorer]:
         """The scorers ``solve`` may ask on ``problem``; ``run`` refuses a problem that one of
         them cannot rate at all (``refuse_mismatch``) before a token is spent. A strategy with a
         ``verifier`` keeps its scorer in ``_scorer``; one that keeps it otherwise says so here."""
-        scorer = getattr(self, "_scorer", None)
-        return [scorer] if scorer is not None else []
+        if getattr(self, "_scorer", None) is None:
+            return []
+        return [self.scorer_on(problem)]
 
     def check_fits(self, problem: Problem) -> None:
         """Raise ProblemMismatch if a scorer this strategy asks cannot rate ``problem`` (before a

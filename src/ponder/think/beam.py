@@ -140,7 +140,7 @@ class Beam(StrategyBase):
     beams: int = 4  # partial solutions kept at each depth
     expand: int = 4  # candidate next steps per beam
     max_steps: int = 12  # rounds of expansion: the depth limit (a round that backs off counts too)
-    verifier: str | Scorer = "judge"  # judge | prob | arith | prm:PATH (a step scorer)
+    verifier: str | Scorer = "auto"  # auto | judge | prob | arith | countdown | prm:PATH (steps)
     diverse: bool = False  # DVTS: beams independent subtrees, each keeping its best
     split: str = "auto"  # auto | blank | line (verify.steps; auto is line under verifier=countdown)
     step_tokens: int = 128  # per step
@@ -152,6 +152,7 @@ class Beam(StrategyBase):
     temperature: float = 0.8
 
     name = "beam"
+    auto_verifier = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -169,10 +170,10 @@ class Beam(StrategyBase):
             raise ValueError("beam: floor must be between 0 and 1 (a step score's range)")
         check_split("beam", self.split)
         self._scorer = self.scorer_for("step")
-        self._split = sampling_split(self.split, self._scorer.name)
 
     async def solve(self, problem: Problem, run: Run) -> Result:
-        scorer = self._scorer
+        scorer = self.scorer_on(problem)
+        split = sampling_split(self.split, scorer.name)
         base = solve_request(problem, self.sampling)
         search = Search([Node(0, None, "", 0)])
         search.live = list(search.nodes)
@@ -180,14 +181,14 @@ class Beam(StrategyBase):
         for depth in range(self.max_steps):
             if not search.live:
                 break
-            plans = self._plan(problem, run, scorer, base, search.live)
+            plans = self._plan(problem, run, scorer, base, search.live, split)
             if not plans:
                 reason = f"budget ended at depth {depth}"
                 break
             if len(plans) < len(search.live):
                 dropped = len(search.live) - len(plans)
                 run.emit(Stopped(f"budget: the {dropped} weakest beams dropped"))
-            candidates = await self._expand(run, plans, search, depth)
+            candidates = await self._expand(run, plans, search, depth, split)
             await self._rate(problem, run, scorer, plans, candidates, search.nodes)
             kept = self._select(run, search, plans, [k for k, _ in candidates], depth)
             run.emit(Kept(depth, [k.id for k in kept], [k.score(self.aggregate) for k in kept]))
@@ -209,7 +210,9 @@ class Beam(StrategyBase):
             run.emit(warning)
         return await self._conclude(problem, run, base, search, reason)
 
-    async def _expand(self, run: Run, plans, search: "Search", depth: int) -> list[tuple[Node, Sample]]:
+    async def _expand(
+        self, run: Run, plans, search: "Search", depth: int, split: str
+    ) -> list[tuple[Node, Sample]]:
         """Sample every planned beam's next steps (concurrently; the backend batches each beam's
         samples): (candidate node, its step) pairs, the nodes added to ``search.nodes``."""
         reqs = []
@@ -221,7 +224,7 @@ class Beam(StrategyBase):
         for (parent, _), c in zip(plans, completions):
             search.sampled += c.samples
             for s in c.samples:
-                kid = child(parent, len(search.nodes), s, self._split)
+                kid = child(parent, len(search.nodes), s, split)
                 if depth == 0 and self.diverse:  # deal the first steps into subtrees
                     kid.subtree = len(candidates) // self.expand
                 search.nodes.append(kid)
@@ -316,14 +319,14 @@ class Beam(StrategyBase):
         how = f"{'DVTS' if self.diverse else 'beam search'}: {reason}{completed}; {why}"
         return run.result(top.answer, top.chosen, how)
 
-    def _plan(self, problem: Problem, run: Run, scorer: Scorer, base, live):
+    def _plan(self, problem: Problem, run: Run, scorer: Scorer, base, live, split: str):
         """(beam, request) for the next depth, the weakest beams dropped until all of it fits."""
         ordered = sorted(live, key=lambda n: n.rank(self.aggregate), reverse=True)
         plans = []
         for node in ordered:
             n = self.beams * self.expand if node.depth == 0 else self.expand
             req = step_request(
-                base, node.text, self._split, n=n, max_tokens=self.step_tokens, logprobs=True
+                base, node.text, split, n=n, max_tokens=self.step_tokens, logprobs=True
             )
             step = stand_in(self.step_tokens)
             cost = run.meter.cost(req)

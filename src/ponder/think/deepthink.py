@@ -67,13 +67,15 @@ _REASON = re.compile(r"reason\s*:\s*(.+)", re.IGNORECASE)
 @dataclass
 class DeepThink(StrategyBase):
     agents: int = 3  # parallel solvers, each along its own approach
-    verifier: str | Scorer = "judge"  # scorer that rates the candidates (verify.scorers)
+    verifier: str | Scorer = "auto"  # scorer that rates the candidates (verify.scorers; auto:
+    # the problem's own exact verifier where it has one, else judge)
     similarity: float = 0.6  # approaches more similar than this (word-set Jaccard) are duplicates
     approach_tokens: int = 80  # per proposed approach
     max_tokens: int = 384  # per solution
     temperature: float = 0.8
 
     name = "deepthink"
+    auto_verifier = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -85,7 +87,7 @@ class DeepThink(StrategyBase):
         self._scorer = self.scorer_for("answer")
 
     async def solve(self, problem: Problem, run: Run) -> Result:
-        scorer = self._scorer
+        scorer = self.scorer_on(problem)
         caps = _phase_caps(run.meter.cap)
         meter = run.meter
         mark = [meter.spent]  # the usage when the current phase began

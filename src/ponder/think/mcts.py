@@ -89,13 +89,14 @@ class Mcts(StrategyBase):
     simulations: int = 16
     expand: int = 3  # children per expansion
     c: float = 1.0  # UCT exploration constant (values are in [0, 1])
-    verifier: str | Scorer = "judge"  # judge | prob | arith | prm:PATH
+    verifier: str | Scorer = "auto"  # auto | judge | prob | arith | countdown | prm:PATH
     max_steps: int = 12  # nodes deeper than this are not expanded
     split: str = "auto"  # auto | blank | line (verify.steps; auto is line under verifier=countdown)
     step_tokens: int = 128
     temperature: float = 0.8  # max_tokens: per rollout
 
     name = "mcts"
+    auto_verifier = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -107,10 +108,10 @@ class Mcts(StrategyBase):
         self.sampling.require_temperature("mcts", "greedy children would all agree")
         check_split("mcts", self.split)
         self._scorer = self.scorer_for("step")
-        self._split = sampling_split(self.split, self._scorer.name)
 
     async def solve(self, problem: Problem, run: Run) -> Result:
-        scorer = self._scorer
+        scorer = self.scorer_on(problem)
+        split = sampling_split(self.split, scorer.name)
         base = solve_request(problem, self.sampling, logprobs=scorer.logprobs)
         nodes = [Node(0, None, 0, "")]
         rollouts: list[Rollout] = []
@@ -133,18 +134,18 @@ class Mcts(StrategyBase):
                 path.append(max(kids, key=lambda n: self._uct(parent, n)))  # first on a tie
             leaf = path[-1]
             grow = not leaf.terminal and not leaf.children and leaf.depth < self.max_steps
-            if not self._fits(problem, run, scorer, base, leaf, grow):
+            if not self._fits(problem, run, scorer, base, leaf, grow, split):
                 reason = f"budget ended after {sim} simulations"
                 break
             # 2. expansion
             if grow:
-                req = step_request(base, leaf.text, self._split, n=self.expand,
+                req = step_request(base, leaf.text, split, n=self.expand,
                                    max_tokens=self.step_tokens, logprobs=scorer.logprobs)
                 c = await run.call(seeded(req))
                 sampled += c.samples
                 for s in c.samples:
                     done = ends_solution(s)
-                    text = leaf.text + s.text + ("" if done else separator(self._split))
+                    text = leaf.text + s.text + ("" if done else separator(split))
                     answer = extract_answer(text) if done and s.text.strip() else None
                     kid = Node(len(nodes), leaf.id, leaf.depth + 1, text, s.text,
                                terminal=done, answer=answer, sample=s)
@@ -221,15 +222,17 @@ class Mcts(StrategyBase):
             return math.inf
         return n.mean() + self.c * math.sqrt(math.log(parent.visits) / n.visits)
 
-    def _fits(self, problem, run: Run, scorer: Scorer, base, leaf: Node, grow: bool) -> bool:
+    def _fits(
+        self, problem, run: Run, scorer: Scorer, base, leaf: Node, grow: bool, split: str
+    ) -> bool:
         """Whether one simulation from ``leaf`` fits the budget at its worst."""
         if run.meter.remaining is None:
             return True
         cost, text = 0, leaf.text
         if grow:
-            req = step_request(base, text, self._split, n=self.expand, max_tokens=self.step_tokens)
+            req = step_request(base, text, split, n=self.expand, max_tokens=self.step_tokens)
             cost += run.meter.cost(req)
-            text += stand_in(self.step_tokens) + separator(self._split)
+            text += stand_in(self.step_tokens) + separator(split)
         if grow or not leaf.terminal:
             cost += run.meter.cost(base.continuing(text))
             text += stand_in(self.sampling.max_tokens)

@@ -40,7 +40,7 @@ from ponder.verify.steps import check_split, mode_for, split_steps
 @dataclass
 class Reflect(StrategyBase):
     rounds: int = 3  # backtracks at most
-    verifier: str | Scorer = "judge"  # judge | arith | prm:PATH (a step scorer)
+    verifier: str | Scorer = "auto"  # auto | judge | arith | countdown | prm:PATH (steps)
     split: str = "auto"  # step boundaries: auto | blank | line (verify.steps)
     first_temperature: float = 0.0  # of the first solution (0: greedy, as cot)
     # max_tokens: per generation (the first solution, and each continuation); temperature: of the
@@ -48,6 +48,7 @@ class Reflect(StrategyBase):
     temperature: float = 0.7
 
     name = "reflect"
+    auto_verifier = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,7 +68,7 @@ class Reflect(StrategyBase):
             )
 
     async def solve(self, problem: Problem, run: Run) -> Result:
-        scorer = self._scorer
+        scorer = self.scorer_on(problem)
         base = solve_request(problem, self.sampling)
         text, prefix, mode, last = "", "", None, None
         checked = backtracks = 0  # steps of the solution that passed; backtracks done

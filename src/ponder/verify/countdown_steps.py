@@ -247,4 +247,4 @@ class CountdownSteps(FreeScorer):
                     break
         if wrong:
             return Score(False, 0.0, wrong)
-        return Score(True, 1.0, f"{checked} line{'s' if checked != 1 else ''} hold")
+        return Score(True, 1.0, "1 line holds" if checked == 1 else f"{checked} lines hold")

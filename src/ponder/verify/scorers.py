@@ -12,6 +12,11 @@
 |             |                |                         | numbers left, hits, the answer|
 | ``prm:PATH``| answers, steps | one PRM forward pass    | a process reward model        |
 | ``tests``   | answers (code) | sandboxed runs          | the prompt's visible examples |
+
+``auto`` is no scorer of its own but a choice made per problem (``verifier_on``): the problem's own
+exact step verifier where ponder has one (``countdown`` for a countdown puzzle), else ``judge``.
+It is the default verifier of the step-level strategies (reflect, beam, mcts) and of ``auto``'s
+hard path, so that a countdown search is checked line by line without the user naming it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from ponder.problems.base import Problem
 from ponder.verify.arith import Arith
 from ponder.verify.confidence import ConfidenceScorer, TokenProb
 from ponder.verify.countdown_steps import CountdownSteps
@@ -37,6 +43,19 @@ SCORERS: dict[str, Callable[..., Scorer]] = {
     "countdown": CountdownSteps,
 }
 NAMES = (*SCORERS, "prm:PATH")
+AUTO = "auto"  # the problem's own exact step verifier, else judge (``verifier_on``)
+FALLBACK = "judge"
+
+
+def verifier_on(verifier: str | Scorer, problem: Problem) -> str | Scorer:
+    """``verifier`` as it applies to ``problem``: ``auto`` is the problem's exact step verifier
+    where ponder has one (``countdown`` for a countdown puzzle with its numbers), else ``judge``;
+    anything else is itself."""
+    if verifier != AUTO:
+        return verifier
+    if problem.kind == "countdown" and "numbers" in problem.meta:
+        return "countdown"
+    return FALLBACK
 
 
 def make_scorer(name: str, level: str | None = None, **options) -> Scorer:
@@ -72,7 +91,11 @@ def make_scorer(name: str, level: str | None = None, **options) -> Scorer:
 
 def resolve_scorer(verifier: str | Scorer, level: str) -> Scorer:
     """A strategy's ``verifier`` field (a name, or a Scorer object passed in Python) as a Scorer
-    that rates ``level``."""
+    that rates ``level``. ``auto`` resolves to its fallback, ``judge``: what a strategy checks
+    before it knows a problem (``verifier_on`` picks per problem; every choice rates both levels
+    and needs no logprobs or samples, as ``judge`` does)."""
+    if verifier == AUTO:
+        verifier = FALLBACK
     if isinstance(verifier, str):
         return make_scorer(verifier, level=level)
     if level not in verifier.levels:
