@@ -601,8 +601,10 @@ def _system(request) -> str:
     return next((m["content"] for m in request.messages or () if m["role"] == "system"), "")
 
 
-@pytest.mark.parametrize("spec", ["reflect:rounds=2", "beam:seed=0", "mcts:simulations=4,seed=0",
-                                  "deepthink:agents=2,seed=0"])  # fmt: skip
+@pytest.mark.parametrize("spec", [
+    "reflect:rounds=2", "beam:seed=0", "mcts:simulations=4,seed=0", "deepthink:agents=2,seed=0",
+    *(f"auto:hard_with={h},tools=off,sample_on=off,seed=0" for h in ("reflect", "beam", "mcts")),
+])  # fmt: skip
 def test_a_countdown_search_is_checked_by_its_own_verifier_unless_another_is_named(spec):
     """``verifier=auto``, the default: the countdown verifier on a countdown puzzle (reflect cuts
     at the slip; beam and mcts sample a line at a time; nothing asks the model to judge), the
@@ -613,7 +615,9 @@ def test_a_countdown_search_is_checked_by_its_own_verifier_unless_another_is_nam
         prefix = request.prefix or ""
         if "Yes or No" in _system(request):
             return "Yes"  # a judge's verdict
-        if not prefix and spec.startswith("reflect"):
+        if request.n == 4 and not prefix and spec.startswith("auto"):
+            return "give up"  # a probe the checker rejects whole: on to the hard path
+        if not prefix and "reflect" in spec:
             return slip
         return TRACE[len(prefix):] if TRACE.startswith(prefix) else "give up"
 
@@ -621,14 +625,16 @@ def test_a_countdown_search_is_checked_by_its_own_verifier_unless_another_is_nam
     strategy = parse_strategy(spec)
     result = asyncio.run(final_result(strategy.run(PROBLEM, model, Budget(40_000))))
     assert result.answer == "(50-1)*8" and not _judged(model), result.how
-    if spec.startswith(("beam", "mcts")):
+    if "beam" in spec or "mcts" in spec:
         assert {r.stop for r in model.requests if r.stop} == {("\n",)}  # a line a step
+    if spec.startswith("auto"):
+        assert "-> " + spec.split("hard_with=")[1].split(",")[0] in result.how, result.how
     assert "verifier" not in strategy.spec  # auto is the default
 
     math = Problem("m", "What is 6 times 7?", "42", "math")
     for problem, named in ((math, ""), (PROBLEM, ",verifier=judge")):
         model = ScriptedModel(lambda request, i: "Yes" if "Yes or No" in _system(request)
-                              else "6*7 = 42\n\nThe answer is \\boxed{42}")  # fmt: skip
+                              else f"6*7 = 42\n\nThe answer is \\boxed{{{40 + i}}}")  # fmt: skip
         asyncio.run(final_result(parse_strategy(spec + named).run(problem, model, Budget(40_000))))
         assert _judged(model), (problem.id, named)
 

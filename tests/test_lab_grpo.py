@@ -593,3 +593,25 @@ def test_grpo_step_reward_on_countdown(start_checkpoint, tmp_path):
     assert record["config"]["step_reward"] == 0.5
     with pytest.raises(UserError, match="--step-reward checks countdown"):
         _opts(start_checkpoint, tmp_path / "add", step_reward=0.5)
+
+
+def test_synth_file_refuses_a_strategy_whose_defaults_changed_since_its_rows(tmp_path):
+    """Rows record every setting of their strategy: `reflect` written the same way meant the judge
+    before `verifier=auto`, so a file of those rows is not resumed with today's `reflect`; naming
+    the old verifier resumes it, and rows from before settings were recorded resume as before."""
+    from ponder.errors import UserError
+
+    made = MadeWith("countdown", "m", "reflect")
+    assert made.strategy_settings["verifier"] == "auto"
+    out = tmp_path / "s.jsonl"
+    old = made.fields() | {"strategy_settings": made.strategy_settings | {"verifier": "judge"}}
+    out.write_text(json.dumps({"problem_id": "p0"} | old) + "\n")
+    with pytest.raises(UserError, match=r"made with reflect at verifier=judge; it means "
+                                        r"verifier=auto now \(its defaults changed since\)"):
+        SynthFile(out).check_made_with(made)
+    SynthFile(out).check_made_with(MadeWith("countdown", "m", "reflect:verifier=judge"))
+    with pytest.raises(UserError, match="made with strategy 'reflect', not strategy 'cot'"):
+        SynthFile(out).check_made_with(MadeWith("countdown", "m", "cot"))  # strategy named alone
+    before = {k: v for k, v in old.items() if k != "strategy_settings"}
+    (tmp_path / "b.jsonl").write_text(json.dumps({"problem_id": "p0"} | before) + "\n")
+    SynthFile(tmp_path / "b.jsonl").check_made_with(made)

@@ -62,7 +62,10 @@ KEEP = ("correct", "all")
 class MadeWith:
     """How a synth file's rows are made; every row records it. ``data`` is a local problems file
     (None: the task's own source) and ``data_sha256`` the hash of its contents (read from the
-    file), ``budget`` the tokens per problem (None: no cap)."""
+    file), ``budget`` the tokens per problem (None: no cap). ``strategy_settings`` is every option
+    of the strategy, defaults included (``StrategyBase.settings``): a spec written the same way
+    means other settings when a default changes between versions (``reflect``'s verifier, judge
+    before ``verifier=auto``), and its rows would be mixed with new ones."""
 
     task: str
     model: str
@@ -71,6 +74,7 @@ class MadeWith:
     budget: int | None = None
     keep: str = "correct"
     data_sha256: str | None = field(default=None, init=False)
+    strategy_settings: dict | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.keep not in KEEP:
@@ -80,6 +84,11 @@ class MadeWith:
             object.__setattr__(self, "data", str(path))
             if path.is_file():
                 object.__setattr__(self, "data_sha256", contents_sha256(path))
+        try:
+            settings = parse_strategy(self.strategy).settings
+        except (ValueError, UserError):  # a spec that does not parse records none
+            settings = None
+        object.__setattr__(self, "strategy_settings", settings)
 
     def fields(self) -> dict:
         return asdict(self)
@@ -184,6 +193,21 @@ class SynthFile:
                 old[key] = others[0]
         if "data" in old:  # another file: that its contents differ goes without saying
             old.pop("data_sha256", None)
+        same_name = "strategy" in old and _name(old["strategy"]) == _name(made.strategy)
+        if same_name and self.made_with["strategy_settings"] and "strategy_settings" not in old:
+            old.pop("strategy")  # written otherwise, with the settings the rows recorded
+        if "strategy" in old:  # another strategy: so are its settings
+            old.pop("strategy_settings", None)
+        if list(old) == ["strategy_settings"]:
+            before, now = old["strategy_settings"] or {}, new["strategy_settings"] or {}
+            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            was = ", ".join(f"{k}={before.get(k, 'none')}" for k in changed)
+            is_ = ", ".join(f"{k}={now.get(k, 'none')}" for k in changed)
+            raise UserError(
+                f"{self.path} was made with {made.strategy} at {was}; it means {is_} now (its "
+                "defaults changed since); pass another --out to start a new file, or name the "
+                "old settings in --strategy"
+            )
         if old:
             made_old = " and ".join(f"{k} {_shown(k, v)}" for k, v in old.items())
             now = " and ".join(f"{k} {_shown(k, new[k])}" for k in old)
@@ -221,6 +245,10 @@ def _canonical(key: str, value: object) -> object:
     except (ValueError, UserError):  # no longer parses: compared as written
         pass
     return value
+
+
+def _name(spec: object) -> str:
+    return str(spec).split(":", 1)[0].strip()
 
 
 def synth_row(problem: Problem, text: str, correct: bool, made: MadeWith) -> dict:

@@ -6,7 +6,8 @@ A beam is a partial solution cut at a step boundary (``think.steps``). The searc
 ``beams * expand`` first steps (one batched request), then, at each depth, every live beam is
 extended by ``expand`` candidate next steps (one batched request per beam, continuing its text
 and stopping at the step boundary). Each candidate step is rated by the step verifier
-(``verify.scorers``: ``judge``, ``prob``, ``arith``, ``prm:PATH``); a beam's score aggregates
+(``verify.scorers``: ``judge``, ``prob``, ``arith``, ``countdown``, ``prm:PATH``; the default
+``auto`` is ``countdown`` on a countdown puzzle, else ``judge``); a beam's score aggregates
 its steps' scores (``aggregate``: min, last or mean). Of all candidates the ``beams`` best are kept
 (ties: higher mean token logprob, then the earlier sample); a kept candidate that states an answer
 (or ends the text) is finished and set aside, and its slot is not refilled. With ``diverse`` the

@@ -12,7 +12,8 @@ then a verification and selection step; cf. Gemini Deep Think, and multi-agent d
    distinct keeps its approach; the trace records how many distinct approaches there were.
 2. solve: every agent solves along its approach, all requests concurrently (prompts differ, so they
    cannot be one batch).
-3. verify: each answered candidate is rated by the scorer named by ``verifier`` (``make_scorer``).
+3. verify: each answered candidate is rated by the scorer named by ``verifier`` (``auto``, the
+   default: the countdown verifier on a countdown puzzle, else the judge).
 4. select: an answer's score is the best score among the agents that gave it. When the top-scored
    answers agree (one answer holds the top score, or every agent agrees) it is selected; otherwise
    one synthesis call sees the candidates with their scores and writes the final answer and a

@@ -14,7 +14,9 @@ reward models. A node is a partial solution; its children are sampled next steps
 3. rollout: the solution is completed from that node in one sample (a node whose step already
    ends the solution is its own rollout) and rated by the step verifier's ``score_solution``
    (``arith``: every equation in the whole text; ``judge``: the outcome judge; ``prob``: the
-   rollout's mean token probability; ``prm:PATH``: its weakest step), a value in [0, 1];
+   rollout's mean token probability; ``prm:PATH``: its weakest step; ``countdown``: every line
+   and the answer; the default ``auto`` is ``countdown`` on a countdown puzzle, else ``judge``),
+   a value in [0, 1];
 4. backpropagation: every node on the path gets one visit and the value.
 
 Visit counts therefore add up: the root's visits are the simulations done, and every node's

@@ -8,7 +8,8 @@ before that step is kept and only what follows it is written again. One round:
 1. the model writes the solution (the first round), or continues the kept prefix (later rounds);
 2. a step verifier (``verify.scorers``: ``judge``, the model itself asked about each step with
    the steps before it; ``arith``, exact equations; ``prm:PATH``) checks the steps in order, from
-   the first one not checked before, and stops at the first that fails;
+   the first one not checked before, and stops at the first that fails (``countdown``, exact, on
+   a countdown search; the default ``auto`` picks it on a countdown puzzle, else ``judge``);
 3. all pass: done. Otherwise the solution is cut before the failing step (a ``Backtracked``
    event) and the next round continues from the cut, with a new seed.
 
@@ -64,7 +65,7 @@ class Reflect(StrategyBase):
         if self._scorer.needs_sample:
             raise ValueError(
                 f"reflect: verifier={self._scorer.name} needs each step's own sample; reflect "
-                "checks steps cut out of a whole solution: use judge, arith or prm:PATH"
+                "checks steps cut out of a whole solution: use auto, judge, arith, countdown or prm:PATH"
             )
 
     async def solve(self, problem: Problem, run: Run) -> Result:

@@ -232,7 +232,7 @@ class CountdownSteps(FreeScorer):
         if attempt.step is None:
             checked, wrong = check_lines(problem, attempt.text)
             if wrong is None and attempt.answer is None:
-                return Score(False, 0.0, f"{checked} lines hold, but no answer is stated")
+                return Score(False, 0.0, f"{_held(checked)}, but no answer is stated")
             if wrong is None and not any(_ANSWER.match(x) for x in attempt.text.split("\n")):
                 flaw = _answer(problem, f"Answer: {attempt.answer}")  # read from prose: graded too
                 wrong = flaw[1] if flaw else None
@@ -247,4 +247,8 @@ class CountdownSteps(FreeScorer):
                     break
         if wrong:
             return Score(False, 0.0, wrong)
-        return Score(True, 1.0, "1 line holds" if checked == 1 else f"{checked} lines hold")
+        return Score(True, 1.0, _held(checked))
+
+
+def _held(lines: int) -> str:
+    return "1 line holds" if lines == 1 else f"{lines} lines hold"

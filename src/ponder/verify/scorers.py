@@ -15,8 +15,8 @@
 
 ``auto`` is no scorer of its own but a choice made per problem (``verifier_on``): the problem's own
 exact step verifier where ponder has one (``countdown`` for a countdown puzzle), else ``judge``.
-It is the default verifier of the step-level strategies (reflect, beam, mcts) and of ``auto``'s
-hard path, so that a countdown search is checked line by line without the user naming it.
+It is the default verifier of reflect, beam, mcts, deepthink and ``auto``'s hard path, so that a
+countdown search is checked line by line without the user naming it.
 """
 
 from __future__ import annotations
@@ -53,9 +53,7 @@ def verifier_on(verifier: str | Scorer, problem: Problem) -> str | Scorer:
     anything else is itself."""
     if verifier != AUTO:
         return verifier
-    if problem.kind == "countdown" and "numbers" in problem.meta:
-        return "countdown"
-    return FALLBACK
+    return "countdown" if CountdownSteps().mismatch(problem) is None else FALLBACK
 
 
 def make_scorer(name: str, level: str | None = None, **options) -> Scorer:
