@@ -376,25 +376,19 @@ def test_beam_floor_samples_a_rejected_step_again_before_giving_up_its_beam():
     assert result_of(events).answer == "132"  # the third sample of step 2, drawn on the retry
     [back] = of(events, Backtracked)
     assert back.step == 1 and "back to node 1" in back.reason  # the beam itself, again
-    # without the retry the search runs out of steps that pass: its deepest sound beam is
-    # completed in one (unverified) call, which here writes the right step
-    once = result_of(events_of(parse_strategy(spec + ",retries=0", seed=0), model()))
-    assert "no candidate at or above floor=1 left; the deepest sound beam 1 completed" in once.how
-    assert once.answer == "132" and once.text == "7+5+0=12 > 2\n4+8+1=13 > 132", once.how
+    none = result_of(events_of(parse_strategy(spec + ",retries=0", seed=0), model()))
+    assert none.answer is None and "no candidate at or above floor=1 left" in none.how
 
 
-def test_beam_floor_completes_its_deepest_sound_step_when_nothing_passes():
-    """Nothing passes at depth 1: the completion continues the last step that passed, not the
-    rejected "4+8+1=14 > 142"; the completion's answer is not verified."""
-    m = by_prefix({
+def test_beam_floor_ends_on_its_deepest_sound_step_when_nothing_passes():
+    model = by_prefix({
         "": ["7+5+0=12 > 2"],
         "7+5+0=12 > 2\n": ["4+8+1=14 > 142"],  # wrong: nothing passes at depth 1
     })  # fmt: skip
-    spec = "beam:beams=1,expand=1,verifier=arith,split=line,floor=1,retries=0"
-    result = result_of(events_of(parse_strategy(spec, seed=0), m))
-    assert "no candidate at or above floor=1 left; the deepest sound beam 1 completed" in result.how
-    assert m.requests[-1].prefix == "7+5+0=12 > 2\n" and m.requests[-1].stop == ()
-    assert result.answer == "142"  # unverified: the completion repeats the slip
+    spec = "beam:beams=1,expand=1,verifier=arith,split=line,floor=1"
+    result = result_of(events_of(parse_strategy(spec, seed=0), model))
+    assert result.answer is None and "no candidate at or above floor=1 left" in result.how
+    assert result.text == "7+5+0=12 > 2\n"  # not the rejected "4+8+1=14 > 142"
 
 
 def test_beam_floor_with_nothing_sound_left_answers_nothing():

@@ -35,10 +35,7 @@ al.'s "weighted best-of-N" over the final beams), ``best`` the best-scored finis
 Budget: each depth is priced before it starts (the prompts, ``expand`` samples of ``step_tokens``
 per beam, and a verifier call per candidate); when it does not fit, the weakest beams are dropped
 until it does. When the search ends with no finished beam (the budget or ``max_steps`` ran out),
-the best live beam is completed in one call with what is left (at most ``max_tokens``); so is,
-with a floor, the deepest sound beam when no next step passes the verifier any more (a model that
-cannot write one step exactly may still reach a right answer past it; the completion's answer is
-not verified, and the result says which beam was completed).
+the best live beam is completed in one call with what is left (at most ``max_tokens``).
 
 Departures: steps are sampled with a stop string, so one sample is at most one step, and a step
 cut by ``step_tokens`` counts as a step; finished beams whose text states no answer rank below
@@ -290,19 +287,13 @@ class Beam(StrategyBase):
         self, problem: Problem, run: Run, base, search: "Search", reason: str
     ) -> Result:
         """The result: the pick among the finished beams that state an answer; with none, the best
-        live beam completed in one call with what is left (with a floor and nothing left above it,
-        the deepest sound unfinished one: the search ran out of steps the verifier passes, not of
-        a way on, and the completion's answer is not verified); failing that, the best partial
-        solution (with a floor, the deepest sound one, not a rejected step)."""
+        live beam completed in one call with what is left; failing that, the best partial solution
+        (with a floor and nothing left above it, the deepest sound one, not a rejected step)."""
         nodes, live, finished = search.nodes, search.live, search.finished
         answered = [n for n in finished if n.answer is not None]
         completed = ""
-        open_ = (live or [n for n in search.sound if not n.finished]) if self.floor else live
-        if not answered and open_:  # complete the best unfinished beam with what is left
-            deepest = not live  # a floor's search that ran out of verified steps
-            rank = (lambda n: (n.depth, n.rank(self.aggregate))) if deepest else (
-                lambda n: n.rank(self.aggregate))  # fmt: skip
-            best = max(open_, key=rank)
+        if not answered and live:  # complete the best unfinished beam with what is left
+            best = max(live, key=lambda n: n.rank(self.aggregate))
             req = run.meter.fit(base.continuing(best.text))
             if req is not None:
                 req = replace(req, seed=seed_at(self.sampling, search.draws))
@@ -313,8 +304,7 @@ class Beam(StrategyBase):
                 nodes.append(done)
                 answered = [done] if done.answer is not None else []
                 run.emit(Sampled(done.id, done.text, done.answer, done.tokens, s.finish_reason))
-                which = "the deepest sound beam" if deepest else "beam"
-                completed = f"; {which} {best.id} completed in one call"
+                completed = f"; beam {best.id} completed in one call"
         if len(nodes) == 1:
             return run.result(None, None, "budget too small for the prompt")
         if not answered:  # the best partial solution stands, cut off where the search ended
