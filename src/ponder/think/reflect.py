@@ -65,7 +65,8 @@ class Reflect(StrategyBase):
         if self._scorer.needs_sample:
             raise ValueError(
                 f"reflect: verifier={self._scorer.name} needs each step's own sample; reflect "
-                "checks steps cut out of a whole solution: use auto, judge, arith, countdown or prm:PATH"
+                "checks steps cut out of a whole solution: use auto, judge, arith, countdown or "
+                "prm:PATH"
             )
 
     async def solve(self, problem: Problem, run: Run) -> Result:
