@@ -38,7 +38,7 @@ from ponder import __version__
 from ponder.argtypes import positive_int
 from ponder.bench.plots import plot_accuracy_vs_tokens
 from ponder.bench.report import summarize, write_report
-from ponder.bench.runner import grid, run_local
+from ponder.bench.runner import grid, run_local, unseeded
 from ponder.bench.store import RunMismatchError, Store
 from ponder.budget import Budget
 from ponder.errors import UserError
@@ -195,7 +195,7 @@ def main() -> int:
     all_specs, shared = strategies_for(args.task)
     try:
         chosen = [with_task_settings(s, all_specs, shared) for s in args.strategy or []]
-        strategies = [parse_strategy(s) for s in (chosen or all_specs)]
+        strategies = unseeded([parse_strategy(s) for s in (chosen or all_specs)])
     except (SpecError, StrategySpecError) as e:
         ap.error(str(e))
     for given, spec in zip(args.strategy or [], chosen):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ponder.think import parse_strategy
+from ponder.think import StrategySpecError, parse_strategy
 from ponder.budget import Budget
 from ponder.bench.cli import parse_budgets, split_strategies
 from ponder.bench.report import write_report
@@ -70,6 +70,16 @@ def test_run_local_grades_stores_and_resumes(tmp_path):
     assert len(store.rows("t")) == 6 * 2 * 2 + 6
 
 
+def test_a_strategy_spec_cannot_set_the_seed_that_a_cell_takes_from_the_run():
+    problems = load_problems("arith", limit=3, seed=3)
+    # the cell's seed would replace the spec's, and its row would be found stored under seed 0
+    with pytest.raises(StrategySpecError, match="seed=3 cannot be set"):
+        grid(problems, [parse_strategy("cot"), parse_strategy("vote:n=3,seed=3")], [Budget()], [0])
+    # the run's seeds draw other samples: a cell each
+    cells = grid(problems, [parse_strategy("vote:n=3")], [Budget()], [0, 3])
+    assert len({c.key for c in cells}) == 6 and {c.seeded().seed for c in cells} == {0, 3}
+
+
 def test_report_from_a_tiny_run(tmp_path):
     problems = load_problems("arith", limit=8, seed=1, op="mix")
     store = Store(tmp_path / "r.sqlite")
@@ -101,6 +111,8 @@ def ponder(*args, timeout=300, cwd=None):
         (["--task", "arith", "--strategy", "cot", "--budget", "0"], "--budget"),
         (["--task", "arith", "--strategy", "cot", "--limit", "0"], "--limit"),
         (["--task", "arith", "--strategy", "cot", "--model", "gguf:/no/model.gguf"], "not found"),
+        # a spec's seed would be replaced by the cell's, and its row found stored under seed 0
+        (["--task", "arith", "--strategy", "cot,vote:n=4,seed=3"], "seed=3 cannot be set"),
     ],
 )
 def test_bench_bad_input_is_one_line_before_any_work(tmp_path, args, fragment):

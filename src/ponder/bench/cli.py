@@ -123,7 +123,7 @@ def _slug(text: str) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ponder.bench.progress import BenchProgress
-    from ponder.bench.runner import grid, run_local
+    from ponder.bench.runner import grid, run_local, unseeded
     from ponder.bench.store import Store, budget_column
     from ponder.models import resolve, thread_count
     from ponder.problems import load_problems
@@ -136,7 +136,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     specs_given = split_strategies(args.strategy or ["cot"])
-    strategies = [parse_strategy(s, operator=True) for s in specs_given]  # the machine's own user
+    # operator: the machine's own user
+    strategies = unseeded([parse_strategy(s, operator=True) for s in specs_given])
     specs = [s.spec for s in strategies]
     mapped = args.task is None or args.task.strip().lower().startswith("hf:")
     if mapped:

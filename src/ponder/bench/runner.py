@@ -18,7 +18,7 @@ from ponder.bench.store import ResultRow, budget_column
 from ponder.budget import Budget
 from ponder.models.base import Model
 from ponder.problems.base import Problem
-from ponder.think import StrategyBase, final_result
+from ponder.think import StrategyBase, StrategySpecError, final_result
 from ponder.verify import Attempt, Check, Scorer
 
 
@@ -38,13 +38,28 @@ class Cell:
         return dataclasses.replace(self.strategy, seed=self.seed)
 
 
+def unseeded(strategies: list[StrategyBase]) -> list[StrategyBase]:
+    """``strategies``, refused (StrategySpecError) where a spec names a seed: a cell's seed is the
+    run's ``--seed``, which would replace it, and the cell's row would then be found stored
+    under the seed the spec did not name."""
+    for s in strategies:
+        if s.seed is not None:
+            raise StrategySpecError(
+                f"{s.spec}: seed={s.seed} cannot be set in a benchmark's strategy spec; "
+                "each cell takes its seed from the run's --seed"
+            )
+    return strategies
+
+
 def grid(
     problems: list[Problem],
     strategies: list[StrategyBase],
     budgets: list[Budget],
     seeds: list[int],
 ) -> list[Cell]:
-    """Every cell, problem-major so that partial runs cover whole problems across strategies."""
+    """Every cell, problem-major so that partial runs cover whole problems across strategies;
+    a strategy whose spec names a seed is refused (``unseeded``)."""
+    unseeded(strategies)
     return [
         Cell(p, s, b, seed) for p in problems for seed in seeds for s in strategies for b in budgets
     ]
