@@ -5,7 +5,10 @@ leave the batch; ``kv_prefix.PrefixStaticCache``: preallocated, attention over t
 positions only); ``prefix``, transformers' ``generate`` on that prefix cache (every row runs until
 the last one ends); ``static``, ``generate`` on transformers' ``StaticCache`` (preallocated,
 attention over every position); ``dynamic``, ``generate`` on transformers' default cache (grows by
-concatenation). Each side is its own process (``--side``), which loads the model, runs greedy
+concatenation); ``one_batch``, the default decoding with a request of more samples than
+``max_batch_rows`` kept in one batch, as before the backend split such requests
+(``HFModel._generate_split``): where its static cache would pass ``kv_prefix.STATIC_CACHE_BYTES``
+it decodes on transformers' growing cache. Each side is its own process (``--side``), which loads the model, runs greedy
 ``cot`` on the same held-out countdown puzzles through ``ponder.bench`` (all puzzles in flight at
 once, so the backend batches them as a benchmark does) and prints its wall time, accuracy and a
 digest of every answer. Rounds run the sides in turn, and each speed-up is taken within a round,
@@ -14,12 +17,13 @@ and min-max seconds, the default's speed-up over each other side (median and min
 whether every side gave the same answers (greedy; the sides differ in floating-point order only).
 
     python benchmarks/hf_static_cache.py [--model lab:countdown-grpo] [--limit 64] [--rounds 3]
-        [--threads 1] [--max-tokens 900 | --strategy SPEC] [--sides decode,prefix,static,dynamic]
-        [--json FILE]
+        [--threads 1] [--max-tokens 900 | --strategy SPEC]
+        [--sides decode,prefix,static,dynamic,one_batch] [--json FILE]
 
 ``--strategy`` times another strategy than greedy ``cot:max_tokens=N`` (e.g. a step-level
 ``beam``, which makes many short calls); a sampling strategy draws the same samples on every
-side (the backend's per-request generators), so the answers' digest must still agree.
+side (the backend's per-request generators), so the answers' digest must still agree, except
+``one_batch``'s: a split request's parts are seeded apart, so it draws other samples.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import subprocess
 import sys
 import time
 
-SIDES = ("decode", "prefix", "static", "dynamic")
+SIDES = ("decode", "prefix", "static", "dynamic", "one_batch")
 
 
 def measure(side: str, model_spec: str, limit: int, threads: int | None, spec: str) -> dict:
@@ -50,6 +54,8 @@ def measure(side: str, model_spec: str, limit: int, threads: int | None, spec: s
     if side == "static":  # transformers' StaticCache in place of the backend's prefix cache
         hf.prefix_cache_kwargs = lambda model, length: {"cache_implementation": "static"}
     model = resolve(model_spec, threads=threads, static_cache=side != "dynamic")
+    if side == "one_batch":  # no request is split: one with more rows runs alone, as it did
+        model.max_batch_rows = 1 << 30
     problems = load_problems("countdown", limit=limit, seed=10_000, count="3-4", split="test")
     strategy = parse_strategy(spec)
 

@@ -403,6 +403,37 @@ def test_batch_respects_max_batch_rows(hf, monkeypatch):
     assert calls == [4, 4, 2]
 
 
+def test_a_request_larger_than_a_batch_is_split_into_seeded_parts(hf, monkeypatch):
+    """n > max_batch_rows: parts of at most that many rows (so that each decodes on the static
+    cache), the part from sample k on seeded seed + k, callbacks and samples at the request's own
+    indices."""
+    monkeypatch.setattr(hf, "max_batch_rows", 4)
+    rows = []
+    real = hf._generate_batch
+    monkeypatch.setattr(
+        hf, "_generate_batch", lambda jobs: rows.append(sum(j.request.n for j in jobs)) or real(jobs)
+    )
+    request = Request(prompt="Once upon a", n=10, max_tokens=12, temperature=1.0, seed=3)
+    streamed: dict[int, str] = {}
+
+    def on_text(i, piece):
+        streamed[i] = streamed.get(i, "") + piece
+
+    out = run(hf.generate(request, on_text=on_text, should_stop=lambda i, partial: i == 9))
+    assert rows == [4, 4, 2]
+    assert len(out.samples) == 10 and out.usage.calls == 3
+    assert out.usage.prompt_tokens == hf.count_prompt_tokens(request)
+    assert out.usage.completion_tokens == sum(s.completion_tokens for s in out.samples)
+    assert streamed == {i: s.text for i, s in enumerate(out.samples)}
+    # Only the request's sample 9 was stopped (after its first token): the last part's sample 1.
+    assert [s.finish_reason == "cancelled" for s in out.samples] == [False] * 9 + [True]
+    assert out.samples[9].completion_tokens == 1
+    for first in (0, 4):
+        alone = run(hf.generate(dataclasses.replace(request, n=4, seed=3 + first)))
+        assert out.texts[first : first + 4] == alone.texts
+    assert len(set(out.texts[:8])) > 1  # the parts are not copies of one another
+
+
 def test_an_error_reaches_every_request_of_the_batch(hf, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("out of memory")
@@ -471,6 +502,7 @@ def test_every_decoding_path_gives_the_same_samples(model_dir, monkeypatch):
 
 def test_the_static_cache_is_chosen_on_a_cpu_for_small_caches_only(hf):
     from ponder.models.kv_prefix import STATIC_CACHE_BYTES, kv_cache_bytes, static_cache_pays
+    from ponder.models.kv_prefix import static_rows
 
     c = hf.model.config  # 2 layers, 2 KV heads of 16, float32
     assert kv_cache_bytes(hf.model, 3, 100) == 2 * 2 * 2 * 16 * 4 * 3 * 100
@@ -478,4 +510,9 @@ def test_the_static_cache_is_chosen_on_a_cpu_for_small_caches_only(hf):
     assert not static_cache_pays(hf.model, "cuda", 64, 100)  # transformers would compile for it
     too_many = STATIC_CACHE_BYTES // kv_cache_bytes(hf.model, 1, 100) + 1
     assert not static_cache_pays(hf.model, "cpu", too_many, 100)
+    # How many rows one static-cache batch takes (GRPO decodes its rollouts in parts of this many).
+    assert static_rows(hf.model, "cpu", 64, 100) == 64
+    assert static_rows(hf.model, "cpu", too_many, 100) == too_many - 1
+    assert static_cache_pays(hf.model, "cpu", too_many - 1, 100)
+    assert static_rows(hf.model, "cuda", 64, 100) == 0
     assert hf._static_cache(4, 100)  # the fixture's model: CPU, small

@@ -504,6 +504,34 @@ def test_grpo_rollouts_decode_with_finished_rows_dropped(start_checkpoint, tmp_p
     assert record["finished"] and len(record["rewards"]) == 2
 
 
+def test_grpo_rollouts_too_many_for_one_static_cache_decode_in_parts(
+    start_checkpoint, tmp_path, monkeypatch
+):
+    """A step's rollouts whose static cache would pass STATIC_CACHE_BYTES decode in parts that fit
+    (here 3 rows), not on transformers' growing cache, and TRL gets every row back."""
+    _need_train()
+    from ponder.lab.grpo import train_grpo
+    from ponder.models import hf_decode, kv_prefix
+
+    real_rows, real_decode, calls = kv_prefix.static_rows, hf_decode.decode, []
+
+    def three_rows_fit(model, device, rows, length):  # the cap, as small as three rows' cache
+        per_row = kv_prefix.kv_cache_bytes(model, 1, length)
+        monkeypatch.setattr(kv_prefix, "STATIC_CACHE_BYTES", 3 * per_row)
+        return real_rows(model, device, rows, length)
+
+    def decode_spy(model, ids, mask, max_new, *args, **kwargs):
+        out = real_decode(model, ids, mask, max_new, *args, **kwargs)
+        calls.append((ids.shape[0], out.shape[1] - ids.shape[1] <= max_new))
+        return out
+
+    monkeypatch.setattr(kv_prefix, "static_rows", three_rows_fit)
+    monkeypatch.setattr(hf_decode, "decode", decode_spy)
+    record = train_grpo(_opts(start_checkpoint, tmp_path / "g", steps=2, save_every=10), progress=False)
+    assert calls == [(3, True), (3, True), (2, True)] * 2  # 8 rollouts a step
+    assert record["finished"] and len(record["rewards"]) == 2
+
+
 def test_grpo_reward_is_the_verifier(start_checkpoint, tmp_path, monkeypatch):
     """With the verifier patched to accept everything, every rollout earns the full reward: the
     trainer's reward IS the check scorer's ponder.verify.grade.check."""

@@ -217,20 +217,40 @@ def _progress_callback():
     return RewardProgress()
 
 
-def _fast_rollouts(model, length: int) -> None:
+def _fast_rollouts(model, length: int, rows: int) -> None:
     """Make this model's ``generate`` decode TRL's rollouts with ``models.hf_decode.decode``
     (finished rows leave the batch; a prefix-reading static cache of ``length`` positions), or,
     for a generation config that ``decode`` does not cover, ``generate`` on a fresh
-    ``PrefixStaticCache``. TRL's GRPO calls ``generate`` with a generation config only, which
+    ``PrefixStaticCache``, in parts of at most ``rows`` rows (``kv_prefix.static_rows``: a
+    step's rollouts whose cache would pass ``STATIC_CACHE_BYTES``, e.g. 32 puzzles x 8 on the
+    lab models, run as parts that fit rather than on transformers' growing cache, about 10x
+    slower). TRL's GRPO calls ``generate`` with a generation config only, which
     can name transformers' own caches but cannot hand over a cache object or another decoding
     loop; so the instance's method is wrapped (the class and every other model are untouched;
     ``save_pretrained`` ignores it)."""
+    import torch
+
     from ponder.models.kv_prefix import prefix_cache_kwargs
     from ponder.models.hf_decode import decode, plain_config
 
     real = model.generate
 
     def generate(input_ids=None, attention_mask=None, generation_config=None, **kwargs):
+        if input_ids is None or attention_mask is None or len(input_ids) <= rows:
+            return one_part(input_ids, attention_mask, generation_config, **kwargs)
+        parts = [
+            one_part(input_ids[i : i + rows], attention_mask[i : i + rows], generation_config,
+                     **kwargs)
+            for i in range(0, len(input_ids), rows)
+        ]  # fmt: skip
+        # A part whose rows all ended early is shorter: pad it as generate pads an ended row.
+        pad = (generation_config or model.generation_config).pad_token_id or 0
+        width = max(p.shape[1] for p in parts)
+        return torch.cat(
+            [torch.nn.functional.pad(p, (0, width - p.shape[1]), value=pad) for p in parts]
+        )
+
+    def one_part(input_ids, attention_mask, generation_config, **kwargs):
         c = generation_config
         if (
             c is not None and not kwargs and input_ids is not None and attention_mask is not None
@@ -267,7 +287,7 @@ def _train_grpo(opts: GRPOOptions, command, progress: bool, callbacks, say) -> d
     from trl import GRPOConfig, GRPOTrainer
 
     from ponder.lab.model import load_start, n_params, pick_device, save, tf32_for
-    from ponder.models.kv_prefix import static_cache_pays
+    from ponder.models.kv_prefix import static_rows
 
     out = Path(opts.out)
     device = pick_device(opts.device)
@@ -296,9 +316,9 @@ def _train_grpo(opts: GRPOOptions, command, progress: bool, callbacks, say) -> d
     suppress = model.generation_config.suppress_tokens
     longest = max(_prompt_tokens(tokenizer, p) for p in dataset["prompt"])
     rollouts = opts.batch_size * opts.num_generations
-    static = static_cache_pays(model, device, rollouts, longest + opts.max_completion_length)
-    if static:  # a preallocated KV cache on a CPU: see models.kv_prefix.static_cache_pays
-        _fast_rollouts(model, longest + opts.max_completion_length)
+    rows = static_rows(model, device, rollouts, longest + opts.max_completion_length)
+    if rows:  # a preallocated KV cache on a CPU: see models.kv_prefix.static_cache_pays
+        _fast_rollouts(model, longest + opts.max_completion_length, rows)
     args = GRPOConfig(
         output_dir=str(out),
         max_steps=opts.steps,

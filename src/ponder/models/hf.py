@@ -1,7 +1,8 @@
 """Hugging Face ``transformers`` backend: ``hf:PATH_OR_ID`` (a local model directory or a Hub id).
 
-The n samples of a Request come from ONE batched ``model.generate`` call (n copies of the prompt),
-run in the model's own worker thread so the event loop stays free. Requests that arrive while the
+The n samples of a Request come from ONE batched ``model.generate`` call (n copies of the prompt;
+a request of more than ``max_batch_rows`` samples is split into parts of at most that many,
+``HFModel._generate_split``), run in the model's own worker thread so the event loop stays free. Requests that arrive while the
 worker is busy wait, and the worker then takes *all* of them in one batch (up to
 ``max_batch_rows`` samples): prompts left-padded to the longest, each row stopped at its own
 ``max_tokens``, stop strings and ``should_stop``, each request sampled with its own temperature,
@@ -57,7 +58,7 @@ import threading
 import time
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ponder.budget import Usage
@@ -131,6 +132,14 @@ def load_pretrained(path: str, auto_class, device: str, dtype: str, fail: str):
     except Exception as e:  # OSError, ValueError, Hub errors...: all mean "setup is wrong"
         raise ModelError(f"{fail}: {_short(e)}") from None
     return device, tokenizer, model
+
+
+def _shifted(callback, first: int):
+    """``callback(i, x)`` of a split request's part whose sample 0 is the request's sample
+    ``first`` (None stays None)."""
+    if callback is None:
+        return None
+    return lambda i, x: callback(first + i, x)
 
 
 class HFModel:
@@ -223,6 +232,8 @@ class HFModel:
         two decoding steps (the whole batch waits for it: keep it quick); the partial sample's
         ``finish_reason`` is "" and its text leaves out what is held back.
         """
+        if request.n > self.max_batch_rows:
+            return await self._generate_split(request, on_text, should_stop)
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         emit = None if on_text is None else (lambda i, s: loop.call_soon_threadsafe(on_text, i, s))
@@ -249,10 +260,32 @@ class HFModel:
         )
         return Completion(samples, usage)
 
+    async def _generate_split(
+        self, request: Request, on_text: TextCallback | None, should_stop: StopCheck | None
+    ) -> Completion:
+        """A request of more than ``max_batch_rows`` samples, as requests of at most that many,
+        all queued at once: one batch of that many rows each, which decodes with the static cache
+        where a batch of ``max_batch_rows`` does (one batch of every row would outgrow it and fall
+        back to transformers' growing cache, about 10x slower on the lab models). The part from
+        sample ``k`` on is seeded ``seed + k``, as llama.cpp seeds its k-th sample, so its first
+        ``max_batch_rows`` samples are those of a request of that many with the same seed.
+        Callbacks and samples keep the request's own sample indices; ``usage.calls`` counts the
+        parts."""
+        start = time.perf_counter()
+        parts = []
+        for first in range(0, request.n, self.max_batch_rows):
+            seed = None if request.seed is None else (request.seed + first) % 2**31
+            part = replace(request, n=min(self.max_batch_rows, request.n - first), seed=seed)
+            parts.append(self.generate(part, _shifted(on_text, first), _shifted(should_stop, first)))
+        done = await asyncio.gather(*parts)
+        usage = sum((c.usage for c in done), Usage())
+        usage.seconds = time.perf_counter() - start  # the parts ran in one batch queue, not in turn
+        return Completion([s for c in done for s in c.samples], usage)
+
     def _drain(self) -> None:
         """On the worker thread: run every pending job, as few batches as ``max_batch_rows``
-        allows (a job with more rows than that runs alone). A drain that finds nothing pending
-        (its job went with an earlier batch) returns at once."""
+        allows (``generate`` splits a request of more rows than that). A drain that finds
+        nothing pending (its job went with an earlier batch) returns at once."""
         while True:
             with self._queue_lock:
                 if not self._pending:

@@ -90,6 +90,16 @@ def static_cache_pays(model, device: str, rows: int, length: int) -> bool:
     return device == "cpu" and kv_cache_bytes(model, rows, length) <= STATIC_CACHE_BYTES
 
 
+def static_rows(model, device: str, rows: int, length: int) -> int:
+    """How many of ``rows`` rows of up to ``length`` positions one batch can decode on a static
+    cache (see ``static_cache_pays``): all of them where their cache fits
+    ``STATIC_CACHE_BYTES``, else as many as fit; 0 off the CPU or where not even one row fits.
+    A caller with more rows decodes them in parts of this many."""
+    if device != "cpu":
+        return 0
+    return min(rows, STATIC_CACHE_BYTES // kv_cache_bytes(model, 1, length))
+
+
 def kv_cache_bytes(model, rows: int, length: int) -> int:
     """Bytes of ``model``'s KV cache for ``rows`` x ``length`` positions (a huge number where the
     config does not say, so that an unknown architecture keeps the default cache)."""
