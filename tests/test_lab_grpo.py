@@ -532,6 +532,48 @@ def test_grpo_rollouts_too_many_for_one_static_cache_decode_in_parts(
     assert record["finished"] and len(record["rewards"]) == 2
 
 
+def test_grpo_micro_batches_score_one_step_in_pieces(start_checkpoint, tmp_path, monkeypatch, capsys):
+    """--micro-batches K: a step's rollouts are sampled at once, scored in K pieces of whole
+    groups, one optimizer step; a K that does not divide --batch-size is one line."""
+    _need_train()
+    from trl import GRPOTrainer
+
+    from ponder.cli import main
+    from ponder.lab.grpo import train_grpo
+    from ponder.lab.grpo_cli import grpo_command
+    from ponder.models import hf_decode
+
+    scored, real_loss = [], GRPOTrainer.compute_loss
+    sampled, real_decode = [], hf_decode.decode
+
+    def loss_spy(self, model, inputs, *args, **kwargs):
+        scored.append((len(inputs["completion_ids"]), self.state.global_step))
+        return real_loss(self, model, inputs, *args, **kwargs)
+
+    def decode_spy(model, ids, *args, **kwargs):
+        sampled.append(ids.shape[0])
+        return real_decode(model, ids, *args, **kwargs)
+
+    monkeypatch.setattr(GRPOTrainer, "compute_loss", loss_spy)
+    monkeypatch.setattr(hf_decode, "decode", decode_spy)
+    record = train_grpo(_opts(start_checkpoint, tmp_path / "g", steps=2, save_every=10,
+                              micro_batches=2), progress=False)  # fmt: skip
+    assert sampled == [8, 8]  # 2 prompts x 4 generations, at once
+    assert scored == [(4, 0), (4, 0), (4, 1), (4, 1)]  # two pieces of one group per step
+    assert record["finished"] and record["global_step"] == 2
+    assert record["config"]["micro_batches"] == 2
+    assert "--micro-batches 2" in grpo_command(_opts(start_checkpoint, tmp_path / "g", micro_batches=2))
+
+    argv = ["train", "grpo", "--task", "add", "--digits", "1", "--from", start_checkpoint,
+            "--batch-size", "4", "--micro-batches", "3", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "ponder: error: --micro-batches 3 must divide --batch-size 4 (each piece holds whole groups)"
+    )
+    assert not (tmp_path / "o").exists()
+
+
 def test_grpo_reward_is_the_verifier(start_checkpoint, tmp_path, monkeypatch):
     """With the verifier patched to accept everything, every rollout earns the full reward: the
     trainer's reward IS the check scorer's ponder.verify.grade.check."""

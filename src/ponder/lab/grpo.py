@@ -81,6 +81,9 @@ class GRPOOptions:
     resume: bool = False
     threads: int | None = None  # CPU threads for torch (None: torch's default, every core)
     data: str | None = None  # a problem file for ``task`` (e.g. humaneval.jsonl.gz): real problems
+    # A step's rollouts, sampled at once, go through the loss in this many pieces (gradient
+    # accumulation, one optimizer step): the same step in a K-th of the activation memory.
+    micro_batches: int = 1
     algorithm: str = field(default="grpo", init=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +112,9 @@ class GRPOOptions:
                      "log_every", "threads"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer")
+        if self.micro_batches < 1 or self.batch_size % self.micro_batches:
+            raise UserError(f"--micro-batches {self.micro_batches} must divide --batch-size "
+                            f"{self.batch_size} (each piece holds whole groups)")
         if self.examples < self.batch_size:
             raise UserError(f"--examples ({self.examples}) must be at least --batch-size ({self.batch_size})")
         if self.num_generations < 2:
@@ -133,6 +139,8 @@ class GRPOOptions:
             ident["data"] = os.path.abspath(self.data)
         if self.step_reward:  # likewise: records of runs without it stay resumable
             ident["step_reward"] = self.step_reward
+        if self.micro_batches != 1:  # likewise
+            ident["micro_batches"] = self.micro_batches
         return ident
 
 
@@ -322,8 +330,10 @@ def _train_grpo(opts: GRPOOptions, command, progress: bool, callbacks, say) -> d
     args = GRPOConfig(
         output_dir=str(out),
         max_steps=opts.steps,
-        # TRL counts completions, not prompts: a step is batch_size prompts x G completions.
-        per_device_train_batch_size=opts.batch_size * opts.num_generations,
+        # TRL counts completions, not prompts: a step is batch_size prompts x G completions,
+        # sampled at once (TRL's steps_per_generation follows gradient_accumulation_steps).
+        per_device_train_batch_size=opts.batch_size * opts.num_generations // opts.micro_batches,
+        gradient_accumulation_steps=opts.micro_batches,
         num_generations=opts.num_generations,
         max_completion_length=opts.max_completion_length,
         temperature=opts.temperature,

@@ -53,6 +53,11 @@ def add_grpo_command(tsub) -> None:
                    help="how many of the latest checkpoints to keep (default 2)")
     g.add_argument("--threads", type=positive_int,
                    help="torch CPU threads (default $PONDER_THREADS, else all; 1 on a busy shared CPU)")
+    g.add_argument(
+        "--micro-batches", type=positive_int, default=1, metavar="K",
+        help="score each step's rollouts in K pieces (gradient accumulation): the same step in "
+        "less memory; K must divide --batch-size (default 1)",
+    )
     g.add_argument("--resume", action="store_true", help="continue the run in --out")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_train_grpo)
@@ -76,6 +81,8 @@ def grpo_command(opts) -> str:
         words += [flag, str(value)]
     if opts.step_reward:
         words += ["--step-reward", str(opts.step_reward)]
+    if opts.micro_batches != 1:
+        words += ["--micro-batches", str(opts.micro_batches)]
     return shlex.join(words)
 
 
@@ -92,7 +99,7 @@ def cmd_train_grpo(args: argparse.Namespace) -> int:
         step_reward=args.step_reward,
         seed=args.seed, device=args.device, save_every=args.save_every, resume=args.resume,
         keep_checkpoints=args.keep_checkpoints, data=args.data,
-        threads=thread_count(args.threads),
+        threads=thread_count(args.threads), micro_batches=args.micro_batches,
     )  # fmt: skip
     if opts.data is None:
         traces.make_problems(opts.task, 1, opts.seed, **opts.task_options)  # bad option values, now
