@@ -1,20 +1,20 @@
 """The hf backend's decoding on a CPU: its row-dropping loop and prefix cache against generate.
 
-Four sides: ``decode``, the backend's default on a CPU (``models.hf_decode.decode``: finished rows
-leave the batch; ``kv_prefix.PrefixStaticCache``: preallocated, attention over the written
-positions only); ``prefix``, transformers' ``generate`` on that prefix cache (every row runs until
-the last one ends); ``static``, ``generate`` on transformers' ``StaticCache`` (preallocated,
-attention over every position); ``dynamic``, ``generate`` on transformers' default cache (grows by
-concatenation); ``one_batch``, the default decoding with a request of more samples than
-``max_batch_rows`` kept in one batch, as before the backend split such requests
-(``HFModel._generate_split``): where its static cache would pass ``kv_prefix.STATIC_CACHE_BYTES``
-it decodes on transformers' growing cache. Each side is its own process (``--side``), which loads the model, runs greedy
-``cot`` on the same held-out countdown puzzles through ``ponder.bench`` (all puzzles in flight at
-once, so the backend batches them as a benchmark does) and prints its wall time, accuracy and a
-digest of every answer. Rounds run the sides in turn, and each speed-up is taken within a round,
-so a change in the machine's load hits both sides of a ratio alike. Reported: per side the median
-and min-max seconds, the default's speed-up over each other side (median and min-max), and
-whether every side gave the same answers (greedy; the sides differ in floating-point order only).
+Five sides: ``decode``, the backend's default on a CPU (``models.hf_decode.decode``: finished rows
+leave the batch; ``kv_prefix.PrefixStaticCache``: preallocated, attention over the written positions
+only); ``prefix``, transformers' ``generate`` on that prefix cache (every row runs until the last
+one ends); ``static``, ``generate`` on transformers' ``StaticCache`` (preallocated, attention over
+every position); ``dynamic``, ``generate`` on transformers' default cache (grows by concatenation);
+``one_batch``, the default decoding with every request kept in one batch, as before the backend
+split a request too large for one static cache (``HFModel._part_rows``): where its cache would pass
+``kv_prefix.STATIC_CACHE_BYTES`` it decodes on transformers' growing cache. Each side is its own
+process (``--side``), which loads the model, runs greedy ``cot`` on the same held-out countdown
+puzzles through ``ponder.bench`` (all puzzles in flight at once, so the backend batches them as a
+benchmark does) and prints its wall time, accuracy and a digest of every answer. Rounds run the
+sides in turn, and each speed-up is taken within a round, so a change in the machine's load hits
+both sides of a ratio alike. Reported: per side the median and min-max seconds, the default's
+speed-up over each other side (median and min-max), and whether every side gave the same answers
+(greedy; the sides differ in floating-point order only).
 
     python benchmarks/hf_static_cache.py [--model lab:countdown-grpo] [--limit 64] [--rounds 3]
         [--threads 1] [--max-tokens 900 | --strategy SPEC]
@@ -53,9 +53,10 @@ def measure(side: str, model_spec: str, limit: int, threads: int | None, spec: s
         hf._decode_fits = lambda config: False
     if side == "static":  # transformers' StaticCache in place of the backend's prefix cache
         hf.prefix_cache_kwargs = lambda model, length: {"cache_implementation": "static"}
-    model = resolve(model_spec, threads=threads, static_cache=side != "dynamic")
-    if side == "one_batch":  # no request is split: one with more rows runs alone, as it did
-        model.max_batch_rows = 1 << 30
+    # The backend's own cache choice (static where it fits) on every side but ``dynamic``.
+    model = resolve(model_spec, threads=threads, static_cache=False if side == "dynamic" else None)
+    if side == "one_batch":  # no request is split: each runs as one batch, as it did
+        model._part_rows = lambda rows, length: rows
     problems = load_problems("countdown", limit=limit, seed=10_000, count="3-4", split="test")
     strategy = parse_strategy(spec)
 

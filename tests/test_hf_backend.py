@@ -403,17 +403,28 @@ def test_batch_respects_max_batch_rows(hf, monkeypatch):
     assert calls == [4, 4, 2]
 
 
-def test_a_request_larger_than_a_batch_is_split_into_seeded_parts(hf, monkeypatch):
-    """n > max_batch_rows: parts of at most that many rows (so that each decodes on the static
-    cache), the part from sample k on seeded seed + k, callbacks and samples at the request's own
-    indices."""
+def test_a_request_too_large_for_one_static_cache_is_split_into_seeded_parts(hf, monkeypatch):
+    """A request whose static cache would not fit, where a part of max_batch_rows would: parts
+    of as many rows as fit, the part from sample k on seeded seed + k, callbacks and samples at
+    the request's own indices. A request that fits stays one batch, however many rows."""
+    from ponder.models import kv_prefix
+
     monkeypatch.setattr(hf, "max_batch_rows", 4)
-    rows = []
-    real = hf._generate_batch
-    monkeypatch.setattr(
-        hf, "_generate_batch", lambda jobs: rows.append(sum(j.request.n for j in jobs)) or real(jobs)
-    )
+    rows, real = [], hf._generate_batch
+
+    def batch_spy(jobs):
+        rows.append(sum(j.request.n for j in jobs))
+        return real(jobs)
+
+    monkeypatch.setattr(hf, "_generate_batch", batch_spy)
     request = Request(prompt="Once upon a", n=10, max_tokens=12, temperature=1.0, seed=3)
+    run(hf.generate(request))
+    assert rows == [10]  # its cache fits: one batch, as before
+
+    length = len(hf._encode(request)) + 12
+    four_rows = 4 * kv_prefix.kv_cache_bytes(hf.model, 1, length)
+    monkeypatch.setattr(kv_prefix, "STATIC_CACHE_BYTES", four_rows)
+    rows.clear()
     streamed: dict[int, str] = {}
 
     def on_text(i, piece):

@@ -520,21 +520,37 @@ def test_grpo_rollouts_too_many_for_one_static_cache_decode_in_parts(
         monkeypatch.setattr(kv_prefix, "STATIC_CACHE_BYTES", 3 * per_row)
         return real_rows(model, device, rows, length)
 
-    def decode_spy(model, ids, mask, max_new, *args, **kwargs):
-        out = real_decode(model, ids, mask, max_new, *args, **kwargs)
-        calls.append((ids.shape[0], out.shape[1] - ids.shape[1] <= max_new))
-        return out
+    def decode_spy(model, ids, *args, **kwargs):
+        calls.append(ids.shape[0])
+        return real_decode(model, ids, *args, **kwargs)
 
     monkeypatch.setattr(kv_prefix, "static_rows", three_rows_fit)
     monkeypatch.setattr(hf_decode, "decode", decode_spy)
-    record = train_grpo(_opts(start_checkpoint, tmp_path / "g", steps=2, save_every=10), progress=False)
-    assert calls == [(3, True), (3, True), (2, True)] * 2  # 8 rollouts a step
+    opts = _opts(start_checkpoint, tmp_path / "g", steps=2, save_every=10)
+    record = train_grpo(opts, progress=False)
+    assert calls == [3, 3, 2] * 2  # 8 rollouts a step
     assert record["finished"] and len(record["rewards"]) == 2
 
 
-def test_grpo_micro_batches_score_one_step_in_pieces(start_checkpoint, tmp_path, monkeypatch, capsys):
-    """--micro-batches K: a step's rollouts are sampled at once, scored in K pieces of whole
-    groups, one optimizer step; a K that does not divide --batch-size is one line."""
+def test_rollout_parts_join_with_the_shorter_ones_padded_after_their_end():
+    """A part whose rows all ended early comes back narrower; joined, its rows keep their
+    tokens and are padded after them, and every part keeps its rows' order."""
+    torch = pytest.importorskip("torch")
+    from ponder.lab.grpo import join_parts
+
+    long = torch.tensor([[5, 6, 7, 8, 2], [5, 6, 9, 9, 9]])  # prompt 5 6, then new tokens
+    short = torch.tensor([[5, 6, 2]])
+    joined = join_parts([long, short], pad=0)
+    assert joined.tolist() == [[5, 6, 7, 8, 2], [5, 6, 9, 9, 9], [5, 6, 2, 0, 0]]
+    assert join_parts([short, long], pad=None).tolist()[0] == [5, 6, 2, 0, 0]
+    assert join_parts([short, short], pad=1).tolist() == [[5, 6, 2], [5, 6, 2]]
+
+
+def test_grpo_micro_batches_score_one_step_in_pieces(
+    start_checkpoint, tmp_path, monkeypatch, capsys
+):
+    """--micro-batches K: a step's rollouts are sampled at once and scored in K pieces, one
+    optimizer step; a K that does not divide a step's rollouts is one line."""
     _need_train()
     from trl import GRPOTrainer
 
@@ -556,21 +572,19 @@ def test_grpo_micro_batches_score_one_step_in_pieces(start_checkpoint, tmp_path,
 
     monkeypatch.setattr(GRPOTrainer, "compute_loss", loss_spy)
     monkeypatch.setattr(hf_decode, "decode", decode_spy)
-    record = train_grpo(_opts(start_checkpoint, tmp_path / "g", steps=2, save_every=10,
-                              micro_batches=2), progress=False)  # fmt: skip
+    opts = _opts(start_checkpoint, tmp_path / "g", steps=2, save_every=10, micro_batches=2)
+    record = train_grpo(opts, progress=False)
     assert sampled == [8, 8]  # 2 prompts x 4 generations, at once
-    assert scored == [(4, 0), (4, 0), (4, 1), (4, 1)]  # two pieces of one group per step
+    assert scored == [(4, 0), (4, 0), (4, 1), (4, 1)]  # two pieces of 4 rollouts a step
     assert record["finished"] and record["global_step"] == 2
-    assert record["config"]["micro_batches"] == 2
-    assert "--micro-batches 2" in grpo_command(_opts(start_checkpoint, tmp_path / "g", micro_batches=2))
+    assert record["config"]["micro_batches"] == 2 and "--micro-batches 2" in grpo_command(opts)
 
     argv = ["train", "grpo", "--task", "add", "--digits", "1", "--from", start_checkpoint,
             "--batch-size", "4", "--micro-batches", "3", "--out", str(tmp_path / "o")]  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.strip() == (
-        "ponder: error: --micro-batches 3 must divide --batch-size 4 (each piece holds whole groups)"
-    )
+    assert err.strip() == ("ponder: error: --micro-batches 3 must divide a step's 32 rollouts "
+                           "(--batch-size x --num-generations)")  # fmt: skip
     assert not (tmp_path / "o").exists()
 
 

@@ -82,7 +82,8 @@ class GRPOOptions:
     threads: int | None = None  # CPU threads for torch (None: torch's default, every core)
     data: str | None = None  # a problem file for ``task`` (e.g. humaneval.jsonl.gz): real problems
     # A step's rollouts, sampled at once, go through the loss in this many pieces (gradient
-    # accumulation, one optimizer step): the same step in a K-th of the activation memory.
+    # accumulation, one optimizer step; TRL shuffles the rollouts into them after computing the
+    # advantages over the whole step): the same step in a K-th of the activation memory.
     micro_batches: int = 1
     algorithm: str = field(default="grpo", init=False)
 
@@ -112,9 +113,10 @@ class GRPOOptions:
                      "log_every", "threads"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer")
-        if self.micro_batches < 1 or self.batch_size % self.micro_batches:
-            raise UserError(f"--micro-batches {self.micro_batches} must divide --batch-size "
-                            f"{self.batch_size} (each piece holds whole groups)")
+        rollouts = self.batch_size * self.num_generations
+        if self.micro_batches < 1 or rollouts % self.micro_batches:
+            raise UserError(f"--micro-batches {self.micro_batches} must divide a step's {rollouts} "
+                            "rollouts (--batch-size x --num-generations)")
         if self.examples < self.batch_size:
             raise UserError(f"--examples ({self.examples}) must be at least --batch-size ({self.batch_size})")
         if self.num_generations < 2:
@@ -229,15 +231,13 @@ def _fast_rollouts(model, length: int, rows: int) -> None:
     """Make this model's ``generate`` decode TRL's rollouts with ``models.hf_decode.decode``
     (finished rows leave the batch; a prefix-reading static cache of ``length`` positions), or,
     for a generation config that ``decode`` does not cover, ``generate`` on a fresh
-    ``PrefixStaticCache``, in parts of at most ``rows`` rows (``kv_prefix.static_rows``: a
-    step's rollouts whose cache would pass ``STATIC_CACHE_BYTES``, e.g. 32 puzzles x 8 on the
-    lab models, run as parts that fit rather than on transformers' growing cache, about 10x
-    slower). TRL's GRPO calls ``generate`` with a generation config only, which
-    can name transformers' own caches but cannot hand over a cache object or another decoding
-    loop; so the instance's method is wrapped (the class and every other model are untouched;
-    ``save_pretrained`` ignores it)."""
-    import torch
-
+    ``PrefixStaticCache``; either in parts of at most ``rows`` rows (``kv_prefix.static_rows``:
+    a step's rollouts whose cache would pass ``STATIC_CACHE_BYTES``, e.g. 24 puzzles x 8 on the
+    lab models, run as parts that fit rather than on transformers' growing cache: one such step
+    97 s against 234 s, docs/results/hf_static_cache). TRL's GRPO calls ``generate`` with a
+    generation config only, which can name transformers' own caches but cannot hand over a cache
+    object or another decoding loop; so the instance's method is wrapped (the class and every
+    other model are untouched; ``save_pretrained`` ignores it)."""
     from ponder.models.kv_prefix import prefix_cache_kwargs
     from ponder.models.hf_decode import decode, plain_config
 
@@ -246,17 +246,14 @@ def _fast_rollouts(model, length: int, rows: int) -> None:
     def generate(input_ids=None, attention_mask=None, generation_config=None, **kwargs):
         if input_ids is None or attention_mask is None or len(input_ids) <= rows:
             return one_part(input_ids, attention_mask, generation_config, **kwargs)
+        if kwargs:  # other per-row inputs (images...): one batch, on transformers' own cache
+            return real(input_ids=input_ids, attention_mask=attention_mask,
+                        generation_config=generation_config, **kwargs)  # fmt: skip
         parts = [
-            one_part(input_ids[i : i + rows], attention_mask[i : i + rows], generation_config,
-                     **kwargs)
+            one_part(input_ids[i : i + rows], attention_mask[i : i + rows], generation_config)
             for i in range(0, len(input_ids), rows)
-        ]  # fmt: skip
-        # A part whose rows all ended early is shorter: pad it as generate pads an ended row.
-        pad = (generation_config or model.generation_config).pad_token_id or 0
-        width = max(p.shape[1] for p in parts)
-        return torch.cat(
-            [torch.nn.functional.pad(p, (0, width - p.shape[1]), value=pad) for p in parts]
-        )
+        ]
+        return join_parts(parts, (generation_config or model.generation_config).pad_token_id)
 
     def one_part(input_ids, attention_mask, generation_config, **kwargs):
         c = generation_config
@@ -276,6 +273,20 @@ def _fast_rollouts(model, length: int, rows: int) -> None:
                     generation_config=generation_config, **kwargs)  # fmt: skip
 
     model.generate = generate
+
+
+def join_parts(parts, pad: int | None):
+    """The rows of several ``decode`` / ``generate`` outputs (prompt + new tokens, the same
+    prompt width) as one tensor. A part ends early only when every row in it has ended (EOS),
+    so its shorter rows are padded after their end, as ``generate`` pads an ended row (with
+    the pad id, else 0; TRL masks everything after a completion's first EOS)."""
+    import torch
+
+    width = max(p.shape[1] for p in parts)
+    fill = 0 if pad is None else pad
+    return torch.cat(
+        [torch.nn.functional.pad(p, (0, width - p.shape[1]), value=fill) for p in parts]
+    )
 
 
 def train_grpo(

@@ -1,14 +1,14 @@
 """Hugging Face ``transformers`` backend: ``hf:PATH_OR_ID`` (a local model directory or a Hub id).
 
-The n samples of a Request come from ONE batched ``model.generate`` call (n copies of the prompt;
-a request of more than ``max_batch_rows`` samples is split into parts of at most that many,
-``HFModel._generate_split``), run in the model's own worker thread so the event loop stays free. Requests that arrive while the
-worker is busy wait, and the worker then takes *all* of them in one batch (up to
-``max_batch_rows`` samples): prompts left-padded to the longest, each row stopped at its own
+The n samples of a Request come from ONE batched ``model.generate`` call (n copies of the prompt; on
+a CPU, a request too large for one static KV cache is split into parts that fit,
+``HFModel._part_rows``), run in the model's own worker thread so the event loop stays free. Requests
+that arrive while the worker is busy wait, and the worker then takes *all* of them in one batch (up
+to ``max_batch_rows`` samples): prompts left-padded to the longest, each row stopped at its own
 ``max_tokens``, stop strings and ``should_stop``, each request sampled with its own temperature,
-top_p and seed. Static batching, not vLLM's continuous batching: a batch runs until its longest
-row ends, and a request that arrives meanwhile waits for the next one. It is what makes
-``ponder bench --concurrency N`` on a small model N times faster (a tiny model's decoding step costs
+top_p and seed. Static batching, not vLLM's continuous batching: a batch runs until its longest row
+ends, and a request that arrives meanwhile waits for the next one. It is what makes ``ponder bench
+--concurrency N`` on a small model N times faster (a tiny model's decoding step costs
 about the same for 1 row as for 64). Conventions (as for llama.cpp):
 
 * ``completion_tokens`` counts the generated tokens up to the end of the sample. An EOS token is
@@ -72,11 +72,11 @@ except ImportError:  # HFModel() then raises a ModelError that names the missing
     _Criteria = object
 try:  # the CPU decoding path; HFModel() refuses to start without it, naming why
     from ponder.models.hf_decode import decode, plain_config
-    from ponder.models.kv_prefix import prefix_cache_kwargs, static_cache_pays
+    from ponder.models.kv_prefix import prefix_cache_kwargs, static_cache_pays, static_rows
 
     _DECODE_IMPORT_ERROR: ImportError | None = None
 except ImportError as e:
-    decode = plain_config = prefix_cache_kwargs = static_cache_pays = None
+    decode = plain_config = prefix_cache_kwargs = static_cache_pays = static_rows = None
     _DECODE_IMPORT_ERROR = e
 
 
@@ -232,8 +232,6 @@ class HFModel:
         two decoding steps (the whole batch waits for it: keep it quick); the partial sample's
         ``finish_reason`` is "" and its text leaves out what is held back.
         """
-        if request.n > self.max_batch_rows:
-            return await self._generate_split(request, on_text, should_stop)
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         emit = None if on_text is None else (lambda i, s: loop.call_soon_threadsafe(on_text, i, s))
@@ -244,7 +242,11 @@ class HFModel:
             raise ModelError(
                 f"prompt of {len(prompt_ids)} tokens does not fit the context of {context} tokens"
             )
-        job = _Job(request, prompt_ids, min(request.max_tokens, room), emit, should_stop)
+        limit = min(request.max_tokens, room)
+        part = self._part_rows(request.n, len(prompt_ids) + limit)
+        if part < request.n:
+            return await self._generate_split(request, part, on_text, should_stop)
+        job = _Job(request, prompt_ids, limit, emit, should_stop)
         with self._queue_lock:
             self._pending.append(job)
         self._executor.submit(self._drain)
@@ -260,23 +262,35 @@ class HFModel:
         )
         return Completion(samples, usage)
 
+    def _part_rows(self, rows: int, length: int) -> int:
+        """How many of a request's ``rows`` samples of up to ``length`` positions one batch takes:
+        all of them, unless (the default cache choice, on a CPU) their static KV cache would not
+        fit ``kv_prefix.STATIC_CACHE_BYTES`` where one of at least ``max_batch_rows`` rows would:
+        then as many as fit (``kv_prefix.static_rows``; 128 on the lab models at 1,024
+        positions). One batch of every row would fall back to transformers' growing cache: 7.6x
+        slower for ``vote:n=256`` on ``lab:countdown-grpo`` (docs/results/hf_static_cache). Parts
+        smaller than ``max_batch_rows`` would only be merged again by ``_drain``."""
+        if self.static_cache is not None or self._static_cache(rows, length):
+            return rows
+        fit = static_rows(self.model, self.device, rows, length)
+        return fit if fit >= self.max_batch_rows else rows
+
     async def _generate_split(
-        self, request: Request, on_text: TextCallback | None, should_stop: StopCheck | None
+        self, request: Request, part: int, on_text: TextCallback | None,
+        should_stop: StopCheck | None,
     ) -> Completion:
-        """A request of more than ``max_batch_rows`` samples, as requests of at most that many,
-        all queued at once: one batch of that many rows each, which decodes with the static cache
-        where a batch of ``max_batch_rows`` does (one batch of every row would outgrow it and fall
-        back to transformers' growing cache, about 10x slower on the lab models). The part from
-        sample ``k`` on is seeded ``seed + k``, as llama.cpp seeds its k-th sample, so its first
-        ``max_batch_rows`` samples are those of a request of that many with the same seed.
-        Callbacks and samples keep the request's own sample indices; ``usage.calls`` counts the
-        parts."""
+        """``request`` as requests of at most ``part`` samples (``_part_rows``), queued at once.
+        The part from sample ``k`` on is seeded ``seed + k``, as llama.cpp seeds its k-th sample,
+        so the first part's samples are those of a request of ``part`` samples with the same
+        seed. Callbacks and samples keep the request's own sample indices; ``usage.calls`` counts
+        the parts."""
         start = time.perf_counter()
         parts = []
-        for first in range(0, request.n, self.max_batch_rows):
-            seed = None if request.seed is None else (request.seed + first) % 2**31
-            part = replace(request, n=min(self.max_batch_rows, request.n - first), seed=seed)
-            parts.append(self.generate(part, _shifted(on_text, first), _shifted(should_stop, first)))
+        for first in range(0, request.n, part):
+            seed = None if request.seed is None else request.seed + first
+            piece = replace(request, n=min(part, request.n - first), seed=seed)
+            shifted = _shifted(on_text, first), _shifted(should_stop, first)
+            parts.append(self.generate(piece, *shifted))
         done = await asyncio.gather(*parts)
         usage = sum((c.usage for c in done), Usage())
         usage.seconds = time.perf_counter() - start  # the parts ran in one batch queue, not in turn
@@ -284,8 +298,8 @@ class HFModel:
 
     def _drain(self) -> None:
         """On the worker thread: run every pending job, as few batches as ``max_batch_rows``
-        allows (``generate`` splits a request of more rows than that). A drain that finds
-        nothing pending (its job went with an earlier batch) returns at once."""
+        allows (a job with more rows than that runs alone). A drain that finds nothing pending
+        (its job went with an earlier batch) returns at once."""
         while True:
             with self._queue_lock:
                 if not self._pending:
